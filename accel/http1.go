@@ -1,0 +1,366 @@
+package accel
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"accel/parser"
+)
+
+// h1conn is one HTTP/1 client connection. Its goroutine owns every field.
+type h1conn struct {
+	s      *Server
+	c      net.Conn
+	tls    bool
+	rb     rbuf
+	bw     *bufio.Writer
+	req    parser.Request
+	lim    parser.Limits
+	hdrTO  time.Duration
+	idleTO time.Duration
+}
+
+var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// serveHTTP1 runs the keep-alive loop: read a head, serve it, answer in
+// order, until the client or a rule closes the connection. pre holds bytes
+// already read by the protocol sniffing.
+func (s *Server) serveHTTP1(c net.Conn, pre []byte, isTLS bool) {
+	st := s.state.Load()
+	lim := st.cfg.Limits
+	hc := &h1conn{
+		s: s, c: c, tls: isTLS,
+		lim: parser.Limits{
+			MaxHeadBytes:   int(lim.MaxHeadBytes),
+			MaxTargetBytes: int(lim.MaxTargetBytes),
+		},
+		hdrTO:  lim.HeaderTimeout.D(),
+		idleTO: lim.IdleTimeout.D(),
+	}
+	hc.rb = rbuf{conn: c, buf: make([]byte, max(4096, len(pre))), max: hc.lim.MaxHeadBytes, readTimeout: lim.ReadTimeout.D()}
+	hc.rb.w = copy(hc.rb.buf, pre)
+	hc.bw = bufwPool.Get().(*bufio.Writer)
+	hc.bw.Reset(&deadlineWriter{c: c, timeout: lim.WriteTimeout.D()})
+	defer func() {
+		hc.bw.Reset(nil)
+		bufwPool.Put(hc.bw)
+	}()
+	for {
+		n, err := hc.readHead()
+		if err != nil {
+			hc.reject(err)
+			return
+		}
+		if !hc.serveOne(n) {
+			return
+		}
+	}
+}
+
+// readHead parses the next request head, reading as needed within the
+// idle timeout (no byte yet) and the header timeout (from the first byte).
+func (hc *h1conn) readHead() (int, error) {
+	hc.rb.compact()
+	started := hc.rb.buffered() > 0
+	if started {
+		hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
+	}
+	for {
+		if hc.rb.w > hc.rb.r {
+			n, err := parser.ParseRequest(hc.rb.buf[hc.rb.r:hc.rb.w], &hc.req, hc.lim)
+			if err != parser.ErrIncomplete {
+				return n, err
+			}
+		}
+		if hc.s.draining.Load() && !started {
+			return 0, errDraining
+		}
+		// Everything answered so far goes out before we wait for more.
+		if err := hc.bw.Flush(); err != nil {
+			return 0, errClientGone
+		}
+		if !started {
+			hc.c.SetReadDeadline(time.Now().Add(hc.idleTO))
+		}
+		if err := hc.rb.fill(); err != nil {
+			if !started {
+				return 0, errClientGone
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return 0, errHeadTimeout
+			}
+			return 0, errClientGone
+		}
+		if !started {
+			started = true
+			hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
+		}
+	}
+}
+
+var (
+	errClientGone  = errors.New("client closed the connection")
+	errHeadTimeout = errors.New("request head not complete within header_timeout")
+	errDraining    = errors.New("server is shutting down")
+)
+
+// reject answers a head that cannot be served and ends the connection.
+func (hc *h1conn) reject(err error) {
+	status := 0
+	var pe *parser.Error
+	switch {
+	case errors.As(err, &pe):
+		status = pe.Status
+		hc.s.metrics.IncRejection(pe.Name)
+	case err == errHeadTimeout:
+		status = 408
+		hc.s.metrics.IncRejection("head_timeout")
+	}
+	if status != 0 {
+		msg := err.Error() + "\n"
+		hc.bw.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + statusText(status) + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(msg)) + "\r\nConnection: close\r\n\r\n" + msg)
+	}
+	hc.bw.Flush()
+	hc.closeWrite()
+}
+
+// closeWrite ends the connection so that the client reads our answer
+// before a reset: shut the write side, then wait briefly for the client's
+// close (lingering close, as nginx does).
+func (hc *h1conn) closeWrite() {
+	if tc, ok := hc.c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		hc.c.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(hc.c, 256<<10))
+	}
+}
+
+// serveOne serves the parsed request of n head bytes and reports whether
+// the connection stays open for another.
+func (hc *h1conn) serveOne(n int) bool {
+	hc.rb.r += n
+	hc.c.SetReadDeadline(time.Time{})
+	req := &hc.req
+	w := &h1Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
+	cont := &continuer{w: w, want: req.Expect100}
+	var body io.Reader
+	var cb *chunkedBody
+	var lb *lengthBody
+	switch {
+	case req.Chunked:
+		cb = newChunkedBody(&hc.rb, cont)
+		body = cb
+		// The first chunk is read before the origin is chosen: a body
+		// whose framing is broken from its first line is refused here,
+		// and the origin never sees its head.
+		first := make([]byte, 4096)
+		n, err := io.ReadAtLeast(cb, first, 1)
+		if err != nil && err != io.EOF {
+			cb.release()
+			hc.reject(err)
+			return false
+		}
+		body = io.MultiReader(bytes.NewReader(first[:n]), cb)
+	case req.ContentLength > 0:
+		lb = &lengthBody{rb: &hc.rb, remaining: req.ContentLength, cont: cont}
+		body = lb
+	}
+	ex := exchange{
+		req:    req,
+		body:   body,
+		tls:    hc.tls,
+		proto:  "h1",
+		remote: hc.c.RemoteAddr(),
+		w:      w,
+	}
+	hc.s.serve(context.Background(), &ex)
+	w.finish()
+	switch {
+	case body == nil:
+	case cont.want:
+		// The client still waits for a 100 Continue that will not come; it
+		// may send the body anyway, which must not be read as a request.
+		w.close = true
+	case !w.close:
+		// A body the pipeline did not read must be consumed before the
+		// next head; a large one is not worth reading, so the connection
+		// closes instead.
+		io.Copy(io.Discard, io.LimitReader(body, 256<<10))
+		if (lb != nil && lb.remaining > 0) || (cb != nil && !cb.done) {
+			w.close = true
+		}
+	}
+	if cb != nil && !cb.done {
+		cb.done = true
+		cb.br.Reset(nil)
+		bufioPool.Put(cb.br)
+	}
+	if w.close || hc.s.draining.Load() {
+		hc.bw.Flush()
+		hc.closeWrite()
+		return false
+	}
+	return true
+}
+
+// deadlineWriter bounds each write to a client that stopped reading.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.timeout > 0 {
+		d.c.SetWriteDeadline(time.Now().Add(d.timeout))
+	}
+	return d.c.Write(p)
+}
+
+// h1Writer writes one response in HTTP/1.1 framing: Content-Length when
+// known, chunked for HTTP/1.1 clients otherwise, and close-delimited for
+// HTTP/1.0 clients.
+type h1Writer struct {
+	bw                 *bufio.Writer
+	reqMajor, reqMinor int
+	head               bool // HEAD request: no body bytes
+	length             int64
+	wroteHead          bool
+	noBody             bool
+	chunked            bool
+	written            int64
+	// close is set when the connection must end after this response.
+	close bool
+	err   error
+}
+
+func (w *h1Writer) SetContentLength(n int64) { w.length = n }
+
+func (w *h1Writer) Written() bool { return w.wroteHead }
+
+func (w *h1Writer) WriteHead(status int, fields parser.Fields) error {
+	if w.wroteHead {
+		return errors.New("accel: response head written twice")
+	}
+	w.wroteHead = true
+	bw := w.bw
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(strconv.Itoa(status))
+	bw.WriteByte(' ')
+	bw.WriteString(statusText(status))
+	bw.WriteString("\r\n")
+	hasDate := false
+	for _, f := range fields {
+		if hopByHop(f.Name) || parser.EqualFold(f.Name, "Content-Length") {
+			continue
+		}
+		if parser.EqualFold(f.Name, "Date") {
+			hasDate = true
+		}
+		bw.Write(f.Name)
+		bw.WriteString(": ")
+		bw.Write(f.Value)
+		bw.WriteString("\r\n")
+	}
+	if !hasDate {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
+	w.noBody = w.head || status < 200 || status == 204 || status == 304
+	switch {
+	case status < 200 || status == 204:
+	case w.length >= 0 && (status != 304 || w.head):
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(w.length, 10))
+		bw.WriteString("\r\n")
+	case w.noBody:
+	case w.reqMajor == 1 && w.reqMinor >= 1:
+		w.chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	default:
+		w.close = true
+	}
+	switch {
+	case w.close:
+		bw.WriteString("Connection: close\r\n")
+	case w.reqMinor == 0:
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+func (w *h1Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.wroteHead {
+		if err := w.WriteHead(200, nil); err != nil {
+			return 0, err
+		}
+	}
+	if w.noBody || len(p) == 0 {
+		return len(p), nil
+	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		w.err = errBodyTooLong
+		w.close = true
+		return 0, w.err
+	}
+	w.written += int64(len(p))
+	if w.chunked {
+		w.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		w.bw.WriteString("\r\n")
+		w.bw.Write(p)
+		_, err := w.bw.WriteString("\r\n")
+		return len(p), w.fail(err)
+	}
+	n, err := w.bw.Write(p)
+	return n, w.fail(err)
+}
+
+func (w *h1Writer) fail(err error) error {
+	if err != nil {
+		w.err, w.close = err, true
+	}
+	return err
+}
+
+func (w *h1Writer) Flush() error { return w.fail(w.bw.Flush()) }
+
+// Abort marks the response as broken after its head went out: the body
+// is not completed, and the connection closes.
+func (w *h1Writer) Abort() {
+	if w.err == nil {
+		w.err = errors.New("accel: response aborted")
+	}
+	w.close = true
+}
+
+// finish ends the body. A body shorter than its announced length, or one
+// cut by an error, cannot be framed any more: the connection closes, which
+// the client reads as a truncated response, never as a complete one.
+func (w *h1Writer) finish() {
+	if !w.wroteHead {
+		w.close = true
+		writeError(w, 500, "no response")
+	}
+	if w.err != nil {
+		w.close = true
+		return
+	}
+	if w.chunked {
+		w.bw.WriteString("0\r\n\r\n")
+	}
+	if !w.noBody && w.length >= 0 && w.written != w.length {
+		w.close = true
+	}
+}

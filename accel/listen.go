@@ -1,0 +1,172 @@
+package accel
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"accel/h2"
+	"accel/policy"
+)
+
+// h2Preface is the client connection preface of RFC 9113 §3.4.
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// listener is one client-facing socket and the HTTP/2 server behind it.
+type listener struct {
+	ln  net.Listener
+	tls *tls.Config // nil: cleartext only
+	h2  *h2.Server
+	// handshakeTimeout bounds the sniffing and the TLS handshake.
+	handshakeTimeout time.Duration
+}
+
+func (s *Server) newListener(lc policy.Listener) (*listener, error) {
+	cfg := s.state.Load().cfg
+	l := &listener{handshakeTimeout: cfg.Limits.HeaderTimeout.D()}
+	if lc.TLS != nil {
+		tc, err := buildTLSConfig(lc.TLS, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
+		}
+		if s.sessions != nil {
+			s.sessions.Configure(tc)
+		}
+		l.tls = tc
+	}
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
+	}
+	l.ln = ln
+	l.h2 = h2.New(h2.Config{
+		MaxConcurrentStreams: int(lc.HTTP2.MaxConcurrentStreams),
+		MaxHeaderListSize:    int(lc.HTTP2.MaxHeaderListSize),
+		MaxFrameSize:         int(lc.HTTP2.MaxFrameSize),
+		IdleTimeout:          cfg.Limits.IdleTimeout.D(),
+		WriteTimeout:         cfg.Limits.WriteTimeout.D(),
+		Log:                  s.log,
+	}, s.serveH2)
+	return l, nil
+}
+
+// acceptLoop accepts until the listener closes. Running out of file
+// descriptors is logged (once per burst) and waited out: the process keeps
+// serving the connections it has.
+func (s *Server) acceptLoop(l *listener) {
+	backoff := time.Duration(0)
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+					s.log.Error("accept failed: out of file descriptors; raise the limit (ulimit -n) or lower load", "listener", l.ln.Addr().String(), "err", err)
+				} else {
+					s.log.Error("accept failed", "listener", l.ln.Addr().String(), "err", err)
+				}
+			} else {
+				backoff = min(2*backoff, time.Second)
+			}
+			s.metrics.IncRejection("accept_error")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			s.serveConn(l, c)
+		}()
+	}
+}
+
+// serveConn sniffs the protocol and hands the connection on.
+func (s *Server) serveConn(l *listener, c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		// Small writes (a handshake flight, a response head) must not wait
+		// for an ACK: Go sets this by default, we rely on it explicitly.
+		tc.SetNoDelay(true)
+	}
+	s.track(c, true)
+	defer s.track(c, false)
+	c.SetReadDeadline(time.Now().Add(l.handshakeTimeout))
+	var first [len(h2Preface)]byte
+	n, err := c.Read(first[:1])
+	if err != nil || n == 0 {
+		c.Close()
+		return
+	}
+	if first[0] == 0x16 && l.tls != nil {
+		s.serveTLS(l, c, first[0])
+		return
+	}
+	// Read as much of the h2c preface as matches: an HTTP/1 request
+	// differs from it within its first bytes.
+	for n < len(first) && bytes.HasPrefix([]byte(h2Preface), first[:n]) {
+		m, err := c.Read(first[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	if string(first[:n]) == h2Preface {
+		c.SetReadDeadline(time.Time{})
+		s.track(c, false)
+		if err := l.h2.Serve(&replayConn{Conn: c, pre: first[:n]}); err != nil {
+			c.Close()
+		}
+		return
+	}
+	s.serveHTTP1(c, first[:n], false)
+	c.Close()
+}
+
+// serveTLS runs the handshake and dispatches by ALPN.
+func (s *Server) serveTLS(l *listener, c net.Conn, first byte) {
+	tc := tls.Server(&replayConn{Conn: c, pre: []byte{first}}, l.tls)
+	ctx, cancel := context.WithTimeout(context.Background(), l.handshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.metrics.IncRejection("tls_handshake")
+		c.Close()
+		return
+	}
+	cs := tc.ConnectionState()
+	s.metrics.IncHandshake(cs.DidResume)
+	c.SetReadDeadline(time.Time{})
+	if cs.NegotiatedProtocol == "h2" {
+		s.track(c, false)
+		if err := l.h2.Serve(tc); err != nil {
+			tc.Close()
+		}
+		return
+	}
+	s.serveHTTP1(tc, nil, true)
+	tc.Close()
+}
+
+// replayConn gives back the bytes read while sniffing before reading the
+// socket again.
+type replayConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pre) > 0 {
+		n := copy(p, r.pre)
+		r.pre = r.pre[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}

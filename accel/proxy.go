@@ -1,0 +1,353 @@
+package accel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"accel/cache"
+	"accel/parser"
+	"accel/upstream"
+)
+
+// responseWriter is what both fronts give the pipeline.
+type responseWriter interface {
+	SetContentLength(n int64)
+	WriteHead(status int, fields parser.Fields) error
+	Write(p []byte) (int, error)
+	Flush() error
+	// Written reports whether the head went out.
+	Written() bool
+	// Abort breaks a response whose head went out but whose body failed.
+	Abort()
+}
+
+// exchange is one request as the pipeline sees it, from either front.
+type exchange struct {
+	req    *parser.Request
+	body   io.Reader // nil when there is none
+	tls    bool
+	proto  string // "h1" or "h2", for metrics and Via
+	remote net.Addr
+	w      responseWriter
+}
+
+// serve is the pipeline: route, then cache or origin, then the answer.
+func (s *Server) serve(ctx context.Context, ex *exchange) {
+	start := time.Now()
+	st := s.acquire()
+	defer st.release()
+	req := ex.req
+	host := normalHost(req.Host)
+	target := originForm(req.Target)
+	cw := &countingWriter{responseWriter: ex.w}
+	result := "pass"
+	server := ""
+	var err error
+	defer func() {
+		s.logAccess(ex, host, target, cw, result, server, err, time.Since(start))
+	}()
+
+	route := st.cfg.Match(host, pathOf(target))
+	if route == nil {
+		result = "error"
+		writeError(cw, 404, "no route for this host and path")
+		return
+	}
+	if string(req.Method) == "PURGE" {
+		result = "purge"
+		s.purge(cw, ex, route, host, target)
+		return
+	}
+	if string(req.Method) == "CONNECT" {
+		result = "error"
+		writeError(cw, 405, "CONNECT is not supported")
+		return
+	}
+	pool := st.pools[route.Pool]
+	head := forwardHead(req, host, target, ex)
+	retryable := idempotent(req.Method, route.RetryUnsafe)
+	bodySent := false
+	fetch := func(ctx context.Context, h *parser.Request) (*cache.Response, error) {
+		ureq := upstream.Request{Head: h, Retryable: retryable}
+		if ex.body != nil && !bodySent && h.ContentLength != 0 {
+			// Only the client's own request carries its body; the cache's
+			// background revalidations are bodiless GETs.
+			bodySent = true
+			ureq.Body = ex.body
+			// A streamed body cannot be replayed to a second server.
+			ureq.Retryable = false
+		}
+		resp, err := pool.Do(ctx, &ureq)
+		if err != nil {
+			return nil, err
+		}
+		server = resp.Server
+		return &cache.Response{
+			Status:        resp.Head.Status,
+			Fields:        stripHopByHop(resp.Head.Fields),
+			ContentLength: resp.Head.ContentLength,
+			Body:          resp.Body,
+		}, nil
+	}
+
+	if route.Cache.Enabled && s.cache != nil {
+		var out cache.Outcome
+		out, err = s.cache.Serve(ctx, &cache.Request{Scheme: schemeOf(ex), Head: head}, &route.Cache, fetch, cw)
+		result = out.Status
+	} else {
+		result = "bypass"
+		err = passThrough(ctx, fetch, head, cw)
+	}
+	if err != nil {
+		if cw.Written() {
+			cw.Abort()
+			return
+		}
+		result = "error"
+		writeUpstreamError(cw, err)
+	}
+}
+
+// passThrough answers from the origin without the cache.
+func passThrough(ctx context.Context, fetch cache.Fetch, head *parser.Request, w responseWriter) error {
+	resp, err := fetch(ctx, head)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	fields := append(resp.Fields, parser.Field{Name: []byte("Cache-Status"), Value: []byte("accel; fwd=bypass")})
+	w.SetContentLength(resp.ContentLength)
+	if err := w.WriteHead(resp.Status, fields); err != nil {
+		return err
+	}
+	return copyBody(w, resp.Body)
+}
+
+// copyBody streams an origin body to the client, flushing whenever the
+// origin pauses so that a slow origin's bytes are not held back.
+func copyBody(w responseWriter, r io.Reader) error {
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	for {
+		n, err := r.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n < len(*buf) {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// writeUpstreamError answers an origin failure: 502 when no origin could
+// answer, 503 with Retry-After when the pool's queue is full, 504 on a
+// timeout, 400 when the client's own body broke. The details (server
+// addresses) go to the log, not to the client.
+func writeUpstreamError(w responseWriter, err error) {
+	status := upstream.Status(err)
+	var fields parser.Fields
+	msg := "the origin could not be reached"
+	switch {
+	case errors.Is(err, upstream.ErrRequestBody):
+		msg = "the request body could not be read"
+	case status == 504:
+		msg = "the origin did not answer in time"
+	case status == 503:
+		msg = "the origin pool is busy"
+		fields = append(fields, parser.Field{Name: []byte("Retry-After"), Value: []byte("1")})
+	}
+	writeErrorFields(w, status, msg, fields)
+}
+
+// writeError answers with a short text body.
+func writeError(w responseWriter, status int, msg string) {
+	writeErrorFields(w, status, msg, nil)
+}
+
+func writeErrorFields(w responseWriter, status int, msg string, fields parser.Fields) {
+	msg = strconv.Itoa(status) + " " + statusText(status) + ": " + msg + "\n"
+	fields = append(fields, parser.Field{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")})
+	w.SetContentLength(int64(len(msg)))
+	w.WriteHead(status, fields)
+	w.Write([]byte(msg))
+}
+
+// forwardHead builds the head the origin receives: the client's fields
+// without hop-by-hop ones, with Host from the request, origin-form target,
+// and X-Forwarded-For, X-Forwarded-Proto and Via added.
+func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) *parser.Request {
+	fields := make(parser.Fields, 0, len(req.Fields)+3)
+	var xff []byte
+	var via []byte
+	for _, f := range req.Fields {
+		switch {
+		case hopByHop(f.Name), connectionListed(req.Fields, f.Name),
+			parser.EqualFold(f.Name, "Host"), parser.EqualFold(f.Name, "Content-Length"),
+			parser.EqualFold(f.Name, "Expect"), parser.EqualFold(f.Name, "X-Forwarded-Proto"):
+		case parser.EqualFold(f.Name, "X-Forwarded-For"):
+			xff = appendList(xff, f.Value)
+		case parser.EqualFold(f.Name, "Via"):
+			via = appendList(via, f.Value)
+		default:
+			fields = append(fields, f)
+		}
+	}
+	if ip := clientIP(ex.remote); ip != "" {
+		xff = appendList(xff, []byte(ip))
+	}
+	if xff != nil {
+		fields = append(fields, parser.Field{Name: []byte("X-Forwarded-For"), Value: xff})
+	}
+	fields = append(fields, parser.Field{Name: []byte("X-Forwarded-Proto"), Value: []byte(schemeOf(ex))})
+	fields = append(fields, parser.Field{Name: []byte("Via"), Value: appendList(via, []byte(viaToken(req)))})
+	h := &parser.Request{
+		Method:        req.Method,
+		Target:        target,
+		Host:          req.Host,
+		Major:         1,
+		Minor:         1,
+		Fields:        fields,
+		ContentLength: req.ContentLength,
+	}
+	if req.Chunked {
+		h.ContentLength = -1
+	}
+	return h
+}
+
+func viaToken(req *parser.Request) string {
+	if req.Major == 2 {
+		return "2 accel"
+	}
+	return "1." + strconv.Itoa(req.Minor) + " accel"
+}
+
+func appendList(list, v []byte) []byte {
+	if len(list) > 0 {
+		list = append(list, ", "...)
+	}
+	return append(list, v...)
+}
+
+func clientIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap().String()
+	}
+	return ""
+}
+
+func schemeOf(ex *exchange) string {
+	if ex.tls {
+		return "https"
+	}
+	return "http"
+}
+
+// idempotent says whether a request may be sent to a second server after
+// the first failed: GET, HEAD and OPTIONS always; PUT and DELETE only where
+// the route says the application made them idempotent.
+func idempotent(method []byte, retryUnsafe bool) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	case "PUT", "DELETE":
+		return retryUnsafe
+	}
+	return false
+}
+
+// normalHost lower-cases a host and drops its port, for route matching.
+func normalHost(h []byte) string {
+	s := string(h)
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.Contains(s[i:], "]") {
+		s = s[:i]
+	}
+	return strings.ToLower(s)
+}
+
+// originForm turns an absolute-form target into the origin-form an origin
+// expects (RFC 9112 §3.2.2); other forms pass unchanged.
+func originForm(t []byte) []byte {
+	if len(t) == 0 || t[0] == '/' || t[0] == '*' {
+		return t
+	}
+	i := strings.Index(string(t), "://")
+	if i < 0 {
+		return t
+	}
+	rest := t[i+3:]
+	for j, c := range rest {
+		if c == '/' || c == '?' {
+			if c == '?' {
+				return append([]byte("/"), rest[j:]...)
+			}
+			return rest[j:]
+		}
+	}
+	return []byte("/")
+}
+
+func pathOf(target []byte) string {
+	s := string(target)
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// hopByHop names the fields RFC 9110 §7.6.1 keeps to one connection, and
+// the framing fields each hop sets for itself.
+func hopByHop(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return parser.EqualFold(name, "TE")
+	case 7:
+		return parser.EqualFold(name, "Upgrade") || parser.EqualFold(name, "Trailer")
+	case 10:
+		return parser.EqualFold(name, "Connection") || parser.EqualFold(name, "Keep-Alive")
+	case 16:
+		return parser.EqualFold(name, "Proxy-Connection")
+	case 17:
+		return parser.EqualFold(name, "Transfer-Encoding")
+	}
+	return false
+}
+
+// connectionListed reports whether the Connection field names name: such
+// fields are meant for this hop only.
+func connectionListed(fields parser.Fields, name []byte) bool {
+	for _, f := range fields {
+		if parser.EqualFold(f.Name, "Connection") && parser.HasToken(f.Value, string(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripHopByHop removes an origin response's hop-by-hop fields.
+func stripHopByHop(fields parser.Fields) parser.Fields {
+	out := make(parser.Fields, 0, len(fields))
+	for _, f := range fields {
+		if !hopByHop(f.Name) && !connectionListed(fields, f.Name) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

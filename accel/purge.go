@@ -1,0 +1,41 @@
+package accel
+
+import (
+	"encoding/json"
+	"net/netip"
+
+	"accel/parser"
+	"accel/policy"
+)
+
+// purge answers the PURGE method on the client listener (the Varnish and
+// nginx habit): allowed only from the route's purge_from networks. It
+// removes every variant of the URL; "Soft-Purge: 1" marks them stale
+// instead.
+func (s *Server) purge(w responseWriter, ex *exchange, route *policy.Route, host string, target []byte) {
+	if len(route.PurgeFrom) == 0 {
+		writeError(w, 405, "PURGE is not allowed on this route")
+		return
+	}
+	ip, _ := netip.ParseAddr(clientIP(ex.remote))
+	if !route.PurgeAllowed(ip) {
+		writeError(w, 403, "PURGE is not allowed from this address")
+		return
+	}
+	if s.cache == nil {
+		writeError(w, 404, "no cache")
+		return
+	}
+	soft := string(ex.req.Fields.Get("Soft-Purge")) == "1"
+	n, err := s.cache.PurgeURL(schemeOf(ex)+"://"+host+string(target), soft)
+	if err != nil {
+		writeError(w, 500, err.Error())
+		return
+	}
+	s.metrics.IncPurge("url")
+	body, _ := json.Marshal(map[string]any{"purged": n, "soft": soft})
+	body = append(body, '\n')
+	w.SetContentLength(int64(len(body)))
+	w.WriteHead(200, parser.Fields{{Name: []byte("Content-Type"), Value: []byte("application/json")}})
+	w.Write(body)
+}

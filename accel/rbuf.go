@@ -1,0 +1,90 @@
+package accel
+
+import (
+	"io"
+	"net"
+	"time"
+)
+
+// rbuf is an HTTP/1 connection's read side: one buffer that holds request
+// heads while they are parsed (their fields alias it until the exchange
+// ends) and hands any body bytes that arrived with a head to the body
+// reader before reading the socket directly.
+type rbuf struct {
+	conn net.Conn
+	buf  []byte
+	r, w int
+	// pushed holds bytes read past the end of a chunked body by its
+	// bufio.Reader; they belong to the next request and are served first.
+	pushed []byte
+	max    int
+	// readTimeout bounds each wait for body bytes.
+	readTimeout time.Duration
+}
+
+// buffered is the number of bytes read but not consumed.
+func (b *rbuf) buffered() int { return len(b.pushed) + b.w - b.r }
+
+// compact moves unconsumed bytes to the front before a new head is read;
+// the previous exchange is over, so nothing aliases the buffer any more.
+func (b *rbuf) compact() {
+	if len(b.pushed) > 0 {
+		rest := b.buf[b.r:b.w]
+		nb := make([]byte, 0, max(len(b.buf), len(b.pushed)+len(rest)))
+		nb = append(append(nb, b.pushed...), rest...)
+		b.buf, b.r, b.w, b.pushed = nb[:cap(nb)], 0, len(nb), nil
+		return
+	}
+	if b.r > 0 {
+		n := copy(b.buf, b.buf[b.r:b.w])
+		b.r, b.w = 0, n
+	}
+}
+
+// fill reads more head bytes, growing the buffer up to one byte past the
+// head limit so that the parser can tell an oversized head.
+func (b *rbuf) fill() error {
+	if b.w == len(b.buf) {
+		if len(b.buf) > b.max {
+			return io.ErrShortBuffer
+		}
+		nb := make([]byte, min(2*len(b.buf), b.max+1))
+		copy(nb, b.buf[b.r:b.w])
+		b.buf, b.w, b.r = nb, b.w-b.r, 0
+	}
+	n, err := b.conn.Read(b.buf[b.w:])
+	b.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// Read serves body bytes: pushed-back and buffered ones first, then the
+// socket directly into p, so a large body is never copied twice.
+func (b *rbuf) Read(p []byte) (int, error) {
+	if len(b.pushed) > 0 {
+		n := copy(p, b.pushed)
+		b.pushed = b.pushed[n:]
+		return n, nil
+	}
+	if b.r < b.w {
+		n := copy(p, b.buf[b.r:b.w])
+		b.r += n
+		return n, nil
+	}
+	if b.readTimeout > 0 {
+		b.conn.SetReadDeadline(time.Now().Add(b.readTimeout))
+	}
+	return b.conn.Read(p)
+}
+
+// unread gives back bytes a bufio.Reader took past the end of a body.
+func (b *rbuf) unread(p []byte) {
+	if len(p) > 0 {
+		b.pushed = append(append([]byte(nil), p...), b.pushed...)
+	}
+}

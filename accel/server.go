@@ -1,0 +1,367 @@
+package accel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"accel/admin"
+	"accel/cache"
+	"accel/policy"
+	"accel/tlsstore"
+	"accel/upstream"
+)
+
+// Server is a running accel: its listeners, pipeline, cache, session store
+// and admin API.
+type Server struct {
+	log     *slog.Logger
+	metrics *admin.Metrics
+
+	// state is the config in force and what was built from it; a reload
+	// swaps it whole, so a request sees one config from start to end.
+	state atomic.Pointer[state]
+	// reloadMu serialises reloads.
+	reloadMu sync.Mutex
+	// source re-reads the config for a reload; nil keeps the config.
+	source func() (*policy.Config, error)
+
+	cache    *cache.Cache
+	sessions *tlsstore.Store
+	admin    *admin.Server
+
+	listeners []*listener
+	draining  atomic.Bool
+	// conns counts client connections being served, for a graceful stop.
+	conns sync.WaitGroup
+	// open tracks client connections so a stop can close idle ones.
+	openMu sync.Mutex
+	open   map[net.Conn]struct{}
+}
+
+// state is one generation of config: routes and the pools they send to.
+type state struct {
+	cfg   *policy.Config
+	pools map[string]*upstream.Pool
+	// refs counts requests using this generation; the pools of a retired
+	// generation close when the last one ends.
+	refs    atomic.Int64
+	retired atomic.Bool
+	closed  sync.Once
+}
+
+// New builds a server from a validated config. It opens nothing until
+// Start.
+func New(cfg *policy.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{log: log, metrics: admin.NewMetrics(), open: map[net.Conn]struct{}{}}
+	st, err := s.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+	return s, nil
+}
+
+// SetConfigSource sets how Reload reads the config (the file, usually).
+func (s *Server) SetConfigSource(f func() (*policy.Config, error)) { s.source = f }
+
+// build makes the pools of a config generation.
+func (s *Server) build(cfg *policy.Config) (*state, error) {
+	st := &state{cfg: cfg, pools: map[string]*upstream.Pool{}}
+	for _, p := range cfg.Pools {
+		pool, err := upstream.NewPool(s.poolConfig(p))
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("%s: pool %q: %w", cfg.File, p.Name, err)
+		}
+		st.pools[p.Name] = pool
+		s.metrics.SetQueueDepthFunc(p.Name, pool.QueueDepth)
+	}
+	return st, nil
+}
+
+func (s *Server) poolConfig(p policy.Pool) upstream.Config {
+	uc := upstream.Config{
+		Name:              p.Name,
+		Balance:           p.Balance,
+		MaxConnsPerServer: p.MaxConnsPerServer,
+		QueueSize:         p.QueueSize,
+		QueueTimeout:      p.QueueTimeout.D(),
+		ConnectTimeout:    p.ConnectTimeout.D(),
+		FirstByteTimeout:  p.FirstByteTimeout.D(),
+		IdleTimeout:       p.IdleTimeout.D(),
+		Retries:           -1,
+		RetryBudget:       p.RetryBudget.D(),
+		FailThreshold:     p.FailThreshold,
+		FailWindow:        p.FailWindow.D(),
+		Cooldown:          p.Cooldown.D(),
+		HealthPath:        p.Health.Path,
+		HealthInterval:    p.Health.Interval.D(),
+		OnTry: func(server string, d time.Duration, status int, err error) {
+			s.metrics.ObserveUpstream(p.Name, server, d, status, err)
+		},
+		OnRetry: func(server string) { s.metrics.IncRetry(p.Name, server) },
+		OnEject: func(server string) {
+			s.metrics.IncEjection(p.Name, server)
+			s.log.Warn("origin server ejected", "pool", p.Name, "server", server)
+		},
+	}
+	if p.Retries != nil {
+		uc.Retries = *p.Retries
+	}
+	for _, sv := range p.Servers {
+		uc.Servers = append(uc.Servers, upstream.ServerConfig{Addr: sv.Address, Weight: sv.Weight})
+	}
+	return uc
+}
+
+// acquire pins the current config generation for one request.
+func (s *Server) acquire() *state {
+	for {
+		st := s.state.Load()
+		st.refs.Add(1)
+		if !st.retired.Load() {
+			return st
+		}
+		st.release()
+	}
+}
+
+func (st *state) release() {
+	if st.refs.Add(-1) == 0 && st.retired.Load() {
+		st.close()
+	}
+}
+
+func (st *state) close() {
+	st.closed.Do(func() {
+		for _, p := range st.pools {
+			p.Close()
+		}
+	})
+}
+
+// Start opens the cache, the session store, the client listeners and the
+// admin listener, and begins serving.
+func (s *Server) Start() error {
+	cfg := s.state.Load().cfg
+	c, err := cache.Open(cache.Config{
+		MemoryBytes: int64(cfg.Cache.Memory),
+		Dir:         dirOrOff(cfg.Cache.Dir),
+		DiskBytes:   int64(cfg.Cache.Disk),
+	})
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	s.cache = c
+	s.metrics.SetCacheStatsFunc(func() admin.CacheStats { return cacheStats(c.Stats()) })
+	if err := s.startTLSSessions(cfg); err != nil {
+		s.stopStores()
+		return err
+	}
+	for _, lc := range cfg.Listen {
+		l, err := s.newListener(lc)
+		if err != nil {
+			s.closeListeners()
+			s.stopStores()
+			return err
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	if err := s.startAdmin(cfg); err != nil {
+		s.closeListeners()
+		s.stopStores()
+		return err
+	}
+	for _, l := range s.listeners {
+		go s.acceptLoop(l)
+	}
+	return nil
+}
+
+func dirOrOff(d string) string {
+	if d == "off" {
+		return ""
+	}
+	return filepath.Clean(d)
+}
+
+func (s *Server) startTLSSessions(cfg *policy.Config) error {
+	needTLS := false
+	for _, l := range cfg.Listen {
+		needTLS = needTLS || l.TLS != nil
+	}
+	if !needTLS {
+		return nil
+	}
+	ts := cfg.TLSSessions
+	store, err := tlsstore.Open(tlsstore.Config{
+		Mode:           ts.Mode,
+		Backend:        ts.Backend,
+		Addrs:          ts.Addrs,
+		Dir:            dirOrOff(ts.Dir),
+		Lifetime:       ts.Lifetime.D(),
+		Timeout:        ts.Timeout.D(),
+		RotationPeriod: ts.RotationPeriod.D(),
+		KeyWindow:      ts.KeyWindow,
+	}, s.log)
+	if err != nil {
+		return fmt.Errorf("tls_sessions: %w", err)
+	}
+	s.sessions = store
+	return nil
+}
+
+func (s *Server) startAdmin(cfg *policy.Config) error {
+	if cfg.Admin.Listen == "off" {
+		return nil
+	}
+	a, err := admin.New(admin.Config{
+		Listen:   cfg.Admin.Listen,
+		Token:    cfg.Admin.Token,
+		TokenEnv: cfg.Admin.TokenEnv,
+	}, s.metrics, admin.Options{
+		Purger: s.cache,
+		Reload: s.Reload,
+		Stats:  s.stats,
+		Log:    s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	if err := a.Start(); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	s.admin = a
+	return nil
+}
+
+// Addrs returns the client listeners' addresses, in config order.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.ln.Addr()
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's address, or nil when it is off.
+func (s *Server) AdminAddr() net.Addr {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin.Addr()
+}
+
+// Reload re-reads the config and swaps it in. A config that fails to load
+// or validate is refused and the running one stays; listeners, TLS and
+// cache sizes keep their start-time values (a restart changes those).
+func (s *Server) Reload() error {
+	if s.source == nil {
+		return errors.New("no config file to reload from")
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cfg, err := s.source()
+	if err != nil {
+		s.log.Error("reload refused, old config keeps serving", "err", err)
+		return err
+	}
+	st, err := s.build(cfg)
+	if err != nil {
+		s.log.Error("reload refused, old config keeps serving", "err", err)
+		return err
+	}
+	old := s.state.Swap(st)
+	old.retired.Store(true)
+	old.refs.Add(1)
+	old.release()
+	s.log.Info("config reloaded", "file", cfg.File, "routes", len(cfg.Routes), "pools", len(cfg.Pools))
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight requests finish (idle
+// keep-alive connections close at once), then closes the stores. It
+// returns ctx's error if requests were still running when ctx ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.closeListeners()
+	s.closeIdle()
+	done := make(chan struct{})
+	go func() {
+		for _, l := range s.listeners {
+			l.h2.Shutdown(ctx)
+		}
+		s.conns.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.openMu.Lock()
+		for c := range s.open {
+			c.Close()
+		}
+		s.openMu.Unlock()
+	}
+	if s.admin != nil {
+		s.admin.Shutdown(ctx)
+	}
+	st := s.state.Load()
+	st.retired.Store(true)
+	st.refs.Add(1)
+	st.release()
+	s.stopStores()
+	return err
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+}
+
+// closeIdle nudges every HTTP/1 connection waiting for a request: a
+// connection mid-request sees the deadline only after its response, when
+// it would close anyway because the server drains.
+func (s *Server) closeIdle() {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	for c := range s.open {
+		c.SetReadDeadline(time.Now())
+	}
+}
+
+func (s *Server) stopStores() {
+	if s.cache != nil {
+		if err := s.cache.Close(); err != nil {
+			s.log.Error("closing cache", "err", err)
+		}
+	}
+	if s.sessions != nil {
+		if err := s.sessions.Close(); err != nil {
+			s.log.Error("closing TLS session store", "err", err)
+		}
+	}
+}
+
+func (s *Server) track(c net.Conn, add bool) {
+	s.openMu.Lock()
+	if add {
+		s.open[c] = struct{}{}
+	} else {
+		delete(s.open, c)
+	}
+	s.openMu.Unlock()
+}

@@ -1,0 +1,152 @@
+package accel
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"accel/internal/testproc"
+)
+
+// fleetCert writes one certificate for the whole fleet, as a real fleet
+// behind one name has, and returns its files and a pool trusting it.
+func fleetCert(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	cert, err := SelfSigned("accel.test", "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	roots = x509.NewCertPool()
+	roots.AddCert(cert.Leaf)
+	return certFile, keyFile, roots
+}
+
+// startFleet runs three accel instances on three loopback addresses that
+// share the TLS session settings given as YAML.
+func startFleet(t *testing.T, o *origin, sessions string) (addrs []string, roots *x509.CertPool) {
+	t.Helper()
+	certFile, keyFile, roots := fleetCert(t)
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		cfg := fmt.Sprintf(`
+listen:
+  - address: "%s:0"
+    tls:
+      certificates:
+        - cert: %s
+          key: %s
+pools:
+  - name: app
+    servers:
+      - address: "ORIGIN"
+routes:
+  - pool: app
+cache:
+  dir: DATADIR/cache
+admin:
+  listen: "off"
+tls_sessions:
+%s
+`, ip, certFile, keyFile, sessions)
+		s := startAccel(t, cfg, o)
+		addrs = append(addrs, s.Addrs()[0].String())
+	}
+	return addrs, roots
+}
+
+// handshake connects with the shared client session cache, makes one
+// request (so that a TLS 1.3 ticket sent after the handshake is read) and
+// reports whether the session was resumed.
+func handshake(t *testing.T, addr string, cfg *tls.Config) bool {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("handshake with %s: %v", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /tls HTTP/1.1\r\nHost: accel.test\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("request via %s: %v", addr, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return c.ConnectionState().DidResume
+}
+
+func clientConfig(roots *x509.CertPool, version uint16) *tls.Config {
+	return &tls.Config{
+		ServerName:         "accel.test",
+		RootCAs:            roots,
+		MinVersion:         version,
+		MaxVersion:         version,
+		NextProtos:         []string{"http/1.1"},
+		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	}
+}
+
+// TestFleetResumption: a client that handshakes with instance A resumes on
+// B and C, 100 of 100 reconnects, for TLS 1.2 and 1.3, with every shared
+// store backend.
+func TestFleetResumption(t *testing.T) {
+	backends := map[string]func(t *testing.T) string{
+		"redis": func(t *testing.T) string {
+			return "  backend: redis\n  addrs: [\"" + testproc.Redis(t).Addr + "\"]\n"
+		},
+		"redis-ring": func(t *testing.T) string {
+			a, b := testproc.Redis(t), testproc.Redis(t)
+			return "  backend: redis\n  addrs: [\"" + a.Addr + "\", \"" + b.Addr + "\"]\n"
+		},
+		"memcached": func(t *testing.T) string {
+			return "  backend: memcached\n  addrs: [\"" + testproc.Memcached(t).Addr + "\"]\n"
+		},
+		"stateless-redis": func(t *testing.T) string {
+			return "  mode: stateless\n  backend: redis\n  addrs: [\"" + testproc.Redis(t).Addr + "\"]\n"
+		},
+	}
+	for _, name := range []string{"redis", "redis-ring", "memcached", "stateless-redis"} {
+		t.Run(name, func(t *testing.T) {
+			o := startOrigin(t)
+			addrs, roots := startFleet(t, o, backends[name](t))
+			for _, v := range []struct {
+				name    string
+				version uint16
+			}{{"tls1.2", tls.VersionTLS12}, {"tls1.3", tls.VersionTLS13}} {
+				t.Run(v.name, func(t *testing.T) {
+					cfg := clientConfig(roots, v.version)
+					if handshake(t, addrs[0], cfg) {
+						t.Fatal("first handshake resumed a session it never had")
+					}
+					var failed []string
+					for i := 0; i < 100; i++ {
+						addr := addrs[1+i%2]
+						if !handshake(t, addr, cfg) {
+							failed = append(failed, fmt.Sprintf("#%d on %s", i, addr))
+						}
+					}
+					if len(failed) > 0 {
+						t.Errorf("%d of 100 reconnects did not resume: %s", len(failed), strings.Join(failed, ", "))
+					}
+				})
+			}
+		})
+	}
+}

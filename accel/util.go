@@ -1,0 +1,45 @@
+package accel
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func parseIP(s string) net.IP { return net.ParseIP(s) }
+
+// statusText is net/http's reason phrase, or a neutral one for codes it
+// does not know (RFC 9112 §4 lets the reason be anything).
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	if code == 499 {
+		return "Client Closed Request"
+	}
+	return "Status"
+}
+
+// dateCache holds the formatted Date of the current second: formatting it
+// per response would cost an allocation.
+var dateCache atomic.Pointer[dateEntry]
+
+type dateEntry struct {
+	sec  int64
+	text string
+}
+
+func httpDate() string {
+	now := time.Now()
+	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+		return d.text
+	}
+	d := &dateEntry{sec: now.Unix(), text: now.UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.text
+}
+
+// copyBufs holds the buffers bodies are streamed through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

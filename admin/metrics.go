@@ -1,0 +1,324 @@
+package admin
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// The label values a request is counted under. Anything else a caller
+// passes is counted as "other", so a bug upstream of the metrics can never
+// grow the number of series.
+var (
+	protocols     = []string{"h1", "h2", "other"}
+	cacheStatuses = []string{"hit", "stale", "miss", "pass", "bypass", "purge", "error", "other"}
+	purgeKinds    = []string{"url", "prefix", "tags", "all", "other"}
+)
+
+// upstreamBuckets reach below net/http's defaults: an origin on the same
+// LAN answers in about a millisecond, and the defaults would put every such
+// answer in one bucket.
+var upstreamBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// CacheStats is a snapshot of the cache, read once per scrape of /metrics
+// and per GET /stats. It mirrors the cache's own stats type field for field
+// so that accel converts one to the other without the two packages
+// importing each other; /metrics exports the tier sizes, evictions and
+// coalesced waiters (hits and misses are in accel_requests_total already),
+// /stats all of it.
+type CacheStats struct {
+	// Objects is the number of stored responses (all variants).
+	Objects int64 `json:"objects"`
+	// MemoryObjects and MemoryBytes are what the memory tier holds.
+	MemoryObjects int64 `json:"memory_objects"`
+	MemoryBytes   int64 `json:"memory_bytes"`
+	// DiskObjects and DiskBytes are what the persistent tier holds.
+	DiskObjects int64 `json:"disk_objects"`
+	DiskBytes   int64 `json:"disk_bytes"`
+	// Evictions counts objects dropped for space.
+	Evictions int64 `json:"evictions"`
+	// CoalescedWaiters counts requests that waited for another request's
+	// origin fetch instead of making their own.
+	CoalescedWaiters int64 `json:"coalesced_waiters"`
+	Hits             int64 `json:"hits"`
+	Misses           int64 `json:"misses"`
+	Stale            int64 `json:"stale"`
+	Passes           int64 `json:"passes"`
+}
+
+// Metrics holds accel's Prometheus collectors in a registry of its own, so
+// that two servers in one process (tests, mostly) never collide in the
+// global one. Its methods are safe for concurrent use; the ones the request
+// path calls cost an atomic add or two.
+type Metrics struct {
+	reg     *prometheus.Registry
+	started time.Time
+
+	// requests is indexed [protocol][cache status], resolved once here so
+	// that ObserveRequest never hashes label values.
+	requests  [][]prometheus.Counter
+	bytesIn   prometheus.Counter
+	bytesOut  prometheus.Counter
+	handshake [2]prometheus.Counter // [0] full, [1] resumed
+	storeErrs prometheus.Counter
+	rejects   *prometheus.CounterVec
+	purges    []prometheus.Counter // indexed like purgeKinds
+
+	upLatency   *prometheus.HistogramVec
+	upResponses *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	ejections   *prometheus.CounterVec
+
+	queues *queueCollector
+	cache  *cacheCollector
+}
+
+// NewMetrics registers accel's collectors, plus the Go runtime and process
+// collectors, in a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), started: time.Now()}
+
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_requests_total",
+		Help: "Client requests answered, by protocol (h1, h2) and cache status.",
+	}, []string{"proto", "cache"})
+	m.requests = make([][]prometheus.Counter, len(protocols))
+	for i, p := range protocols {
+		m.requests[i] = make([]prometheus.Counter, len(cacheStatuses))
+		for j, c := range cacheStatuses {
+			m.requests[i][j] = reqs.WithLabelValues(p, c)
+		}
+	}
+	m.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accel_received_bytes_total",
+		Help: "Request body bytes received from clients.",
+	})
+	m.bytesOut = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accel_sent_bytes_total",
+		Help: "Response body bytes sent to clients.",
+	})
+	hs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_tls_handshakes_total",
+		Help: "Completed TLS handshakes, full or resumed.",
+	}, []string{"type"})
+	m.handshake = [2]prometheus.Counter{hs.WithLabelValues("full"), hs.WithLabelValues("resumed")}
+	m.storeErrs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accel_tls_session_store_errors_total",
+		Help: "TLS session store errors; each one gave a full handshake instead of a resumed one.",
+	})
+	m.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_rejections_total",
+		Help: "Connections or requests refused before reaching the pipeline, by reason.",
+	}, []string{"reason"})
+	pv := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_purges_total",
+		Help: "Purge requests served, by kind.",
+	}, []string{"kind"})
+	m.purges = make([]prometheus.Counter, len(purgeKinds))
+	for i, k := range purgeKinds {
+		m.purges[i] = pv.WithLabelValues(k)
+	}
+
+	m.upLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "accel_upstream_request_duration_seconds",
+		Help:    "Time from sending a request to an origin server to its response head, or to the failure.",
+		Buckets: upstreamBuckets,
+	}, []string{"pool", "server"})
+	m.upResponses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_upstream_responses_total",
+		Help: "Origin server answers by status class (1xx..5xx), or error when none came.",
+	}, []string{"pool", "server", "class"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_upstream_retries_total",
+		Help: "Requests retried after the named server failed them.",
+	}, []string{"pool", "server"})
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_upstream_ejections_total",
+		Help: "Times the server was taken out of its pool for failing.",
+	}, []string{"pool", "server"})
+
+	m.queues = &queueCollector{
+		desc:  prometheus.NewDesc("accel_upstream_queue_depth", "Requests waiting for a connection, by pool.", []string{"pool"}, nil),
+		funcs: map[string]func() int{},
+	}
+	m.cache = newCacheCollector()
+
+	m.reg.MustRegister(reqs, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, pv,
+		m.upLatency, m.upResponses, m.retries, m.ejections, m.queues, m.cache,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObserveRequest counts one answered client request: its protocol ("h1",
+// "h2"), its cache status ("hit", "stale", "miss", "pass", "bypass",
+// "purge", "error") and its body bytes in each direction.
+func (m *Metrics) ObserveRequest(proto, cacheStatus string, bytesIn, bytesOut int64) {
+	m.requests[index(protocols, proto)][index(cacheStatuses, cacheStatus)].Inc()
+	if bytesIn > 0 {
+		m.bytesIn.Add(float64(bytesIn))
+	}
+	if bytesOut > 0 {
+		m.bytesOut.Add(float64(bytesOut))
+	}
+}
+
+// ObserveUpstream records one try against an origin server: how long it
+// took and how it ended (a status, or err when no response came).
+func (m *Metrics) ObserveUpstream(pool, server string, d time.Duration, status int, err error) {
+	m.upLatency.WithLabelValues(pool, server).Observe(d.Seconds())
+	class := "error"
+	if err == nil && status >= 100 && status <= 599 {
+		class = strconv.Itoa(status/100) + "xx"
+	}
+	m.upResponses.WithLabelValues(pool, server, class).Inc()
+}
+
+// IncRetry counts a request retried after server failed it.
+func (m *Metrics) IncRetry(pool, server string) { m.retries.WithLabelValues(pool, server).Inc() }
+
+// IncEjection counts server being taken out of pool.
+func (m *Metrics) IncEjection(pool, server string) { m.ejections.WithLabelValues(pool, server).Inc() }
+
+// IncHandshake counts a completed TLS handshake.
+func (m *Metrics) IncHandshake(resumed bool) {
+	if resumed {
+		m.handshake[1].Inc()
+		return
+	}
+	m.handshake[0].Inc()
+}
+
+// IncSessionStoreError counts a failed TLS session store operation.
+func (m *Metrics) IncSessionStoreError() { m.storeErrs.Inc() }
+
+// IncRejection counts a refused connection or request. reason is a fixed
+// name from the code (parser.Error.Name, "tls_handshake", ...), never
+// anything a client sent, which keeps the label's values few.
+func (m *Metrics) IncRejection(reason string) { m.rejects.WithLabelValues(reason).Inc() }
+
+// IncPurge counts a purge of kind "url", "prefix", "tags" or "all".
+func (m *Metrics) IncPurge(kind string) { m.purges[index(purgeKinds, kind)].Inc() }
+
+// SetQueueDepthFunc makes /metrics report f() as pool's queue depth. A
+// reload that rebuilds the pool calls it again and replaces f; a nil f
+// stops reporting the pool.
+func (m *Metrics) SetQueueDepthFunc(pool string, f func() int) { m.queues.set(pool, f) }
+
+// SetCacheStatsFunc makes /metrics and /stats report the cache through f,
+// called once per scrape.
+func (m *Metrics) SetCacheStatsFunc(f func() CacheStats) { m.cache.set(f) }
+
+// index returns the position of v in values, or of the last one ("other")
+// when v is not there.
+func index(values []string, v string) int {
+	for i, s := range values {
+		if s == v {
+			return i
+		}
+	}
+	return len(values) - 1
+}
+
+// queueCollector reads each pool's queue depth when scraped, so the
+// request path never updates a gauge.
+type queueCollector struct {
+	desc *prometheus.Desc
+	// mu guards funcs, which a reload replaces while a scrape reads.
+	mu    sync.Mutex
+	funcs map[string]func() int
+}
+
+func (c *queueCollector) set(pool string, f func() int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f == nil {
+		delete(c.funcs, pool)
+		return
+	}
+	c.funcs[pool] = f
+}
+
+// depths returns a copy of the pools' depths, read outside the lock so a
+// slow pool cannot block SetQueueDepthFunc.
+func (c *queueCollector) depths() map[string]int {
+	c.mu.Lock()
+	funcs := make(map[string]func() int, len(c.funcs))
+	for p, f := range c.funcs {
+		funcs[p] = f
+	}
+	c.mu.Unlock()
+	out := make(map[string]int, len(funcs))
+	for p, f := range funcs {
+		out[p] = f()
+	}
+	return out
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for pool, d := range c.depths() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(d), pool)
+	}
+}
+
+// cacheCollector turns one CacheStats snapshot per scrape into the cache's
+// series; reading the cache once keeps them consistent with each other.
+type cacheCollector struct {
+	objects, bytes, evictions, coalesced *prometheus.Desc
+
+	mu sync.Mutex // guards f
+	f  func() CacheStats
+}
+
+func newCacheCollector() *cacheCollector {
+	return &cacheCollector{
+		objects:   prometheus.NewDesc("accel_cache_objects", "Objects stored, by tier.", []string{"tier"}, nil),
+		bytes:     prometheus.NewDesc("accel_cache_bytes", "Bytes stored, by tier.", []string{"tier"}, nil),
+		evictions: prometheus.NewDesc("accel_cache_evictions_total", "Objects evicted to make room.", nil, nil),
+		coalesced: prometheus.NewDesc("accel_cache_coalesced_waiters_total", "Requests that waited for another request's origin fetch.", nil, nil),
+	}
+}
+
+func (c *cacheCollector) set(f func() CacheStats) {
+	c.mu.Lock()
+	c.f = f
+	c.mu.Unlock()
+}
+
+// snapshot returns the cache's stats, or false before SetCacheStatsFunc
+// (or with the cache off).
+func (c *cacheCollector) snapshot() (CacheStats, bool) {
+	c.mu.Lock()
+	f := c.f
+	c.mu.Unlock()
+	if f == nil {
+		return CacheStats{}, false
+	}
+	return f(), true
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.objects
+	ch <- c.bytes
+	ch <- c.evictions
+	ch <- c.coalesced
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.snapshot()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.objects, prometheus.GaugeValue, float64(s.MemoryObjects), "memory")
+	ch <- prometheus.MustNewConstMetric(c.objects, prometheus.GaugeValue, float64(s.DiskObjects), "disk")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.MemoryBytes), "memory")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.DiskBytes), "disk")
+	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(c.coalesced, prometheus.CounterValue, float64(s.CoalescedWaiters))
+}

@@ -1,0 +1,249 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape fetches /metrics through the listener and parses it with
+// Prometheus's own text parser.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q, want the text format", ct)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the sample of family name whose labels include want, or
+// NaN when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	f := fams[name]
+	if f == nil {
+		return math.NaN()
+	}
+next:
+	for _, m := range f.GetMetric() {
+		lp := labelsOf(m)
+		for k, v := range want {
+			if lp[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return math.NaN()
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	m := NewMetrics()
+	_, base := startServer(t, Config{Token: testToken}, m, Options{})
+
+	hit := map[string]string{"proto": "h2", "cache": "hit"}
+	before := scrape(t, base)
+	if v := value(before, "accel_requests_total", hit); v != 0 {
+		t.Fatalf("h2 hits before any request: %v, want 0 (series exist from the start)", v)
+	}
+
+	m.ObserveRequest("h2", "hit", 0, 100)
+	m.ObserveRequest("h2", "hit", 10, 50)
+	m.ObserveRequest("h1", "miss", 0, 5)
+	m.ObserveRequest("h3", "weird", 0, 0) // unknown values land in "other"
+	m.ObserveUpstream("web", "10.0.0.1:80", 20*time.Millisecond, 200, nil)
+	m.ObserveUpstream("web", "10.0.0.1:80", time.Second, 0, errors.New("refused"))
+	m.IncRetry("web", "10.0.0.1:80")
+	m.IncEjection("web", "10.0.0.1:80")
+	m.IncHandshake(true)
+	m.IncHandshake(false)
+	m.IncHandshake(false)
+	m.IncSessionStoreError()
+	m.IncRejection("cl_te")
+	m.IncPurge("tags")
+	m.SetQueueDepthFunc("web", func() int { return 3 })
+	m.SetCacheStatsFunc(func() CacheStats {
+		return CacheStats{MemoryObjects: 4, MemoryBytes: 400, DiskObjects: 9, DiskBytes: 900, Evictions: 2, CoalescedWaiters: 6}
+	})
+
+	after := scrape(t, base)
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"accel_requests_total", hit, 2},
+		{"accel_requests_total", map[string]string{"proto": "h1", "cache": "miss"}, 1},
+		{"accel_requests_total", map[string]string{"proto": "other", "cache": "other"}, 1},
+		{"accel_received_bytes_total", nil, 10},
+		{"accel_sent_bytes_total", nil, 155},
+		{"accel_upstream_request_duration_seconds", map[string]string{"pool": "web", "server": "10.0.0.1:80"}, 2},
+		{"accel_upstream_responses_total", map[string]string{"server": "10.0.0.1:80", "class": "2xx"}, 1},
+		{"accel_upstream_responses_total", map[string]string{"server": "10.0.0.1:80", "class": "error"}, 1},
+		{"accel_upstream_retries_total", map[string]string{"pool": "web"}, 1},
+		{"accel_upstream_ejections_total", map[string]string{"pool": "web"}, 1},
+		{"accel_upstream_queue_depth", map[string]string{"pool": "web"}, 3},
+		{"accel_tls_handshakes_total", map[string]string{"type": "resumed"}, 1},
+		{"accel_tls_handshakes_total", map[string]string{"type": "full"}, 2},
+		{"accel_tls_session_store_errors_total", nil, 1},
+		{"accel_rejections_total", map[string]string{"reason": "cl_te"}, 1},
+		{"accel_purges_total", map[string]string{"kind": "tags"}, 1},
+		{"accel_cache_objects", map[string]string{"tier": "memory"}, 4},
+		{"accel_cache_objects", map[string]string{"tier": "disk"}, 9},
+		{"accel_cache_bytes", map[string]string{"tier": "disk"}, 900},
+		{"accel_cache_evictions_total", nil, 2},
+		{"accel_cache_coalesced_waiters_total", nil, 6},
+	}
+	for _, c := range checks {
+		if got := value(after, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if after["go_goroutines"] == nil {
+		t.Error("no Go runtime metrics")
+	}
+
+	// A reload replaces a pool's queue function; nil drops the pool.
+	m.SetQueueDepthFunc("web", func() int { return 1 })
+	if v := value(scrape(t, base), "accel_upstream_queue_depth", map[string]string{"pool": "web"}); v != 1 {
+		t.Errorf("queue depth after replacing the func: %v, want 1", v)
+	}
+	m.SetQueueDepthFunc("web", nil)
+	if v := value(scrape(t, base), "accel_upstream_queue_depth", map[string]string{"pool": "web"}); !math.IsNaN(v) {
+		t.Errorf("queue depth of a dropped pool: %v, want no series", v)
+	}
+}
+
+func TestStats(t *testing.T) {
+	m := NewMetrics()
+	_, base := startServer(t, Config{Token: testToken}, m, Options{
+		Stats: func() any {
+			return map[string]any{"tls_sessions": map[string]int{"stored": 5}, "queue_depth": map[string]int{"api": 9}}
+		},
+	})
+
+	get := func() map[string]any {
+		t.Helper()
+		status, h, body := call(t, "GET", base+"/stats", testToken, "", "")
+		if status != 200 || h.Get("Content-Type") != "application/json" {
+			t.Fatalf("GET /stats: %d %q %s", status, h.Get("Content-Type"), body)
+		}
+		var out map[string]any
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatalf("GET /stats: %v in %s", err, body)
+		}
+		return out
+	}
+
+	st := get()
+	if st["hit_ratio"] != nil {
+		t.Errorf("hit_ratio before any lookup: %v, want null", st["hit_ratio"])
+	}
+	if _, ok := st["cache"]; ok {
+		t.Errorf("cache section without a cache stats func: %v", st["cache"])
+	}
+
+	for range 3 {
+		m.ObserveRequest("h1", "hit", 0, 10)
+	}
+	m.ObserveRequest("h2", "stale", 0, 10)
+	m.ObserveRequest("h2", "miss", 0, 10)
+	m.ObserveRequest("h2", "pass", 7, 10) // not a lookup: no effect on the ratio
+	m.ObserveUpstream("web", "a:80", 10*time.Millisecond, 503, nil)
+	m.ObserveUpstream("web", "a:80", 30*time.Millisecond, 200, nil)
+	m.IncRetry("web", "a:80")
+	m.IncHandshake(true)
+	m.IncRejection("obs_fold")
+	m.SetCacheStatsFunc(func() CacheStats { return CacheStats{Objects: 12, DiskBytes: 1000} })
+	m.SetQueueDepthFunc("web", func() int { return 2 })
+
+	st = get()
+	want := map[string]any{
+		"requests.total":                         6.0,
+		"requests.by_protocol.h1.hit":            3.0,
+		"requests.by_protocol.h2.stale":          1.0,
+		"requests.by_cache_status.miss":          1.0,
+		"requests.by_cache_status.pass":          1.0,
+		"hit_ratio":                              0.8, // (3 hit + 1 stale) / (4 + 1 miss)
+		"bytes.in":                               7.0,
+		"bytes.out":                              60.0,
+		"upstream.web.a:80.tries":                2.0,
+		"upstream.web.a:80.responses.5xx":        1.0,
+		"upstream.web.a:80.responses.2xx":        1.0,
+		"upstream.web.a:80.retries":              1.0,
+		"upstream.web.a:80.ejections":            0.0,
+		"upstream.web.a:80.mean_latency_seconds": 0.02,
+		"tls.handshakes_resumed":                 1.0,
+		"tls.handshakes_full":                    0.0,
+		"rejections.obs_fold":                    1.0,
+		"cache.objects":                          12.0,
+		"cache.disk_bytes":                       1000.0,
+		"tls_sessions.stored":                    5.0, // merged from Options.Stats
+		"queue_depth.api":                        nil, // built-in keys win over Options.Stats
+		"queue_depth.web":                        2.0,
+	}
+	for path, w := range want {
+		got := lookup(st, path)
+		if f, ok := got.(float64); ok && w != nil && math.Abs(f-w.(float64)) < 1e-9 || got == nil && w == nil {
+			continue
+		}
+		t.Errorf("%s = %v, want %v", path, got, w)
+	}
+	if st["uptime_seconds"] == nil {
+		t.Error("no uptime_seconds")
+	}
+}
+
+// lookup follows a dotted path through decoded JSON; the last two parts may
+// hold a colon but no dot, which is enough for the keys used here.
+func lookup(v any, path string) any {
+	parts := strings.Split(path, ".")
+	for _, p := range parts {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// TestObserveRequestAllocs keeps the per-request path free of allocations.
+func TestObserveRequestAllocs(t *testing.T) {
+	m := NewMetrics()
+	if n := testing.AllocsPerRun(100, func() {
+		m.ObserveRequest("h1", "hit", 10, 1000)
+		m.IncHandshake(true)
+	}); n != 0 {
+		t.Errorf("ObserveRequest allocates %v times", n)
+	}
+}

@@ -1,0 +1,224 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"accel/parser"
+)
+
+// Config sizes a Cache. The zero value is a 256 MiB memory-only cache.
+type Config struct {
+	// MemoryBytes bounds the memory tier (ristretto, cost = body bytes).
+	// Zero: 256 MiB.
+	MemoryBytes int64
+	// Dir is the persistent tier's directory (pebble); "" keeps the cache
+	// in memory only, and a restart starts cold.
+	Dir string
+	// DiskBytes bounds the bodies and metadata in the persistent tier;
+	// least recently used objects are evicted to stay under it. Zero: 1 GiB.
+	DiskBytes int64
+	// Now is the clock; nil is time.Now. Tests inject one.
+	Now func() time.Time
+}
+
+// Cache is the shared HTTP cache. It doesn't talk to origins on its own:
+// Serve is given a Fetch per request.
+type Cache struct {
+	cfg   Config
+	now   func() time.Time
+	ix    *index
+	mem   *memTier
+	disk  *diskTier // nil when memory only
+	tiers []tier
+	fl    flights
+
+	nextID atomic.Uint64
+	// purgeGen counts purges; a fetch that started before one does not
+	// store what it got, which may predate the purge.
+	purgeGen atomic.Uint64
+
+	evictMu sync.Mutex // one eviction pass at a time
+	bg      sync.WaitGroup
+	closed  atomic.Bool
+
+	stats counters
+}
+
+// Response is an origin's response to a Fetch: hop-by-hop fields already
+// removed. The cache closes Body.
+type Response struct {
+	Status int
+	Fields parser.Fields
+	// ContentLength is the body length, -1 when unknown.
+	ContentLength int64
+	Body          io.ReadCloser
+}
+
+// Request is one client request through the cache.
+type Request struct {
+	// Scheme is "http" or "https".
+	Scheme string
+	// Head is the request as the client sent it, hop-by-hop fields
+	// removed. It is valid only during Serve: the cache copies what it
+	// keeps.
+	Head *parser.Request
+}
+
+// Fetch sends head to the origin. The cache may pass a modified copy: its
+// own conditional fields added, the client's removed. Background
+// revalidations run with a context detached from any client and a GET head
+// the cache owns.
+type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
+
+// ResponseWriter is how Serve answers; accel's HTTP/1 and HTTP/2 fronts
+// implement it and add Via and Date. Fields passed to WriteHead never hold
+// Content-Length or Transfer-Encoding: the length, when known, comes
+// before through SetContentLength.
+type ResponseWriter interface {
+	WriteHead(status int, fields parser.Fields) error
+	SetContentLength(n int64)
+	Write(p []byte) (int, error)
+	Flush() error
+}
+
+// Outcome says how Serve answered, for logs and metrics.
+type Outcome struct {
+	// Status is "hit", "stale" (a stale response served), "miss",
+	// "revalidated", "pass" (not cacheable), or "bypass" (a method the
+	// cache does not answer).
+	Status string
+	// Fwd is the RFC 9211 fwd value, "" on a hit.
+	Fwd string
+	// Stored is set when the forwarded response is being stored.
+	Stored bool
+	// Coalesced is set when the request waited on another's fetch.
+	Coalesced bool
+}
+
+// errClosed is returned by Serve after Close.
+var errClosed = errors.New("cache: closed")
+
+const (
+	defaultMemoryBytes = 256 << 20
+	defaultDiskBytes   = 1 << 30
+)
+
+// Open makes a cache. With a Dir it opens (or creates) the persistent tier
+// there and rebuilds the index from it, dropping records that fail their
+// checksum.
+func Open(cfg Config) (*Cache, error) {
+	if cfg.MemoryBytes <= 0 {
+		cfg.MemoryBytes = defaultMemoryBytes
+	}
+	if cfg.DiskBytes <= 0 {
+		cfg.DiskBytes = defaultDiskBytes
+	}
+	c := &Cache{cfg: cfg, now: cfg.Now, ix: newIndex()}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.fl.m = map[string]*flight{}
+	c.fl.pass = map[string]time.Time{}
+	var onDrop func(*object)
+	if cfg.Dir == "" {
+		// Without a disk, a body ristretto drops is an object gone.
+		onDrop = func(o *object) {
+			if c.ix.remove(o) {
+				c.stats.evictions.Add(1)
+			}
+		}
+	}
+	mem, err := newMemTier(cfg.MemoryBytes, cfg.Dir == "", onDrop)
+	if err != nil {
+		return nil, err
+	}
+	c.mem = mem
+	c.tiers = []tier{mem}
+	if cfg.Dir != "" {
+		d, err := openDisk(cfg.Dir)
+		if err != nil {
+			mem.rc.Close()
+			return nil, err
+		}
+		c.disk = d
+		c.tiers = append(c.tiers, d)
+		var maxID uint64
+		err = d.load(func(o *object) {
+			maxID = max(maxID, o.id)
+			for _, old := range c.ix.insert(o) {
+				// Two records for one variant: a crash between
+				// replacing and deleting. The newer insert wins.
+				if old.inserted > o.inserted {
+					c.ix.insert(old)
+					d.del(o)
+				} else {
+					d.del(old)
+				}
+			}
+		})
+		if err != nil {
+			mem.rc.Close()
+			return nil, errors.Join(err, d.close())
+		}
+		c.nextID.Store(maxID)
+	}
+	return c, nil
+}
+
+// Close waits for background revalidations and closes the tiers.
+func (c *Cache) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.bg.Wait()
+	c.mem.rc.Close()
+	if c.disk != nil {
+		return c.disk.close()
+	}
+	return nil
+}
+
+// Stats are the cache's counters and sizes at one moment.
+type Stats struct {
+	// Objects is the number of stored responses (all variants).
+	Objects int64
+	// MemoryObjects and MemoryBytes are what the memory tier holds.
+	MemoryObjects, MemoryBytes int64
+	// DiskObjects and DiskBytes are what the persistent tier holds
+	// (bodies and metadata, before pebble's compression).
+	DiskObjects, DiskBytes int64
+	// Evictions counts objects dropped for space.
+	Evictions int64
+	// CoalescedWaiters counts requests that waited on another's fetch.
+	CoalescedWaiters int64
+	Hits, Misses, Stale, Passes int64
+}
+
+type counters struct {
+	evictions, waiters, hits, misses, stale, passes atomic.Int64
+}
+
+// Stats returns the current counters.
+func (c *Cache) Stats() Stats {
+	m := c.mem.rc.Metrics
+	s := Stats{
+		Objects:          c.ix.objects.Load(),
+		MemoryObjects:    int64(m.KeysAdded() - m.KeysEvicted()),
+		MemoryBytes:      int64(m.CostAdded() - m.CostEvicted()),
+		Evictions:        c.stats.evictions.Load(),
+		CoalescedWaiters: c.stats.waiters.Load(),
+		Hits:             c.stats.hits.Load(),
+		Misses:           c.stats.misses.Load(),
+		Stale:            c.stats.stale.Load(),
+		Passes:           c.stats.passes.Load(),
+	}
+	if c.disk != nil {
+		s.DiskObjects, s.DiskBytes = s.Objects, c.ix.bytes.Load()
+	}
+	return s
+}

@@ -1,0 +1,123 @@
+package cache
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHitMissAgeGrows(t *testing.T) {
+	e := newEnv(t, Config{}, serveBody("hello", "Cache-Control", "max-age=60"))
+	r := e.get("/a")
+	if r.body.String() != "hello" || !hasStatus(r, "fwd=uri-miss") || !hasStatus(r, "stored") {
+		t.Fatalf("first: %q %q", r.body.String(), r.get("Cache-Status"))
+	}
+	e.settle()
+	e.clk.advance(5 * time.Second)
+	r = e.get("/a")
+	if r.body.String() != "hello" || !strings.HasPrefix(r.get("Cache-Status"), "accel; hit; ttl=5") || r.age(t) != 5 {
+		t.Fatalf("second: %q %q age %q", r.body.String(), r.get("Cache-Status"), r.get("Age"))
+	}
+	e.clk.advance(10 * time.Second)
+	if r = e.get("/a"); r.age(t) != 15 {
+		t.Fatalf("age %d, want 15", r.age(t))
+	}
+	if n := e.o.hits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+	if s := e.c.Stats(); s.Hits != 2 || s.Objects != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestRestartWarm(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir}, serveBody("persisted", "Cache-Control", "max-age=600"))
+	e.get("/p")
+	e.settle()
+	if err := e.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(Config{Dir: dir, Now: e.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e.c = c
+	r := e.get("/p")
+	if r.body.String() != "persisted" || !hasStatus(r, "; hit") {
+		t.Fatalf("after restart: %q %q", r.body.String(), r.get("Cache-Status"))
+	}
+	if n := e.o.hits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
+// A body record damaged on disk, or cut short, is dropped, never served.
+func TestCorruptRecordDropped(t *testing.T) {
+	for name, damage := range map[string]func([]byte) []byte{
+		"flipped": func(b []byte) []byte { b[0] ^= 0xff; return b },
+		"short":   func(b []byte) []byte { return b[:len(b)/2] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			e := newEnv(t, Config{Dir: dir}, serveBody("precious bytes", "Cache-Control", "max-age=600"))
+			e.get("/x")
+			e.settle()
+			e.c.Close()
+			d, err := openDisk(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []uint64
+			d.scan('b', func(id uint64, v []byte) { ids = append(ids, id) })
+			for _, id := range ids {
+				v, closer, _ := d.db.Get(diskKey('b', id))
+				bad := damage(append([]byte(nil), v...))
+				closer.Close()
+				d.db.Set(diskKey('b', id), bad, nil)
+			}
+			d.close()
+			if len(ids) != 1 {
+				t.Fatalf("%d body records", len(ids))
+			}
+			c, err := Open(Config{Dir: dir, Now: e.clk.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			e.c = c
+			r := e.get("/x")
+			if r.body.String() != "precious bytes" || hasStatus(r, "; hit") || e.o.hits.Load() != 2 {
+				t.Fatalf("damaged record served: %q %q", r.body.String(), r.get("Cache-Status"))
+			}
+		})
+	}
+}
+
+// A damaged metadata record is dropped when the index is rebuilt.
+func TestCorruptMetadataDropped(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir}, serveBody("meta", "Cache-Control", "max-age=600"))
+	e.get("/m")
+	e.settle()
+	e.c.Close()
+	d, err := openDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.scan('o', func(id uint64, v []byte) {
+		bad := append([]byte(nil), v...)
+		bad[len(bad)/2] ^= 0x55
+		d.db.Set(diskKey('o', id), bad, nil)
+	})
+	d.close()
+	c, err := Open(Config{Dir: dir, Now: e.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n := c.Stats().Objects; n != 0 {
+		t.Fatalf("%d objects indexed from a corrupt record", n)
+	}
+}

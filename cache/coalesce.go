@@ -1,0 +1,182 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"accel/parser"
+)
+
+// stream is a body that arrives while it is read: one goroutine (the
+// flight's filler) appends, any number of readers follow at their own pace
+// from the start. Appended bytes are never rewritten, so a reader may use a
+// slice of buf after dropping the lock.
+type stream struct {
+	mu   sync.Mutex
+	buf  []byte
+	done bool
+	err  error
+	wake chan struct{} // closed and replaced whenever buf grows or done is set
+}
+
+func newStream(capacity int64) *stream {
+	return &stream{buf: make([]byte, 0, max(capacity, 0)), wake: make(chan struct{})}
+}
+
+func (s *stream) append(p []byte) {
+	s.mu.Lock()
+	s.buf = append(s.buf, p...)
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// finish ends the stream; a non-nil err makes every reader fail instead of
+// seeing a short body as a whole one.
+func (s *stream) finish(err error) {
+	s.mu.Lock()
+	s.done, s.err = true, err
+	close(s.wake)
+	s.mu.Unlock()
+}
+
+// next returns the bytes after off, waiting for some. At the end it returns
+// no bytes and io.EOF-free done=true, or the stream's error.
+func (s *stream) next(ctx context.Context, off int) (p []byte, done bool, err error) {
+	for {
+		s.mu.Lock()
+		buf, fin, serr, wake := s.buf, s.done, s.err, s.wake
+		s.mu.Unlock()
+		switch {
+		case serr != nil:
+			return nil, true, serr
+		case len(buf) > off:
+			return buf[off:len(buf):len(buf)], false, nil
+		case fin:
+			return nil, true, nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
+		}
+	}
+}
+
+// result is what a flight produced, for every request that waited on it.
+type resultKind int
+
+const (
+	// resultStream: a storable response, streaming into head/body.
+	resultStream resultKind = iota
+	// resultObject: the stored response, revalidated by a 304.
+	resultObject
+	// resultStale: the origin failed (5xx) and obj is the stale response
+	// to serve in its place where stale-if-error allows.
+	resultStale
+	// resultPass: not storable; only the leader may use pass, the
+	// waiters go to the origin themselves.
+	resultPass
+	// resultError: the origin could not be reached; err says why.
+	resultError
+)
+
+// flight is one origin fetch for a key, shared by the requests that
+// missed on it while it ran. The leader writes the result fields and then
+// closes ready; after that they are read-only.
+type flight struct {
+	key   string
+	ready chan struct{}
+
+	kind      resultKind
+	err       error
+	fwdStatus int
+	obj       *object
+	head      *head
+	body      *stream
+	pass      *Response // resultPass: the leader's response
+
+	waiters atomic.Int32
+}
+
+// head is a response head shared through a flight, and the freshness it
+// will be stored with.
+type head struct {
+	status     int
+	fields     parser.Fields // as served to waiters: no Set-Cookie
+	own        parser.Fields // as served to the leader
+	length     int64
+	vary       []string
+	variant    string
+	initialAge time.Duration
+	lifetime   time.Duration
+	received   time.Time
+	storable   bool
+}
+
+func newFlight(key string) *flight {
+	return &flight{key: key, ready: make(chan struct{})}
+}
+
+// flights is the set of fetches in progress and the keys remembered as
+// hit-for-pass.
+type flights struct {
+	mu   sync.Mutex
+	m    map[string]*flight   // mu guards m and pass
+	pass map[string]time.Time // key → until when requests skip coalescing
+}
+
+// join returns the flight in progress for key, or registers f as it and
+// reports leader.
+func (fs *flights) join(key string, f *flight) (cur *flight, leader bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if cur := fs.m[key]; cur != nil {
+		return cur, false
+	}
+	fs.m[key] = f
+	return f, true
+}
+
+// lookup returns the flight in progress for key, if any.
+func (fs *flights) lookup(key string) *flight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.m[key]
+}
+
+// done unregisters f once its head is known: later requests find the
+// stored object, or start a new fetch.
+func (fs *flights) done(f *flight) {
+	fs.mu.Lock()
+	if fs.m[f.key] == f {
+		delete(fs.m, f.key)
+	}
+	fs.mu.Unlock()
+}
+
+// hitForPass remembers (until>0) or asks about key.
+func (fs *flights) setPass(key string, until time.Time) {
+	fs.mu.Lock()
+	fs.pass[key] = until
+	fs.mu.Unlock()
+}
+
+func (fs *flights) clearPass(key string) {
+	fs.mu.Lock()
+	delete(fs.pass, key)
+	fs.mu.Unlock()
+}
+
+func (fs *flights) passing(key string, now time.Time) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	until, ok := fs.pass[key]
+	if ok && !now.Before(until) {
+		delete(fs.pass, key)
+		return false
+	}
+	return ok
+}

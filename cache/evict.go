@@ -1,0 +1,48 @@
+package cache
+
+import "math/rand/v2"
+
+// evictSample is how many objects one eviction step compares: sampled LRU
+// keeps eviction O(1) per object without a global list to lock on hits.
+const evictSample = 8
+
+// evict drops the least recently used of sampled objects until the
+// persistent tier is back under nine tenths of DiskBytes. The memory tier
+// evicts by itself.
+func (c *Cache) evict() {
+	if c.disk == nil || c.ix.bytes.Load() <= c.cfg.DiskBytes || !c.evictMu.TryLock() {
+		return
+	}
+	defer c.evictMu.Unlock()
+	target := c.cfg.DiskBytes / 10 * 9
+	var victims []*object
+	var freed int64
+	for misses := 0; c.ix.bytes.Load()-freed > target && misses < 4*shardCount; {
+		s := &c.ix.shards[rand.IntN(shardCount)]
+		s.mu.Lock()
+		var oldest *object
+		n := 0
+	sample:
+		for _, e := range s.uris {
+			for _, o := range e.variants {
+				if oldest == nil || o.used.Load() < oldest.used.Load() {
+					oldest = o
+				}
+				if n++; n >= evictSample {
+					break sample
+				}
+			}
+		}
+		if oldest == nil || !s.removeLocked(oldest) {
+			s.mu.Unlock()
+			misses++
+			continue
+		}
+		s.mu.Unlock()
+		freed += objectBytes(oldest)
+		victims = append(victims, oldest)
+		c.stats.evictions.Add(1)
+	}
+	c.forget(victims)
+	_ = c.disk.drop(victims, false)
+}

@@ -1,0 +1,216 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"hash/crc32"
+	"io"
+	"slices"
+
+	"accel/parser"
+	"accel/policy"
+)
+
+// run leads flight f: it fetches (conditionally when a candidate is
+// stored), settles the result and closes f.ready. A registered flight
+// fetches with a context detached from the leader's client, since other
+// requests depend on it.
+func (k *call) run(f *flight, candidate *object, registered bool) {
+	c := k.c
+	ctx := k.ctx
+	if registered {
+		ctx = context.WithoutCancel(ctx)
+	}
+	gen := c.purgeGen.Load()
+	for {
+		fh := k.fetchHead(candidate)
+		requested := c.now()
+		resp, err := k.fetch(ctx, fh)
+		received := c.now()
+		if err == nil && resp.Status == 304 && candidate != nil && !sameValidator(candidate.fields, resp.Fields) {
+			// A 304 for a representation other than the stored one
+			// (RFC 9111 §4.3.4) cannot freshen it: fetch it whole.
+			resp.Body.Close()
+			candidate = nil
+			continue
+		}
+		k.settle(f, candidate, resp, err, requested, received, registered, gen)
+		return
+	}
+}
+
+// settle turns the origin's answer into f's result.
+func (k *call) settle(f *flight, candidate *object, resp *Response, err error, requested, received timeT, registered bool, gen uint64) {
+	c := k.c
+	finish := func() {
+		close(f.ready)
+		if registered && f.kind != resultStream {
+			c.fl.done(f)
+		}
+	}
+	switch {
+	case err != nil:
+		f.kind, f.err = resultError, err
+		finish()
+		return
+	case resp.Status == 304 && candidate != nil:
+		resp.Body.Close()
+		f.kind, f.obj = resultObject, c.freshen(candidate, resp.Fields, k.rules, requested, received)
+		finish()
+		return
+	case resp.Status >= 500 && candidate != nil && policy.StaleIfError(candidate.stored(received), k.cc):
+		resp.Body.Close()
+		f.kind, f.obj, f.fwdStatus = resultStale, candidate, resp.Status
+		finish()
+		return
+	}
+	fields := resp.Fields.Clone()
+	cc := policy.ParseCacheControl(fields)
+	ok, _ := policy.Storable(k.req.Fields, k.cc, resp.Status, fields, cc, k.rules)
+	if resp.ContentLength > int64(k.rules.MaxObjectSize) {
+		ok = false
+	}
+	var o *object
+	if ok {
+		vary, _ := varyNames(fields)
+		o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
+			status: resp.Status, fields: storedFields(fields, cc), tags: tagsOf(fields)}
+		o.setFreshness(k.rules, requested, received)
+		// A response that is stale at once, cannot be validated and may
+		// not be served stale would only take space.
+		if o.lifetime <= 0 && o.swr <= 0 && o.sie <= 0 && !fields.Has("etag") && !fields.Has("last-modified") {
+			ok = false
+		}
+	}
+	if !ok {
+		if registered {
+			c.fl.setPass(f.key, received.Add(k.rules.Coalesce.HitForPass.D()))
+		}
+		resp.Fields = fields
+		f.kind, f.pass = resultPass, resp
+		finish()
+		return
+	}
+	c.fl.clearPass(f.key)
+	f.kind = resultStream
+	f.head = &head{status: resp.Status, fields: o.fields, own: ownFields(fields), length: resp.ContentLength,
+		vary: o.vary, variant: o.variant, initialAge: o.initialAge, lifetime: o.lifetime,
+		received: received, storable: true}
+	f.body = newStream(resp.ContentLength)
+	limit := int64(k.rules.MaxObjectSize)
+	hfp := k.rules.Coalesce.HitForPass.D()
+	c.bg.Add(1)
+	go c.fill(f, resp, o, limit, hfp, registered, gen)
+	finish()
+}
+
+// fill reads the origin body into the flight's stream and stores it when
+// it arrived whole, within the size limit, and no purge ran meanwhile.
+func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp timeD, registered bool, gen uint64) {
+	defer c.bg.Done()
+	buf := make([]byte, 32<<10)
+	var n int64
+	var err error
+	for {
+		m, rerr := resp.Body.Read(buf)
+		if m > 0 {
+			f.body.append(buf[:m])
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	resp.Body.Close()
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = errTruncated
+	}
+	f.body.finish(err)
+	switch {
+	case err != nil:
+	case n > limit:
+		if registered {
+			c.fl.setPass(f.key, c.now().Add(hfp))
+		}
+	case c.purgeGen.Load() == gen:
+		c.store(o, f.body.bytes())
+	}
+	if registered {
+		c.fl.done(f)
+	}
+}
+
+// store indexes o with body in every tier, replacing its variant.
+func (c *Cache) store(o *object, body []byte) {
+	now := c.now().UnixNano()
+	o.id = c.nextID.Add(1)
+	o.size, o.sum = int64(len(body)), crc32.Checksum(body, castagnoli)
+	o.inserted = now
+	o.used.Store(now)
+	if c.disk != nil && !c.disk.put(o, body) {
+		return
+	}
+	if !c.mem.put(o, body) && c.disk == nil {
+		return
+	}
+	for _, old := range c.ix.insert(o) {
+		for _, t := range c.tiers {
+			t.del(old)
+		}
+	}
+	c.evict()
+}
+
+func (s *stream) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf
+}
+
+// notStored are the fields a stored response never keeps: the length is
+// the body's, Age is computed per answer, Set-Cookie belongs to one client
+// (RFC 9111 §3.1 allows it to be stored; accel never serves it to
+// another), and tag fields are for the cache.
+var notStored = []string{"content-length", "transfer-encoding", "age", "set-cookie",
+	"surrogate-key", "cache-tag", "cache-status"}
+
+func storedFields(fs parser.Fields, cc policy.CacheControl) parser.Fields {
+	out := slices.Clone(fs)
+	for _, n := range notStored {
+		out = out.Del(n)
+	}
+	for _, n := range cc.PrivateFields {
+		out = out.Del(n) // RFC 9111 §5.2.2.7: the named fields only
+	}
+	return out.Clone()
+}
+
+// ownFields is the head the fetching client gets: what the origin sent,
+// minus what the cache recomputes and its tag fields.
+func ownFields(fs parser.Fields) parser.Fields {
+	out := slices.Clone(fs)
+	for _, n := range []string{"content-length", "transfer-encoding", "age", "surrogate-key", "cache-tag"} {
+		out = out.Del(n)
+	}
+	return out
+}
+
+// tagsOf reads Surrogate-Key and Cache-Tag, space- or comma-separated.
+func tagsOf(fs parser.Fields) []string {
+	var tags []string
+	for _, f := range fs {
+		if !parser.EqualFold(f.Name, "surrogate-key") && !parser.EqualFold(f.Name, "cache-tag") {
+			continue
+		}
+		for _, t := range bytes.FieldsFunc(f.Value, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+			if s := string(t); !slices.Contains(tags, s) {
+				tags = append(tags, s)
+			}
+		}
+	}
+	return tags
+}

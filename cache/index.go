@@ -1,0 +1,211 @@
+package cache
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"accel/parser"
+)
+
+// shardCount spreads the index over locks so that a purge walking one
+// shard, or a store, holds up only a sliver of the traffic.
+const shardCount = 64
+
+// index is the authority on what is stored: every object, by primary and
+// secondary key, and by tag. Tiers hold bodies only.
+type index struct {
+	seed   maphash.Seed
+	shards [shardCount]shard
+
+	tagMu sync.Mutex
+	tags  map[string]map[uint64]string // tag → object id → uri; tagMu guards it
+
+	objects atomic.Int64
+	bytes   atomic.Int64 // bodies and metadata of indexed objects
+}
+
+type shard struct {
+	mu   sync.RWMutex
+	uris map[string]*uriEntry // mu guards it and the entries
+}
+
+// uriEntry holds the variants of one URI. vary is the Vary of the newest
+// stored response: variants are selected by it, and a response that names
+// other fields replaces the variants selected by the old ones.
+type uriEntry struct {
+	vary     []string
+	variants map[string]*object
+}
+
+func newIndex() *index {
+	ix := &index{seed: maphash.MakeSeed(), tags: map[string]map[uint64]string{}}
+	for i := range ix.shards {
+		ix.shards[i].uris = map[string]*uriEntry{}
+	}
+	return ix
+}
+
+func (ix *index) shard(uri string) *shard {
+	return &ix.shards[maphash.String(ix.seed, uri)%shardCount]
+}
+
+// lookup finds the variant of uri that a request with fields fs and route
+// extras selects. uriKnown distinguishes a vary-miss from a uri-miss.
+func (ix *index) lookup(uri, extras string, fs parser.Fields) (o *object, uriKnown bool) {
+	s := ix.shard(uri)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.uris[uri]
+	if e == nil {
+		return nil, false
+	}
+	return e.variants[secondaryKey(extras, e.vary, fs)], true
+}
+
+// varyOf returns the Vary names under which uri's variants are selected.
+func (ix *index) varyOf(uri string) (vary []string, ok bool) {
+	s := ix.shard(uri)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e := s.uris[uri]; e != nil {
+		return e.vary, true
+	}
+	return nil, false
+}
+
+// objectBytes estimates what o costs on disk: its body and its metadata.
+func objectBytes(o *object) int64 {
+	n := o.size + int64(64+len(o.uri)+len(o.variant))
+	for _, f := range o.fields {
+		n += int64(len(f.Name) + len(f.Value) + 2)
+	}
+	for _, t := range o.tags {
+		n += int64(len(t) + 1)
+	}
+	return n
+}
+
+// insert indexes o and returns the objects it displaced: the old object
+// of its variant, or every variant when the Vary names changed.
+func (ix *index) insert(o *object) (displaced []*object) {
+	s := ix.shard(o.uri)
+	s.mu.Lock()
+	e := s.uris[o.uri]
+	if e == nil {
+		e = &uriEntry{variants: map[string]*object{}}
+		s.uris[o.uri] = e
+	}
+	if !slices.Equal(e.vary, o.vary) {
+		for _, old := range e.variants {
+			displaced = append(displaced, old)
+		}
+		clear(e.variants)
+		e.vary = o.vary
+	} else if old := e.variants[o.variant]; old != nil {
+		displaced = append(displaced, old)
+	}
+	e.variants[o.variant] = o
+	s.mu.Unlock()
+	ix.account(o, 1)
+	for _, old := range displaced {
+		ix.account(old, -1)
+	}
+	ix.tag(o, displaced)
+	return displaced
+}
+
+// account adds (sign 1) or removes (-1) o from the totals.
+func (ix *index) account(o *object, sign int64) {
+	ix.objects.Add(sign)
+	ix.bytes.Add(sign * objectBytes(o))
+}
+
+// tag adds o to its tags' sets and removes the displaced objects.
+func (ix *index) tag(o *object, displaced []*object) {
+	ix.tagMu.Lock()
+	defer ix.tagMu.Unlock()
+	ix.untagLocked(displaced)
+	if o == nil {
+		return
+	}
+	for _, t := range o.tags {
+		set := ix.tags[t]
+		if set == nil {
+			set = map[uint64]string{}
+			ix.tags[t] = set
+		}
+		set[o.id] = o.uri
+	}
+}
+
+func (ix *index) untagLocked(objs []*object) {
+	for _, o := range objs {
+		for _, t := range o.tags {
+			if set := ix.tags[t]; set != nil {
+				delete(set, o.id)
+				if len(set) == 0 {
+					delete(ix.tags, t)
+				}
+			}
+		}
+	}
+}
+
+// replace indexes next in place of cur (same id: a 304 update or a soft
+// purge) if cur is still indexed.
+func (ix *index) replace(cur, next *object) bool {
+	s := ix.shard(cur.uri)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.uris[cur.uri]
+	if e == nil || e.variants[cur.variant] != cur {
+		return false
+	}
+	e.variants[cur.variant] = next
+	ix.bytes.Add(objectBytes(next) - objectBytes(cur))
+	return true
+}
+
+// remove drops o if it is still indexed.
+func (ix *index) remove(o *object) bool {
+	s := ix.shard(o.uri)
+	s.mu.Lock()
+	ok := s.removeLocked(o)
+	s.mu.Unlock()
+	if ok {
+		ix.account(o, -1)
+		ix.tag(nil, []*object{o})
+	}
+	return ok
+}
+
+// removeLocked drops o from s if o (by id) is indexed there.
+func (s *shard) removeLocked(o *object) bool {
+	e := s.uris[o.uri]
+	if e == nil {
+		return false
+	}
+	cur := e.variants[o.variant]
+	if cur == nil || cur.id != o.id {
+		return false
+	}
+	delete(e.variants, o.variant)
+	if len(e.variants) == 0 {
+		delete(s.uris, o.uri)
+	}
+	return true
+}
+
+// byID finds the object with id among uri's variants.
+func (s *shard) byID(uri string, id uint64) *object {
+	if e := s.uris[uri]; e != nil {
+		for _, o := range e.variants {
+			if o.id == id {
+				return o
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"sync/atomic"
+	"time"
+
+	"accel/parser"
+	"accel/policy"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// object is one stored response. It is immutable once indexed, except
+// for used: an update (a 304, a soft purge) indexes a modified copy under
+// the same id, so a reader holding an object never sees it change.
+type object struct {
+	id      uint64
+	uri     string // primary key
+	variant string // secondary key
+	vary    []string
+	status  int
+	// fields are the stored header fields: no Content-Length, Age,
+	// Set-Cookie, or tag fields; Cache-Status and Age are made per answer.
+	fields     parser.Fields
+	size       int64  // body length
+	sum        uint32 // CRC-32C of the body
+	received   int64  // unix ns the response arrived
+	inserted   int64  // unix ns it was stored, for purge bookkeeping
+	initialAge time.Duration
+	lifetime   time.Duration
+	swr, sie   time.Duration
+	noCache    bool
+	mustReval  bool
+	tags       []string
+
+	used atomic.Int64 // unix ns of the last hit, for disk eviction
+}
+
+// age is the current_age of RFC 9111 §4.2.3.
+func (o *object) age(now time.Time) time.Duration {
+	return o.initialAge + max(now.Sub(time.Unix(0, o.received)), 0)
+}
+
+func (o *object) stored(now time.Time) policy.Stored {
+	return policy.Stored{Age: o.age(now), Lifetime: o.lifetime, SWR: o.swr, SIE: o.sie,
+		NoCache: o.noCache, MustRevalidate: o.mustReval}
+}
+
+// clone copies o for an update under the same id.
+func (o *object) clone() *object {
+	n := &object{id: o.id, uri: o.uri, variant: o.variant, vary: o.vary, status: o.status,
+		fields: o.fields, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
+		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
+		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags}
+	n.used.Store(o.used.Load())
+	return n
+}
+
+// setFreshness derives the freshness bookkeeping from o.fields for a
+// response requested and received at the given times.
+func (o *object) setFreshness(rules *policy.CacheRules, requested, received time.Time) {
+	cc := policy.ParseCacheControl(o.fields)
+	o.received = received.UnixNano()
+	o.initialAge = policy.InitialAge(o.fields, requested, received)
+	o.lifetime, _ = policy.Lifetime(o.status, o.fields, cc, rules, received)
+	o.swr, o.sie = policy.StaleWindows(cc, rules)
+	o.noCache = cc.NoCache || len(cc.NoCacheFields) > 0
+	o.mustReval = policy.MustRevalidate(cc)
+}
+
+// errCorrupt marks a record that failed its checksum or did not decode.
+var errCorrupt = errors.New("cache: corrupt record")
+
+const recordVersion = 1
+
+// encode is the persistent form of o's metadata, ending in a CRC-32C of
+// everything before it.
+func (o *object) encode() []byte {
+	b := []byte{recordVersion}
+	b = binary.AppendUvarint(b, o.id)
+	b = appendString(b, o.uri)
+	b = appendString(b, o.variant)
+	b = binary.AppendUvarint(b, uint64(len(o.vary)))
+	for _, v := range o.vary {
+		b = appendString(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(o.status))
+	b = binary.AppendUvarint(b, uint64(len(o.fields)))
+	for _, f := range o.fields {
+		b = appendBytes(b, f.Name)
+		b = appendBytes(b, f.Value)
+	}
+	for _, v := range [...]int64{o.size, int64(o.sum), o.received, o.inserted, int64(o.initialAge),
+		int64(o.lifetime), int64(o.swr), int64(o.sie), o.used.Load()} {
+		b = binary.AppendVarint(b, v)
+	}
+	var flags byte
+	if o.noCache {
+		flags |= 1
+	}
+	if o.mustReval {
+		flags |= 2
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(o.tags)))
+	for _, t := range o.tags {
+		b = appendString(b, t)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func decodeObject(b []byte) (*object, error) {
+	if len(b) < 5 {
+		return nil, errCorrupt
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum || body[0] != recordVersion {
+		return nil, errCorrupt
+	}
+	d := decoder{b: body[1:]}
+	o := &object{}
+	o.id = d.uvarint()
+	o.uri = d.string()
+	o.variant = d.string()
+	o.vary = make([]string, d.count())
+	for i := range o.vary {
+		o.vary[i] = d.string()
+	}
+	o.status = int(d.uvarint())
+	fs := make(parser.Fields, d.count())
+	for i := range fs {
+		fs[i].Name = d.bytes()
+		fs[i].Value = d.bytes()
+	}
+	o.fields = fs
+	var v [9]int64
+	for i := range v {
+		v[i] = d.varint()
+	}
+	o.size, o.sum, o.received, o.inserted = v[0], uint32(v[1]), v[2], v[3]
+	o.initialAge, o.lifetime, o.swr, o.sie = time.Duration(v[4]), time.Duration(v[5]), time.Duration(v[6]), time.Duration(v[7])
+	o.used.Store(v[8])
+	flags := d.byte()
+	o.noCache, o.mustReval = flags&1 != 0, flags&2 != 0
+	if n := d.count(); n > 0 {
+		o.tags = make([]string, n)
+		for i := range o.tags {
+			o.tags[i] = d.string()
+		}
+	}
+	if d.err || len(d.b) != 0 {
+		return nil, errCorrupt
+	}
+	return o, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendBytes(b, s []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// decoder reads what encode wrote; a short or malformed record sets err
+// instead of panicking, and the record is then dropped.
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err, d.b = true, nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.err = true
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+// count reads a length bounded by what is left, so a corrupt count cannot
+// make a huge allocation.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err, d.b = true, nil
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.count()
+	s := d.b[:n:n]
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func timeDuration(ns int64) time.Duration { return time.Duration(ns) }

@@ -1,0 +1,176 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"time"
+
+	"accel/parser"
+	"accel/policy"
+)
+
+type (
+	timeT = time.Time
+	timeD = time.Duration
+)
+
+// fetchHead is the GET the cache sends for k: the client's fields without
+// its own conditionals, which the cache answers itself, and with the
+// stored candidate's validators (RFC 9111 §4.3.1).
+func (k *call) fetchHead(candidate *object) *parser.Request {
+	h := k.req
+	fh := &parser.Request{Method: []byte("GET"), Target: h.Target, Host: h.Host,
+		Major: h.Major, Minor: h.Minor, ContentLength: h.ContentLength, Chunked: h.Chunked}
+	if k.head {
+		fh.ContentLength, fh.Chunked = 0, false
+	}
+	fs := slices.Clone(h.Fields).Del("if-none-match").Del("if-modified-since")
+	if candidate != nil {
+		if v := candidate.fields.Get("etag"); v != nil {
+			fs = append(fs, parser.Field{Name: []byte("If-None-Match"), Value: v})
+		}
+		if v := candidate.fields.Get("last-modified"); v != nil {
+			fs = append(fs, parser.Field{Name: []byte("If-Modified-Since"), Value: v})
+		}
+	}
+	fh.Fields = fs
+	return fh
+}
+
+// sameValidator reports whether a 304 with fields fs is about the stored
+// response with stored fields: it names no ETag, or the stored one.
+func sameValidator(stored, fs parser.Fields) bool {
+	e := fs.Get("etag")
+	if e == nil {
+		return true
+	}
+	s := stored.Get("etag")
+	return s != nil && bytes.Equal(opaque(s), opaque(e))
+}
+
+func opaque(tag []byte) []byte {
+	return bytes.TrimPrefix(bytes.TrimSpace(tag), []byte("W/"))
+}
+
+// notUpdated are the fields a 304 does not change in the stored response
+// (RFC 9111 §3.2): the stored body's framing, and what is never stored.
+var notUpdated = append([]string{"content-range", "content-encoding"}, notStored...)
+
+// freshen applies a 304's fields to the stored o and makes its freshness
+// new (RFC 9111 §4.3.4), returning the updated copy.
+func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, requested, received time.Time) *object {
+	n := o.clone()
+	fields := slices.Clone(o.fields)
+	var names []string
+	for _, f := range fs {
+		name := string(bytes.ToLower(f.Name))
+		if slices.Contains(notUpdated, name) || slices.Contains(names, name) {
+			continue
+		}
+		names = append(names, name)
+		fields = fields.Del(name)
+	}
+	for _, f := range fs {
+		if slices.Contains(names, string(bytes.ToLower(f.Name))) {
+			fields = append(fields, f)
+		}
+	}
+	n.fields = fields.Clone()
+	n.setFreshness(rules, requested, received)
+	if c.ix.replace(o, n) && c.disk != nil {
+		_ = c.disk.update(n)
+	}
+	return n
+}
+
+// notModified evaluates the client's If-None-Match, or failing that its
+// If-Modified-Since, against a stored 200 (RFC 9110 §13.1.2, §13.1.3;
+// RFC 9111 §4.3.2).
+func notModified(req, stored parser.Fields) bool {
+	if req.Has("if-none-match") {
+		etag := stored.Get("etag")
+		for _, f := range req {
+			if !parser.EqualFold(f.Name, "if-none-match") {
+				continue
+			}
+			if string(bytes.TrimSpace(f.Value)) == "*" {
+				return true
+			}
+			if etag == nil {
+				continue
+			}
+			for _, t := range splitTags(f.Value) {
+				if bytes.Equal(opaque(t), opaque(etag)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	ims, ok := policy.ParseHTTPDate(req.Get("if-modified-since"))
+	if !ok {
+		return false
+	}
+	lm, ok := policy.ParseHTTPDate(stored.Get("last-modified"))
+	if !ok {
+		lm, ok = policy.ParseHTTPDate(stored.Get("date"))
+	}
+	return ok && !lm.After(ims)
+}
+
+// splitTags splits an entity-tag list at the commas outside quotes.
+func splitTags(v []byte) [][]byte {
+	var out [][]byte
+	quoted, start := false, 0
+	for i, c := range v {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			out = append(out, bytes.TrimSpace(v[start:i]))
+			start = i + 1
+		}
+	}
+	return append(out, bytes.TrimSpace(v[start:]))
+}
+
+// notModifiedFields are the fields of a 304 answer (RFC 9110 §15.4.5).
+func notModifiedFields(fs parser.Fields) parser.Fields {
+	var out parser.Fields
+	for _, f := range fs {
+		for _, n := range [...]string{"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"} {
+			if parser.EqualFold(f.Name, n) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// revalidateInBackground starts one revalidation of the stale o, which is
+// being served meanwhile (RFC 5861 §3), unless a fetch for its key runs.
+func (k *call) revalidateInBackground(o *object) {
+	c := k.c
+	f, leader := c.fl.join(k.uri+"\x00"+o.variant, newFlight(k.uri+"\x00"+o.variant))
+	if !leader {
+		return
+	}
+	bk := *k
+	bk.ctx = context.WithoutCancel(k.ctx)
+	bk.w = nil
+	bk.head = false
+	h := *k.req
+	h.Method, h.Target, h.Host = []byte("GET"), bytes.Clone(k.req.Target), bytes.Clone(k.req.Host)
+	h.Fields = k.req.Fields.Clone()
+	h.ContentLength, h.Chunked = 0, false
+	bk.req = &h
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		bk.run(f, o, true)
+		if f.kind == resultPass {
+			f.pass.Body.Close()
+		}
+	}()
+}

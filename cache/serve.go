@@ -1,0 +1,416 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"time"
+
+	"accel/parser"
+	"accel/policy"
+)
+
+// call is one request's way through the cache. Its fields are copies that
+// outlive Serve where a background revalidation needs them.
+type call struct {
+	c      *Cache
+	ctx    context.Context
+	req    *parser.Request // the client's head; valid only during Serve
+	scheme string
+	rules  *policy.CacheRules
+	fetch  Fetch
+	w      ResponseWriter
+	head   bool // HEAD: the stored GET's head, no body
+	uri    string
+	extras string
+	cc     policy.CacheControl
+}
+
+// Serve answers one request through the cache for a route whose rules
+// have Enabled set. GET and HEAD go through lookup, coalescing, fetch and
+// store; unsafe methods go to the origin and, answered 2xx or 3xx,
+// invalidate what is stored for their target and same-origin Location and
+// Content-Location (RFC 9111 §4.4); other methods pass.
+//
+// When the origin cannot be reached and nothing stale may be served, Serve
+// returns the fetch error without writing, and the caller answers 502/503/
+// 504. An error after the head was written (the origin died mid-body)
+// means the client's response is incomplete: the caller must cut the
+// connection or stream rather than end it normally.
+func (c *Cache) Serve(ctx context.Context, req *Request, rules *policy.CacheRules, fetch Fetch, w ResponseWriter) (Outcome, error) {
+	if c.closed.Load() {
+		return Outcome{}, errClosed
+	}
+	r := rules.WithDefaults()
+	k := &call{c: c, ctx: ctx, req: req.Head, scheme: req.Scheme, rules: &r, fetch: fetch, w: w}
+	switch string(req.Head.Method) {
+	case "GET", "HEAD":
+		return k.serveCached()
+	case "OPTIONS", "TRACE", "CONNECT":
+		return k.passRequest(false)
+	default:
+		return k.passRequest(true)
+	}
+}
+
+func (k *call) serveCached() (Outcome, error) {
+	c, h := k.c, k.req
+	k.head = string(h.Method) == "HEAD"
+	k.uri = primaryKey(k.scheme, h.Host, h.Target, &k.rules.Key)
+	k.extras = extraKey(h.Fields, &k.rules.Key)
+	k.cc = policy.ParseCacheControl(h.Fields)
+	// Ranges and the preconditions the cache does not evaluate go to the
+	// origin unless a fresh stored response answers them whole.
+	special := h.Fields.Has("range") || h.Fields.Has("if-match") ||
+		h.Fields.Has("if-unmodified-since") || h.Fields.Has("if-range")
+	for attempt := 0; attempt < 4; attempt++ {
+		o, uriKnown := c.ix.lookup(k.uri, k.extras, h.Fields)
+		now := c.now()
+		fwd, candidate := "uri-miss", (*object)(nil)
+		if uriKnown {
+			fwd = "vary-miss"
+		}
+		if o != nil {
+			switch policy.Reuse(o.stored(now), k.cc) {
+			case policy.UseFresh:
+				if out, ok, err := k.serveObject(o, answer{status: "hit"}); ok {
+					return out, err
+				}
+				continue
+			case policy.UseStale:
+				if out, ok, err := k.serveObject(o, answer{status: "stale"}); ok {
+					return out, err
+				}
+				continue
+			case policy.UseStaleRevalidate:
+				if out, ok, err := k.serveObject(o, answer{status: "stale"}); ok {
+					k.revalidateInBackground(o)
+					return out, err
+				}
+				continue
+			case policy.UseRevalidate:
+				fwd, candidate = "stale", o
+			case policy.UseRevalidateRequest:
+				fwd, candidate = "request", o
+			}
+		}
+		if k.cc.OnlyIfCached {
+			return k.gatewayTimeout()
+		}
+		if special || (k.head && candidate == nil) {
+			return k.passRequest(false)
+		}
+		out, err, again := k.forward(attempt, fwd, candidate)
+		if !again {
+			return out, err
+		}
+	}
+	return k.passRequest(false)
+}
+
+// forward fetches through a flight: joining one in progress for the same
+// key, or leading a new one. again asks the caller to look up once more: a
+// waiter released because the response was not for it.
+func (k *call) forward(attempt int, fwd string, candidate *object) (out Outcome, err error, again bool) {
+	c := k.c
+	secondary := k.extras
+	if vary, ok := c.ix.varyOf(k.uri); ok {
+		secondary = secondaryKey(k.extras, vary, k.req.Fields)
+	}
+	key := k.uri + "\x00" + secondary
+	direct := attempt > 0 || k.cc.NoStore || c.fl.passing(key, c.now())
+	f, leader := newFlight(key), true
+	if !direct {
+		f, leader = c.fl.join(key, f)
+		if !leader && int(f.waiters.Add(1)) > k.rules.Coalesce.MaxWaiters {
+			f.waiters.Add(-1)
+			f, leader = newFlight(key), true
+		}
+	}
+	if !leader {
+		c.stats.waiters.Add(1)
+		t := time.NewTimer(k.rules.Coalesce.WaitTimeout.D())
+		defer t.Stop()
+		select {
+		case <-f.ready:
+		case <-t.C:
+			return Outcome{}, nil, true
+		case <-k.ctx.Done():
+			return Outcome{}, k.ctx.Err(), false
+		}
+	} else {
+		c.stats.misses.Add(1)
+		k.run(f, candidate, !direct)
+	}
+	return k.serveFlight(f, leader, fwd, candidate)
+}
+
+// serveFlight answers from what flight f produced.
+func (k *call) serveFlight(f *flight, leader bool, fwd string, candidate *object) (Outcome, error, bool) {
+	c := k.c
+	switch f.kind {
+	case resultError:
+		if candidate != nil && policy.StaleIfError(candidate.stored(c.now()), k.cc) {
+			if out, ok, err := k.serveObject(candidate, answer{status: "stale", fwd: "stale", detail: "origin-error"}); ok {
+				return out, err, false
+			}
+		}
+		return Outcome{Fwd: fwd}, f.err, false
+	case resultStale:
+		if policy.StaleIfError(f.obj.stored(c.now()), k.cc) {
+			if out, ok, err := k.serveObject(f.obj, answer{status: "stale", fwd: "stale", fwdStatus: f.fwdStatus, collapsed: !leader}); ok {
+				return out, err, false
+			}
+		}
+		return Outcome{Fwd: fwd}, errOriginStatus(f.fwdStatus), false
+	case resultObject:
+		out, ok, err := k.serveObject(f.obj, answer{status: "revalidated", fwd: fwd, fwdStatus: 304, collapsed: !leader})
+		return out, err, !ok
+	case resultPass:
+		if !leader {
+			return Outcome{}, nil, true
+		}
+		c.stats.passes.Add(1)
+		out := Outcome{Status: "pass", Fwd: fwd}
+		return out, k.writeOrigin(f.pass, cacheStatus(answer{fwd: fwd, fwdStatus: f.pass.Status})), false
+	}
+	hd := f.head
+	if !leader && secondaryKey(k.extras, hd.vary, k.req.Fields) != hd.variant {
+		return Outcome{}, nil, true
+	}
+	return k.writeStream(f, leader, fwd)
+}
+
+// errOriginStatus is returned when the origin answered 5xx, a stale
+// response stood in for it for the request that fetched, and this request
+// does not accept it.
+type errOriginStatus int
+
+func (e errOriginStatus) Error() string {
+	return "cache: origin answered " + strconv.Itoa(int(e))
+}
+
+// answer describes how a response is being served, for Cache-Status.
+type answer struct {
+	status    string // Outcome.Status; "hit" and "stale" without fwd are hits
+	fwd       string
+	fwdStatus int
+	stored    bool
+	collapsed bool
+	ttl       time.Duration
+	hasTTL    bool
+	detail    string
+}
+
+// cacheStatus is the RFC 9211 Cache-Status member accel adds.
+func cacheStatus(a answer) string {
+	b := []byte("accel")
+	if a.fwd == "" && (a.status == "hit" || a.status == "stale") {
+		b = append(b, "; hit"...)
+	}
+	if a.fwd != "" {
+		b = append(b, "; fwd="...)
+		b = append(b, a.fwd...)
+	}
+	if a.fwdStatus != 0 {
+		b = append(b, "; fwd-status="...)
+		b = strconv.AppendInt(b, int64(a.fwdStatus), 10)
+	}
+	if a.stored {
+		b = append(b, "; stored"...)
+	}
+	if a.collapsed {
+		b = append(b, "; collapsed"...)
+	}
+	if a.hasTTL {
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, int64(a.ttl/time.Second), 10)
+	}
+	if a.detail != "" {
+		b = append(b, "; detail="...)
+		b = append(b, a.detail...)
+	}
+	return string(b)
+}
+
+// body returns o's body from the first tier that has it intact, promoting
+// it to memory. An object no tier can produce is dropped: a corrupt or
+// partial record is never served.
+func (c *Cache) body(o *object) ([]byte, bool) {
+	for i, t := range c.tiers {
+		if b, ok := t.get(o); ok {
+			if i > 0 {
+				c.mem.put(o, b)
+			}
+			return b, true
+		}
+	}
+	c.drop(o)
+	return nil, false
+}
+
+// drop removes o from the index and every tier.
+func (c *Cache) drop(o *object) {
+	c.ix.remove(o)
+	for _, t := range c.tiers {
+		t.del(o)
+	}
+}
+
+// serveObject answers with a stored object. ok is false when its body is
+// gone (the object has then been dropped) and nothing was written.
+func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error) {
+	c := k.c
+	body, ok := c.body(o)
+	if !ok {
+		return Outcome{}, false, nil
+	}
+	now := c.now()
+	o.used.Store(now.UnixNano())
+	age := o.age(now)
+	a.ttl, a.hasTTL = o.lifetime-age, true
+	switch a.status {
+	case "hit":
+		c.stats.hits.Add(1)
+	case "stale":
+		c.stats.stale.Add(1)
+	}
+	out = Outcome{Status: a.status, Fwd: a.fwd, Coalesced: a.collapsed}
+	status := o.status
+	fields := o.fields
+	if status == 200 && notModified(k.req.Fields, fields) {
+		status, fields = 304, notModifiedFields(fields)
+	}
+	fields = append(fields[:len(fields):len(fields)],
+		parser.Field{Name: []byte("Age"), Value: strconv.AppendInt(nil, int64(age/time.Second), 10)},
+		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
+	if status != 304 {
+		k.w.SetContentLength(o.size)
+	}
+	if err := k.w.WriteHead(status, fields); err != nil {
+		return out, true, err
+	}
+	if k.head || status == 304 || len(body) == 0 {
+		return out, true, nil
+	}
+	if _, err := k.w.Write(body); err != nil {
+		return out, true, err
+	}
+	return out, true, k.w.Flush()
+}
+
+// writeStream answers from a flight's streaming body, forwarding bytes as
+// they arrive.
+func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, bool) {
+	hd, c := f.head, k.c
+	age := hd.initialAge + max(c.now().Sub(hd.received), 0)
+	a := answer{status: "miss", fwd: fwd, stored: leader && hd.storable, collapsed: !leader,
+		ttl: hd.lifetime - age, hasTTL: true}
+	out := Outcome{Status: "miss", Fwd: fwd, Stored: a.stored, Coalesced: !leader}
+	fields := hd.fields
+	if leader {
+		fields = hd.own
+	}
+	status := hd.status
+	if status == 200 && notModified(k.req.Fields, fields) {
+		status, fields = 304, notModifiedFields(fields)
+	}
+	fields = append(fields[:len(fields):len(fields)],
+		parser.Field{Name: []byte("Age"), Value: strconv.AppendInt(nil, int64(age/time.Second), 10)},
+		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
+	if hd.length >= 0 && status != 304 {
+		k.w.SetContentLength(hd.length)
+	}
+	if err := k.w.WriteHead(status, fields); err != nil {
+		return out, err, false
+	}
+	if k.head || status == 304 {
+		return out, nil, false
+	}
+	for off := 0; ; {
+		p, done, err := f.body.next(k.ctx, off)
+		if err != nil {
+			return out, err, false
+		}
+		if done {
+			return out, nil, false
+		}
+		if _, err := k.w.Write(p); err != nil {
+			return out, err, false
+		}
+		if err := k.w.Flush(); err != nil {
+			return out, err, false
+		}
+		off += len(p)
+	}
+}
+
+// passRequest sends the client's own request to the origin and relays the
+// answer; invalidate makes a 2xx or 3xx answer invalidate the target.
+func (k *call) passRequest(invalidate bool) (Outcome, error) {
+	resp, err := k.fetch(k.ctx, k.req)
+	if err != nil {
+		return Outcome{Status: "pass", Fwd: "bypass"}, err
+	}
+	if invalidate && resp.Status >= 200 && resp.Status < 400 {
+		k.c.invalidate(k.scheme, k.req, resp.Fields, &k.rules.Key)
+	}
+	k.c.stats.passes.Add(1)
+	fwd := "bypass"
+	if !invalidate && (string(k.req.Method) == "GET" || string(k.req.Method) == "HEAD") {
+		fwd = "miss"
+	}
+	return Outcome{Status: "pass", Fwd: fwd}, k.writeOrigin(resp, cacheStatus(answer{fwd: fwd, fwdStatus: resp.Status}))
+}
+
+// errTruncated reports a body shorter than its Content-Length.
+var errTruncated = errors.New("cache: origin body shorter than its Content-Length")
+
+// writeOrigin relays an origin response that is not stored, closing its
+// body. A short body is an error, so the caller cuts the connection.
+func (k *call) writeOrigin(resp *Response, status string) error {
+	defer resp.Body.Close()
+	fields := resp.Fields.Clone().Del("content-length").Del("transfer-encoding")
+	fields = fields.Add("Cache-Status", status)
+	k.w.SetContentLength(resp.ContentLength)
+	if err := k.w.WriteHead(resp.Status, fields); err != nil {
+		return err
+	}
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		m, err := resp.Body.Read(buf)
+		if m > 0 {
+			n += int64(m)
+			if _, werr := k.w.Write(buf[:m]); werr != nil {
+				return werr
+			}
+			if werr := k.w.Flush(); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength && !k.head && !bodyless(resp.Status) {
+		return errTruncated
+	}
+	return nil
+}
+
+func bodyless(status int) bool {
+	return status == 204 || status == 304 || status < 200
+}
+
+// gatewayTimeout answers only-if-cached when nothing stored may serve
+// (RFC 9111 §5.2.1.7).
+func (k *call) gatewayTimeout() (Outcome, error) {
+	k.w.SetContentLength(0)
+	err := k.w.WriteHead(504, parser.Fields{}.Add("Cache-Status", "accel; detail=only-if-cached"))
+	return Outcome{Status: "miss"}, err
+}

@@ -1,0 +1,230 @@
+// Command accel runs the caching web accelerator.
+//
+//	accel -origin http://127.0.0.1:9000            # embedded defaults, :8080
+//	accel -config /etc/accel/accel.yaml            # everything from one file
+//	accel purge -token-env ACCEL_ADMIN_TOKEN url http://example.com/a
+//
+// SIGHUP reloads the config file (a bad file is refused and the running
+// config stays); SIGTERM and SIGINT drain in-flight requests and stop.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"accel/accel"
+	"accel/policy"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "purge" {
+		os.Exit(runPurge(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+type flags struct {
+	listen     listFlag
+	origins    listFlag
+	config     string
+	tlsCert    string
+	tlsKey     string
+	selfSigned bool
+	dataDir    string
+	adminAddr  string
+	drain      time.Duration
+}
+
+func run(args []string, stderr io.Writer) int {
+	var f flags
+	fs := flag.NewFlagSet("accel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&f.listen, "listen", "client listener `address` (repeatable; default :8080)")
+	fs.Var(&f.origins, "origin", "origin server `URL` such as http://127.0.0.1:9000 (repeatable)")
+	fs.StringVar(&f.config, "config", "", "config `file` (YAML); flags other than -config are then not allowed")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) for the listeners")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key `file` (PEM) for the listeners")
+	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve TLS with a throwaway self-signed certificate (local trials)")
+	fs.StringVar(&f.dataDir, "data-dir", "accel-data", "`directory` for the persistent cache and TLS sessions")
+	fs.StringVar(&f.adminAddr, "admin", "127.0.0.1:9090", "admin API `address`, or off")
+	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, source, err := loadConfig(&f, fs)
+	if err != nil {
+		fmt.Fprintln(stderr, "accel:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if n, err := raiseFileLimit(); err != nil {
+		log.Warn("could not raise the file descriptor limit", "err", err)
+	} else {
+		log.Info("file descriptor limit", "nofile", n)
+	}
+	srv, err := accel.New(cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "accel:", err)
+		return 1
+	}
+	srv.SetConfigSource(source)
+	if err := srv.Start(); err != nil {
+		fmt.Fprintln(stderr, "accel:", err)
+		return 1
+	}
+	for _, a := range srv.Addrs() {
+		log.Info("listening", "addr", a.String())
+	}
+	if a := srv.AdminAddr(); a != nil {
+		log.Info("admin API", "addr", a.String())
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if err := srv.Reload(); err != nil {
+				log.Error("reload failed", "err", err)
+			}
+			continue
+		}
+		log.Info("draining", "signal", sig.String(), "timeout", f.drain)
+		ctx, cancel := context.WithTimeout(context.Background(), f.drain)
+		err := srv.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			log.Warn("stopped with requests still running", "err", err)
+			return 1
+		}
+		log.Info("stopped")
+		return 0
+	}
+	return 0
+}
+
+// loadConfig reads the config file, or builds one from the quick-start
+// flags, and returns how to read it again on reload.
+func loadConfig(f *flags, fs *flag.FlagSet) (*policy.Config, func() (*policy.Config, error), error) {
+	if f.config != "" {
+		var extra []string
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name != "config" && fl.Name != "drain-timeout" {
+				extra = append(extra, "-"+fl.Name)
+			}
+		})
+		if len(extra) > 0 {
+			return nil, nil, fmt.Errorf("%s cannot be combined with -config: set it in the file", strings.Join(extra, ", "))
+		}
+		source := func() (*policy.Config, error) { return policy.Load(f.config) }
+		cfg, err := source()
+		return cfg, source, err
+	}
+	data, err := flagsYAML(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	source := func() (*policy.Config, error) { return policy.Parse(data, "command line") }
+	cfg, err := source()
+	return cfg, source, err
+}
+
+// flagsYAML writes the quick-start flags as a config file would say them,
+// so that flags and files go through one validation.
+func flagsYAML(f *flags) ([]byte, error) {
+	if len(f.origins) == 0 {
+		return nil, errors.New("no origin: give -origin http://HOST:PORT (or -config FILE)")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, errors.New("-tls-cert and -tls-key go together")
+	}
+	if len(f.listen) == 0 {
+		f.listen = listFlag{":8080"}
+	}
+	type m = map[string]any
+	var listeners []m
+	for _, a := range f.listen {
+		l := m{"address": a}
+		switch {
+		case f.tlsCert != "":
+			l["tls"] = m{"certificates": []m{{"cert": f.tlsCert, "key": f.tlsKey}}}
+		case f.selfSigned:
+			l["tls"] = m{"self_signed": true}
+		}
+		listeners = append(listeners, l)
+	}
+	var servers []m
+	for _, o := range f.origins {
+		addr, err := originAddr(o)
+		if err != nil {
+			return nil, err
+		}
+		servers = append(servers, m{"address": addr})
+	}
+	admin := m{"listen": f.adminAddr}
+	return yaml.Marshal(m{
+		"listen": listeners,
+		"pools":  []m{{"name": "default", "servers": servers}},
+		"routes": []m{{"path": "/", "pool": "default", "cache": m{"enabled": true}}},
+		"cache":  m{"dir": f.dataDir + "/cache"},
+		"tls_sessions": m{
+			"dir": f.dataDir + "/sessions",
+		},
+		"admin": admin,
+	})
+}
+
+func originAddr(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("-origin %q is not a URL like http://127.0.0.1:9000", raw)
+	}
+	if u.Scheme != "http" {
+		return "", fmt.Errorf("-origin %q: origins are reached over cleartext HTTP/1.1 (http://)", raw)
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "80"), nil
+	}
+	return u.Host, nil
+}
+
+func newLogger(cfg *policy.Config, w io.Writer) *slog.Logger {
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// raiseFileLimit lifts the soft descriptor limit to the hard one: a proxy
+// holds two sockets per request in flight, and the usual soft 1024 is
+// reached long before the CPU is.
+func raiseFileLimit() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+			return 0, err
+		}
+	}
+	return rl.Cur, nil
+}

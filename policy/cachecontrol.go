@@ -1,0 +1,201 @@
+package policy
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+
+	"accel/parser"
+)
+
+// CacheControl holds the directives of the Cache-Control field lines of one
+// message (RFC 9111 §5.2, RFC 5861). A delta-seconds directive that is
+// absent is -1; "max-stale" without a value is MaxStaleAny.
+type CacheControl struct {
+	// Request and response directives.
+	NoCache     bool
+	NoStore     bool
+	MaxAge      time.Duration
+	NoTransform bool
+	// StaleIfError (RFC 5861 §4) is valid in both directions.
+	StaleIfError time.Duration
+
+	// Request directives.
+	MaxStale     time.Duration
+	MinFresh     time.Duration
+	OnlyIfCached bool
+
+	// Response directives.
+	Public          bool
+	Private         bool
+	MustRevalidate  bool
+	ProxyRevalidate bool
+	MustUnderstand  bool
+	SMaxAge         time.Duration
+	Immutable       bool
+	// StaleWhileRevalidate is RFC 5861 §3.
+	StaleWhileRevalidate time.Duration
+	// PrivateFields and NoCacheFields are the field names of the qualified
+	// forms private="a, b" and no-cache="a", lower-cased. The unqualified
+	// forms leave them nil and set Private or NoCache.
+	PrivateFields []string
+	NoCacheFields []string
+}
+
+// MaxStaleAny is the MaxStale of a bare "max-stale": any staleness is
+// acceptable to the client.
+const MaxStaleAny = time.Duration(1<<63 - 1)
+
+// deltaCap is the largest delta-seconds a cache has to represent; larger
+// values are read as it (RFC 9111 §1.2.2).
+const deltaCap = 1 << 31
+
+// ParseCacheControl reads every Cache-Control line of fs as one list.
+//
+// Where RFC 9111 lets a recipient choose, the choice is the safe one: a
+// duplicated delta directive keeps its first value (§4.2.1), and a delta
+// directive whose value is not a number is read as 0, which makes the
+// response stale rather than guessing a lifetime.
+func ParseCacheControl(fs parser.Fields) CacheControl {
+	cc := CacheControl{MaxAge: -1, SMaxAge: -1, MaxStale: -1, MinFresh: -1,
+		StaleWhileRevalidate: -1, StaleIfError: -1}
+	for _, f := range fs {
+		if parser.EqualFold(f.Name, "cache-control") {
+			cc.parse(f.Value)
+		}
+	}
+	return cc
+}
+
+func (cc *CacheControl) parse(v []byte) {
+	for len(v) > 0 {
+		name, arg, quoted, rest := nextDirective(v)
+		v = rest
+		if name == "" {
+			continue
+		}
+		switch strings.ToLower(name) {
+		case "no-cache":
+			if quoted != nil && len(fieldNames(quoted)) > 0 {
+				cc.NoCacheFields = append(cc.NoCacheFields, fieldNames(quoted)...)
+			} else {
+				cc.NoCache = true
+			}
+		case "no-store":
+			cc.NoStore = true
+		case "no-transform":
+			cc.NoTransform = true
+		case "only-if-cached":
+			cc.OnlyIfCached = true
+		case "public":
+			cc.Public = true
+		case "private":
+			if quoted != nil && len(fieldNames(quoted)) > 0 {
+				cc.PrivateFields = append(cc.PrivateFields, fieldNames(quoted)...)
+			} else {
+				cc.Private = true
+			}
+		case "must-revalidate":
+			cc.MustRevalidate = true
+		case "proxy-revalidate":
+			cc.ProxyRevalidate = true
+		case "must-understand":
+			cc.MustUnderstand = true
+		case "immutable":
+			cc.Immutable = true
+		case "max-age":
+			setDelta(&cc.MaxAge, arg)
+		case "s-maxage":
+			setDelta(&cc.SMaxAge, arg)
+		case "min-fresh":
+			setDelta(&cc.MinFresh, arg)
+		case "stale-while-revalidate":
+			setDelta(&cc.StaleWhileRevalidate, arg)
+		case "stale-if-error":
+			setDelta(&cc.StaleIfError, arg)
+		case "max-stale":
+			if cc.MaxStale >= 0 {
+				continue
+			}
+			if arg == "" {
+				cc.MaxStale = MaxStaleAny
+			} else {
+				setDelta(&cc.MaxStale, arg)
+			}
+		}
+	}
+}
+
+// nextDirective splits the first directive off v. arg is the argument
+// with quotes removed; quoted is non-nil when the argument was a
+// quoted-string (both forms are accepted, RFC 9111 §5.2).
+func nextDirective(v []byte) (name, arg string, quoted []byte, rest []byte) {
+	v = bytes.TrimLeft(v, " \t,")
+	i := 0
+	for i < len(v) && v[i] != '=' && v[i] != ',' {
+		i++
+	}
+	name = strings.TrimSpace(string(v[:i]))
+	if i == len(v) || v[i] == ',' {
+		return name, "", nil, v[i:]
+	}
+	v = bytes.TrimLeft(v[i+1:], " \t")
+	if len(v) > 0 && v[0] == '"' {
+		var b []byte
+		j := 1
+		for ; j < len(v) && v[j] != '"'; j++ {
+			if v[j] == '\\' && j+1 < len(v) {
+				j++
+			}
+			b = append(b, v[j])
+		}
+		if b == nil {
+			b = []byte{}
+		}
+		if j < len(v) {
+			j++
+		}
+		return name, string(b), b, v[j:]
+	}
+	j := 0
+	for j < len(v) && v[j] != ',' {
+		j++
+	}
+	return name, strings.TrimSpace(string(v[:j])), nil, v[j:]
+}
+
+func fieldNames(list []byte) []string {
+	var out []string
+	for _, n := range bytes.Split(list, []byte{','}) {
+		if n = bytes.TrimSpace(n); len(n) > 0 {
+			out = append(out, strings.ToLower(string(n)))
+		}
+	}
+	return out
+}
+
+// setDelta stores a delta-seconds argument unless the directive was seen
+// before (first occurrence wins).
+func setDelta(d *time.Duration, arg string) {
+	if *d >= 0 {
+		return
+	}
+	*d = parseDelta(arg)
+}
+
+func parseDelta(arg string) time.Duration {
+	if arg == "" {
+		return 0
+	}
+	for i := 0; i < len(arg); i++ {
+		if arg[i] < '0' || arg[i] > '9' {
+			return 0
+		}
+	}
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || n > deltaCap {
+		n = deltaCap
+	}
+	return time.Duration(n) * time.Second
+}

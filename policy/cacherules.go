@@ -1,0 +1,88 @@
+package policy
+
+import "time"
+
+// CacheRules is a route's cache policy: the YAML under routes[].cache.
+// The zero value caches nothing.
+type CacheRules struct {
+	// Enabled turns caching on for the route; off, every request goes to
+	// the origin and responses say Cache-Status: accel; fwd=bypass.
+	Enabled bool `yaml:"enabled"`
+	// DefaultTTL is the freshness lifetime of a cacheable response that
+	// gives none (no max-age, s-maxage or Expires) and is not eligible for
+	// heuristic freshness (no Last-Modified). Zero: none, such a response
+	// is stored only to be revalidated or served stale within the windows.
+	DefaultTTL Duration `yaml:"default_ttl"`
+	// TTLOverride, when set, replaces whatever lifetime the origin gave.
+	TTLOverride Duration `yaml:"ttl_override"`
+	// TTLCap bounds any lifetime, the origin's or the heuristic one. Zero:
+	// no cap (heuristic lifetimes are capped at HeuristicMax regardless).
+	TTLCap Duration `yaml:"ttl_cap"`
+	// StaleWhileRevalidate and StaleIfError are the windows (RFC 5861)
+	// used when the response carries no such directive: the "grace".
+	// Zero: none. Never applied past must-revalidate, proxy-revalidate,
+	// s-maxage or no-cache.
+	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+	StaleIfError         Duration `yaml:"stale_if_error"`
+	// Key changes what makes two requests the same object.
+	Key KeyOptions `yaml:"key"`
+	// StoreSetCookie stores responses carrying Set-Cookie, stripped of it.
+	StoreSetCookie bool `yaml:"store_set_cookie"`
+	// MaxObjectSize bounds a stored body; larger responses pass through.
+	// Zero: DefaultMaxObjectSize.
+	MaxObjectSize ByteSize `yaml:"max_object_size"`
+	// Coalesce bounds request coalescing on a miss.
+	Coalesce CoalesceRules `yaml:"coalesce"`
+}
+
+// KeyOptions change the primary cache key of a route.
+type KeyOptions struct {
+	// IgnoreQuery drops the named query parameters; "*" drops the query.
+	IgnoreQuery []string `yaml:"ignore_query"`
+	// SortQuery orders query parameters so that ?a=1&b=2 and ?b=2&a=1 are
+	// one object.
+	SortQuery bool `yaml:"sort_query"`
+	// Headers and Cookies add request header values and cookie values.
+	Headers []string `yaml:"headers"`
+	Cookies []string `yaml:"cookies"`
+}
+
+// CoalesceRules bound the requests that wait for one origin fetch.
+type CoalesceRules struct {
+	// MaxWaiters bounds the requests waiting on one fetch; more go to the
+	// origin on their own. Zero: DefaultMaxWaiters.
+	MaxWaiters int `yaml:"max_waiters"`
+	// WaitTimeout bounds how long a waiter waits for the response head
+	// before going to the origin itself. Zero: DefaultWaitTimeout.
+	WaitTimeout Duration `yaml:"wait_timeout"`
+	// HitForPass is how long a key whose response was not storable sends
+	// its requests straight to the origin instead of waiting in line.
+	// Zero: DefaultHitForPass.
+	HitForPass Duration `yaml:"hit_for_pass"`
+}
+
+// Defaults for the zero fields of CacheRules.
+const (
+	DefaultMaxObjectSize ByteSize = 32 << 20
+	DefaultMaxWaiters             = 1024
+	DefaultWaitTimeout            = Duration(10 * time.Second)
+	DefaultHitForPass             = Duration(10 * time.Second)
+)
+
+// WithDefaults returns a copy of r whose zero fields that have a default
+// hold it.
+func (r CacheRules) WithDefaults() CacheRules {
+	if r.MaxObjectSize <= 0 {
+		r.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if r.Coalesce.MaxWaiters <= 0 {
+		r.Coalesce.MaxWaiters = DefaultMaxWaiters
+	}
+	if r.Coalesce.WaitTimeout <= 0 {
+		r.Coalesce.WaitTimeout = DefaultWaitTimeout
+	}
+	if r.Coalesce.HitForPass <= 0 {
+		r.Coalesce.HitForPass = DefaultHitForPass
+	}
+	return r
+}

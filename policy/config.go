@@ -1,0 +1,544 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole of accel's configuration: one YAML file. The zero
+// value is not runnable; Parse fills defaults and validates.
+type Config struct {
+	// Listen lists the client listeners. Each serves HTTP/1.1 and h2c, and
+	// TLS with ALPN h2 and http/1.1 when it has a tls section.
+	Listen []Listener `yaml:"listen"`
+	// Limits bound what one client may cost.
+	Limits Limits `yaml:"limits"`
+	// Pools are the origin server groups routes send requests to.
+	Pools []Pool `yaml:"pools"`
+	// Routes map host and path prefix to a pool and a cache policy. The
+	// most specific match wins: exact host over wildcard over any, then the
+	// longest path prefix.
+	Routes []Route `yaml:"routes"`
+	// Cache sizes the shared object store.
+	Cache CacheStore `yaml:"cache"`
+	// TLSSessions is the TLS session store shared by a fleet.
+	TLSSessions TLSSessions `yaml:"tls_sessions"`
+	// Admin is the operator's API: purge, stats, metrics, reload.
+	Admin Admin `yaml:"admin"`
+	// Log sets the access and error log format.
+	Log Log `yaml:"log"`
+
+	// File is where the config was read from, for messages.
+	File string `yaml:"-"`
+}
+
+// Listener is one client-facing socket.
+type Listener struct {
+	// Address is host:port; ":8080" listens on every address.
+	Address string `yaml:"address"`
+	// TLS, when set, makes the listener sniff TLS handshakes (ALPN h2 and
+	// http/1.1) next to cleartext HTTP/1.1 and h2c on the same port.
+	TLS *ListenerTLS `yaml:"tls"`
+	// HTTP2 sets the HTTP/2 server's limits for this listener.
+	HTTP2 HTTP2 `yaml:"http2"`
+}
+
+// ListenerTLS is a listener's certificates.
+type ListenerTLS struct {
+	// Certificates are chosen by SNI; the first is the default for clients
+	// that send no name or an unknown one.
+	Certificates []Certificate `yaml:"certificates"`
+	// SelfSigned makes a throwaway certificate at start, for local trials
+	// only: clients will not trust it.
+	SelfSigned bool `yaml:"self_signed"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// Certificate is a PEM certificate chain and its key (ECDSA or RSA).
+type Certificate struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// HTTP2 holds the HTTP/2 limits (RFC 9113 §6.5.2 settings).
+type HTTP2 struct {
+	// MaxConcurrentStreams per connection; default 250.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// MaxHeaderListSize bounds a decoded header list; default 64KiB.
+	MaxHeaderListSize ByteSize `yaml:"max_header_list_size"`
+	// MaxFrameSize is the largest frame we accept; default 16KiB, the
+	// protocol minimum, up to 16MiB.
+	MaxFrameSize ByteSize `yaml:"max_frame_size"`
+}
+
+// Limits bound a client connection, so that a slow or hostile client cannot
+// hold resources forever.
+type Limits struct {
+	// MaxHeadBytes bounds a request head (431 above it); default 64KiB.
+	MaxHeadBytes ByteSize `yaml:"max_head_bytes"`
+	// MaxTargetBytes bounds a request-target (414 above it); default 8KiB.
+	MaxTargetBytes ByteSize `yaml:"max_target_bytes"`
+	// HeaderTimeout is the time a client has to send a whole request head
+	// once it started one (the slowloris bound); default 10s.
+	HeaderTimeout Duration `yaml:"header_timeout"`
+	// ReadTimeout bounds each wait for request body bytes; default 30s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds each wait for the client to take response
+	// bytes; default 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection with no request; 75s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// Pool is a group of origin servers and how to use them.
+type Pool struct {
+	Name    string   `yaml:"name"`
+	Servers []Server `yaml:"servers"`
+	// Balance is round_robin (smooth weighted, default) or least_conn.
+	Balance           string   `yaml:"balance"`
+	MaxConnsPerServer int      `yaml:"max_conns_per_server"`
+	QueueSize         int      `yaml:"queue_size"`
+	QueueTimeout      Duration `yaml:"queue_timeout"`
+	ConnectTimeout    Duration `yaml:"connect_timeout"`
+	FirstByteTimeout  Duration `yaml:"first_byte_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// Retries is how many other servers an idempotent request may try;
+	// unset means 2.
+	Retries       *int     `yaml:"retries"`
+	RetryBudget   Duration `yaml:"retry_budget"`
+	FailThreshold int      `yaml:"fail_threshold"`
+	FailWindow    Duration `yaml:"fail_window"`
+	Cooldown      Duration `yaml:"cooldown"`
+	Health        Health   `yaml:"health"`
+}
+
+// Server is one origin server of a pool.
+type Server struct {
+	Address string `yaml:"address"`
+	// Weight is the server's share of requests; default 1.
+	Weight int `yaml:"weight"`
+}
+
+// Health configures active health checks; off when Path is empty.
+type Health struct {
+	Path     string   `yaml:"path"`
+	Interval Duration `yaml:"interval"`
+}
+
+// Route sends matching requests to a pool under a cache policy.
+type Route struct {
+	// Host matches the request's host: exact ("example.com"), a wildcard
+	// for subdomains ("*.example.com"), or empty for any host.
+	Host string `yaml:"host"`
+	// Path is a path prefix; default "/".
+	Path string `yaml:"path"`
+	Pool string `yaml:"pool"`
+	// RetryUnsafe lets PUT and DELETE (idempotent by RFC 9110, but only
+	// if the application made them so) be retried on another server.
+	RetryUnsafe bool       `yaml:"retry_unsafe"`
+	Cache       CacheRules `yaml:"cache"`
+	// PurgeFrom lists networks (CIDR) allowed to send the PURGE method on
+	// the client listener; empty means PURGE is refused there.
+	PurgeFrom []string `yaml:"purge_from"`
+
+	// purgeNets is PurgeFrom parsed by Validate.
+	purgeNets []netip.Prefix
+}
+
+// CacheStore sizes the object store's tiers.
+type CacheStore struct {
+	// Memory is the memory tier's size; default 256MiB.
+	Memory ByteSize `yaml:"memory"`
+	// Dir holds the persistent tier, so a restart starts warm; default
+	// "accel-data/cache". "off" keeps the cache in memory only.
+	Dir string `yaml:"dir"`
+	// Disk bounds the persistent tier; default 1GiB.
+	Disk ByteSize `yaml:"disk"`
+}
+
+// TLSSessions configures the TLS session store a fleet shares.
+type TLSSessions struct {
+	// Mode is stateful (default: tickets are opaque ids of sessions kept in
+	// the store) or stateless (tickets encrypted with a shared key ring).
+	Mode string `yaml:"mode"`
+	// Backend is memory (default), redis or memcached.
+	Backend string   `yaml:"backend"`
+	Addrs   []string `yaml:"addrs"`
+	// Dir persists the memory backend's sessions; default
+	// "accel-data/sessions", "off" for none.
+	Dir            string   `yaml:"dir"`
+	Lifetime       Duration `yaml:"lifetime"`
+	Timeout        Duration `yaml:"timeout"`
+	RotationPeriod Duration `yaml:"rotation_period"`
+	KeyWindow      int      `yaml:"key_window"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Listen is the admin address; default 127.0.0.1:9090, "off" for none.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token; prefer TokenEnv to keep it out of files.
+	Token    string `yaml:"token"`
+	TokenEnv string `yaml:"token_env"`
+}
+
+// Log sets the log format.
+type Log struct {
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+	// Access turns the access log on (default) or off.
+	Access *bool `yaml:"access"`
+}
+
+// Load reads and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes data strictly (unknown fields are errors), fills defaults
+// and validates. Every error names file, line and YAML path.
+func Parse(data []byte, file string) (*Config, error) {
+	if file == "" {
+		file = "config"
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(file, err)
+	}
+	cfg := &Config{File: file}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(file, err)
+	}
+	cfg.Defaults()
+	if err := cfg.validate(&root); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var (
+	typeName = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	lineNo   = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+)
+
+// yamlError turns yaml.v3's messages, written for Go programmers, into
+// ones for operators: file:line: what, one problem per line, no Go types.
+func yamlError(file string, err error) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	errs := make([]error, len(msgs))
+	for i, m := range msgs {
+		m = typeName.ReplaceAllString(m, "unknown field $1")
+		m = strings.Replace(m, "cannot unmarshal !!", "wrong type !!", 1)
+		if sub := lineNo.FindStringSubmatch(m); sub != nil {
+			m = file + ":" + sub[1] + ": " + m[len(sub[0]):]
+		} else {
+			m = file + ": " + strings.TrimPrefix(m, "yaml: ")
+		}
+		errs[i] = errors.New(m)
+	}
+	return errors.Join(errs...)
+}
+
+// Defaults fills every unset field with its documented default.
+func (c *Config) Defaults() {
+	for i := range c.Listen {
+		h := &c.Listen[i].HTTP2
+		if h.MaxConcurrentStreams == 0 {
+			h.MaxConcurrentStreams = 250
+		}
+		if h.MaxHeaderListSize == 0 {
+			h.MaxHeaderListSize = 64 << 10
+		}
+		if h.MaxFrameSize == 0 {
+			h.MaxFrameSize = 16 << 10
+		}
+		if t := c.Listen[i].TLS; t != nil && t.MinVersion == "" {
+			t.MinVersion = "1.2"
+		}
+	}
+	l := &c.Limits
+	setSize(&l.MaxHeadBytes, 64<<10)
+	setSize(&l.MaxTargetBytes, 8<<10)
+	setDur(&l.HeaderTimeout, 10e9)
+	setDur(&l.ReadTimeout, 30e9)
+	setDur(&l.WriteTimeout, 30e9)
+	setDur(&l.IdleTimeout, 75e9)
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		if p.Balance == "" {
+			p.Balance = "round_robin"
+		}
+		for j := range p.Servers {
+			if p.Servers[j].Weight == 0 {
+				p.Servers[j].Weight = 1
+			}
+		}
+	}
+	for i := range c.Routes {
+		if c.Routes[i].Path == "" {
+			c.Routes[i].Path = "/"
+		}
+	}
+	setSize(&c.Cache.Memory, 256<<20)
+	setSize(&c.Cache.Disk, 1<<30)
+	if c.Cache.Dir == "" {
+		c.Cache.Dir = "accel-data/cache"
+	}
+	s := &c.TLSSessions
+	if s.Mode == "" {
+		s.Mode = "stateful"
+	}
+	if s.Backend == "" {
+		s.Backend = "memory"
+	}
+	if s.Dir == "" && s.Backend == "memory" {
+		s.Dir = "accel-data/sessions"
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9090"
+	}
+	if c.Admin.TokenEnv == "" {
+		c.Admin.TokenEnv = "ACCEL_ADMIN_TOKEN"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Access == nil {
+		on := true
+		c.Log.Access = &on
+	}
+}
+
+func setSize(v *ByteSize, d ByteSize) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+func setDur(v *Duration, d Duration) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
+// checker collects validation errors, each with the line of the YAML node
+// it is about.
+type checker struct {
+	file string
+	root *yaml.Node
+	errs []error
+}
+
+func (k *checker) failf(path []any, format string, args ...any) {
+	line := lineOf(k.root, path)
+	var b strings.Builder
+	b.WriteString(k.file)
+	if line > 0 {
+		b.WriteString(":" + strconv.Itoa(line))
+	}
+	b.WriteString(": " + pathString(path) + ": ")
+	fmt.Fprintf(&b, format, args...)
+	k.errs = append(k.errs, errors.New(b.String()))
+}
+
+// pathString renders a path the way the YAML reads: routes[2].pool.
+func pathString(path []any) string {
+	var b strings.Builder
+	for _, p := range path {
+		switch p := p.(type) {
+		case int:
+			fmt.Fprintf(&b, "[%d]", p)
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		}
+	}
+	return b.String()
+}
+
+// lineOf finds the line of the node at path, or of its closest ancestor
+// present in the file (a missing field is reported where its parent is).
+func lineOf(n *yaml.Node, path []any) int {
+	if n == nil {
+		return 0
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch p := p.(type) {
+		case int:
+			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
+				next = n.Content[p]
+			}
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == p {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if n.Kind != yaml.ScalarNode {
+			line = n.Line
+		}
+	}
+	return line
+}
+
+func (c *Config) validate(root *yaml.Node) error {
+	k := &checker{file: c.File, root: root}
+	if len(c.Listen) == 0 {
+		k.failf([]any{"listen"}, "at least one listener is needed")
+	}
+	for i, l := range c.Listen {
+		p := []any{"listen", i}
+		checkAddress(k, append(p, "address"), l.Address)
+		if t := l.TLS; t != nil {
+			if len(t.Certificates) == 0 && !t.SelfSigned {
+				k.failf(append(p, "tls"), "needs certificates or self_signed: true")
+			}
+			for j, cert := range t.Certificates {
+				cp := append(p, "tls", "certificates", j)
+				if cert.Cert == "" || cert.Key == "" {
+					k.failf(cp, "needs both cert and key")
+				}
+			}
+			if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+				k.failf(append(p, "tls", "min_version"), "%q is not 1.2 or 1.3", t.MinVersion)
+			}
+		}
+		if fs := l.HTTP2.MaxFrameSize; fs < 16<<10 || fs > 1<<24-1 {
+			k.failf(append(p, "http2", "max_frame_size"), "%d is outside 16KiB..16MiB", fs)
+		}
+	}
+	if c.Limits.MaxTargetBytes > c.Limits.MaxHeadBytes {
+		k.failf([]any{"limits", "max_target_bytes"}, "is larger than max_head_bytes")
+	}
+	pools := map[string]bool{}
+	for i, p := range c.Pools {
+		pp := []any{"pools", i}
+		switch {
+		case p.Name == "":
+			k.failf(append(pp, "name"), "a pool needs a name")
+		case pools[p.Name]:
+			k.failf(append(pp, "name"), "pool %q is defined twice", p.Name)
+		}
+		pools[p.Name] = true
+		if len(p.Servers) == 0 {
+			k.failf(append(pp, "servers"), "pool %q has no servers", p.Name)
+		}
+		for j, s := range p.Servers {
+			checkAddress(k, append(pp, "servers", j, "address"), s.Address)
+			if s.Weight < 0 {
+				k.failf(append(pp, "servers", j, "weight"), "weight %d is negative", s.Weight)
+			}
+		}
+		if p.Balance != "round_robin" && p.Balance != "least_conn" {
+			k.failf(append(pp, "balance"), "%q is not round_robin or least_conn", p.Balance)
+		}
+		if p.Retries != nil && *p.Retries < 0 {
+			k.failf(append(pp, "retries"), "is negative")
+		}
+		if p.Health.Path != "" && !strings.HasPrefix(p.Health.Path, "/") {
+			k.failf(append(pp, "health", "path"), "%q does not start with /", p.Health.Path)
+		}
+	}
+	if len(c.Routes) == 0 {
+		k.failf([]any{"routes"}, "at least one route is needed")
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		rp := []any{"routes", i}
+		if r.Pool == "" {
+			k.failf(append(rp, "pool"), "a route needs a pool")
+		} else if !pools[r.Pool] {
+			k.failf(append(rp, "pool"), "pool %q is not defined", r.Pool)
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			k.failf(append(rp, "path"), "%q does not start with /", r.Path)
+		}
+		if strings.ContainsAny(r.Host, "/ :") {
+			k.failf(append(rp, "host"), "%q is not a host name", r.Host)
+		}
+		r.purgeNets = r.purgeNets[:0]
+		for j, s := range r.PurgeFrom {
+			pfx, err := netip.ParsePrefix(s)
+			if err != nil {
+				k.failf(append(rp, "purge_from", j), "%q is not a network (like 127.0.0.0/8)", s)
+				continue
+			}
+			r.purgeNets = append(r.purgeNets, pfx.Masked())
+		}
+	}
+	s := c.TLSSessions
+	if s.Mode != "stateful" && s.Mode != "stateless" {
+		k.failf([]any{"tls_sessions", "mode"}, "%q is not stateful or stateless", s.Mode)
+	}
+	switch s.Backend {
+	case "memory":
+	case "redis", "memcached":
+		if len(s.Addrs) == 0 {
+			k.failf([]any{"tls_sessions", "addrs"}, "backend %s needs addrs", s.Backend)
+		}
+		for j, a := range s.Addrs {
+			checkAddress(k, []any{"tls_sessions", "addrs", j}, a)
+		}
+	default:
+		k.failf([]any{"tls_sessions", "backend"}, "%q is not memory, redis or memcached", s.Backend)
+	}
+	if c.Admin.Listen != "off" {
+		checkAddress(k, []any{"admin", "listen"}, c.Admin.Listen)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		k.failf([]any{"log", "format"}, "%q is not text or json", c.Log.Format)
+	}
+	return errors.Join(k.errs...)
+}
+
+func checkAddress(k *checker, path []any, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		k.failf(path, "%q is not host:port", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		k.failf(path, "%q has no valid port", addr)
+		return
+	}
+	if strings.ContainsAny(host, " /") {
+		k.failf(path, "%q has no valid host", addr)
+	}
+}

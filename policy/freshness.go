@@ -1,0 +1,236 @@
+package policy
+
+import (
+	"strconv"
+	"time"
+
+	"accel/parser"
+)
+
+// Heuristic freshness (RFC 9111 §4.2.2): a fraction of the time since
+// Last-Modified, never more than HeuristicMax (a day, past which RFC 7234
+// asked caches to warn, and an operator would be surprised).
+const (
+	HeuristicFraction = 10 // percent of Date − Last-Modified
+	HeuristicMax      = 24 * time.Hour
+)
+
+// HeuristicallyCacheable reports whether status may be stored and given a
+// heuristic lifetime without explicit freshness (RFC 9110 §15.1).
+func HeuristicallyCacheable(status int) bool {
+	switch status {
+	case 200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// understoodStatus lists the statuses whose caching semantics accel
+// implements; must-understand responses with any other status are not
+// stored (RFC 9111 §5.2.2.3).
+func understoodStatus(status int) bool {
+	switch status {
+	case 200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// ParseHTTPDate parses an HTTP-date in any of its three forms (RFC 9110
+// §5.6.7). ok is false for anything else, which callers treat as a date in
+// the past where that is the safe reading (an invalid Expires).
+func ParseHTTPDate(b []byte) (t time.Time, ok bool) {
+	s := string(b)
+	for _, layout := range [...]string{time.RFC1123, "Monday, 02-Jan-06 15:04:05 GMT", time.ANSIC} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Storable decides whether a response to a GET may be stored by a shared
+// cache under rules (RFC 9111 §3, §3.5). reason names the first rule that
+// refused it, for logs and Cache-Status details. The caller strips the
+// fields named by a qualified private directive and, when StoreSetCookie
+// allows storing, Set-Cookie.
+func Storable(req parser.Fields, reqCC CacheControl, status int, resp parser.Fields, cc CacheControl, rules *CacheRules) (ok bool, reason string) {
+	switch {
+	case status < 200:
+		return false, "not-final"
+	case status == 206 || status == 304:
+		return false, "partial"
+	case cc.MustUnderstand && !understoodStatus(status):
+		return false, "must-understand"
+	case cc.NoStore && !(cc.MustUnderstand && understoodStatus(status)):
+		return false, "no-store"
+	case reqCC.NoStore:
+		return false, "request-no-store"
+	case cc.Private:
+		return false, "private"
+	case req.Has("authorization") && !cc.Public && cc.SMaxAge < 0 && !cc.MustRevalidate:
+		return false, "authorization"
+	case resp.Has("set-cookie") && !rules.StoreSetCookie:
+		return false, "set-cookie"
+	}
+	for _, f := range resp {
+		if parser.EqualFold(f.Name, "vary") && parser.HasToken(f.Value, "*") {
+			return false, "vary-star"
+		}
+	}
+	if cc.Public || cc.MaxAge >= 0 || cc.SMaxAge >= 0 || resp.Has("expires") ||
+		HeuristicallyCacheable(status) || rules.TTLOverride > 0 {
+		return true, ""
+	}
+	return false, "no-freshness"
+}
+
+// Lifetime is the freshness lifetime of a response received at received
+// (RFC 9111 §4.2.1): s-maxage, else max-age, else Expires − Date, else a
+// heuristic for statuses that allow one, else the route's DefaultTTL.
+// The route's TTLOverride replaces the result and its TTLCap bounds it.
+// heuristic reports that the origin gave no explicit lifetime.
+func Lifetime(status int, resp parser.Fields, cc CacheControl, rules *CacheRules, received time.Time) (lifetime time.Duration, heuristic bool) {
+	date, ok := ParseHTTPDate(resp.Get("date"))
+	if !ok {
+		date = received
+	}
+	switch {
+	case rules.TTLOverride > 0:
+		lifetime = rules.TTLOverride.D()
+	case cc.SMaxAge >= 0:
+		lifetime = cc.SMaxAge
+	case cc.MaxAge >= 0:
+		lifetime = cc.MaxAge
+	case resp.Has("expires"):
+		if exp, ok := ParseHTTPDate(resp.Get("expires")); ok && exp.After(date) {
+			lifetime = exp.Sub(date)
+		}
+	case HeuristicallyCacheable(status):
+		heuristic = true
+		if lm, ok := ParseHTTPDate(resp.Get("last-modified")); ok && date.After(lm) {
+			lifetime = min(date.Sub(lm)*HeuristicFraction/100, HeuristicMax)
+		} else {
+			lifetime = rules.DefaultTTL.D()
+		}
+	}
+	if rules.TTLCap > 0 {
+		lifetime = min(lifetime, rules.TTLCap.D())
+	}
+	return lifetime, heuristic
+}
+
+// InitialAge is the corrected_initial_age of RFC 9111 §4.2.3 for a response
+// whose request was sent at requested and which arrived at received. The
+// current age of a stored response is InitialAge + (now − received).
+func InitialAge(resp parser.Fields, requested, received time.Time) time.Duration {
+	var apparent time.Duration
+	if date, ok := ParseHTTPDate(resp.Get("date")); ok && received.After(date) {
+		apparent = received.Sub(date)
+	}
+	var ageValue time.Duration
+	if v := resp.Get("age"); v != nil {
+		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n >= 0 {
+			ageValue = time.Duration(min(n, deltaCap)) * time.Second
+		}
+	}
+	corrected := ageValue + max(received.Sub(requested), 0)
+	return max(apparent, corrected)
+}
+
+// MustRevalidate reports whether a stale response may never be served
+// without validation: must-revalidate, proxy-revalidate, or s-maxage, which
+// implies proxy-revalidate for a shared cache (RFC 9111 §5.2.2.10).
+func MustRevalidate(cc CacheControl) bool {
+	return cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge >= 0
+}
+
+// StaleWindows are how long past its lifetime a response may be served
+// while it is revalidated in the background (swr) and when the origin
+// fails (sie): the response's RFC 5861 directives, else the route's
+// defaults. A response that must be revalidated gets neither.
+func StaleWindows(cc CacheControl, rules *CacheRules) (swr, sie time.Duration) {
+	if MustRevalidate(cc) || cc.NoCache {
+		return 0, 0
+	}
+	swr, sie = rules.StaleWhileRevalidate.D(), rules.StaleIfError.D()
+	if cc.StaleWhileRevalidate >= 0 {
+		swr = cc.StaleWhileRevalidate
+	}
+	if cc.StaleIfError >= 0 {
+		sie = cc.StaleIfError
+	}
+	return swr, sie
+}
+
+// Stored is what a reuse decision needs to know about a stored response.
+type Stored struct {
+	Age, Lifetime time.Duration
+	// SWR and SIE are the windows StaleWindows gave the response.
+	SWR, SIE time.Duration
+	// NoCache is the response's no-cache: every reuse is validated first.
+	NoCache        bool
+	MustRevalidate bool
+}
+
+// Use is how a stored response may answer a request.
+type Use int
+
+const (
+	// UseFresh serves the stored response as it is.
+	UseFresh Use = iota
+	// UseStale serves a stale response the request's max-stale accepts.
+	UseStale
+	// UseStaleRevalidate serves a stale response at once and revalidates
+	// it in the background (RFC 5861 stale-while-revalidate).
+	UseStaleRevalidate
+	// UseRevalidate forwards a conditional request: the response is stale
+	// or has no-cache (Cache-Status fwd=stale).
+	UseRevalidate
+	// UseRevalidateRequest forwards a conditional request because the
+	// request's directives refused a usable response (fwd=request).
+	UseRevalidateRequest
+)
+
+// Reuse decides how a stored response answers a request whose directives
+// are req (RFC 9111 §4, §4.2.4, §5.2.1; RFC 5861 §3).
+func Reuse(s Stored, req CacheControl) Use {
+	fresh := s.Age < s.Lifetime
+	switch {
+	case req.NoCache:
+		return UseRevalidateRequest
+	case s.NoCache:
+		return UseRevalidate
+	case req.MaxAge >= 0 && s.Age > req.MaxAge:
+		return UseRevalidateRequest
+	case fresh && req.MinFresh >= 0 && s.Lifetime-s.Age < req.MinFresh:
+		return UseRevalidateRequest
+	case fresh:
+		return UseFresh
+	case s.MustRevalidate:
+		return UseRevalidate
+	}
+	staleness := s.Age - s.Lifetime
+	switch {
+	case req.MaxStale >= 0 && staleness <= req.MaxStale:
+		return UseStale
+	case req.MinFresh >= 0:
+		// The client asked for freshness left; a stale answer has none.
+		return UseRevalidateRequest
+	case staleness <= s.SWR:
+		return UseStaleRevalidate
+	}
+	return UseRevalidate
+}
+
+// StaleIfError reports whether a stale response may answer a request when
+// its revalidation failed (origin unreachable or a 5xx): within the
+// response's or route's stale-if-error window, or the request's own
+// (RFC 5861 §4), and never past must-revalidate or no-cache.
+func StaleIfError(s Stored, req CacheControl) bool {
+	if s.MustRevalidate || s.NoCache {
+		return false
+	}
+	window := max(s.SIE, req.StaleIfError)
+	return s.Age-s.Lifetime <= window
+}

@@ -1,0 +1,302 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"accel/parser"
+)
+
+// rawOrigin accepts one connection, hands the bytes of the first request
+// head (through the blank line) to heads, drains a body as framed, and
+// writes reply.
+func rawOrigin(t *testing.T, reply string) (addr string, heads <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		var head strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			head.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		ch <- head.String()
+		if req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head.String()))); err == nil {
+			switch {
+			case req.ContentLength > 0:
+				io.CopyN(io.Discard, br, req.ContentLength)
+			case len(req.TransferEncoding) > 0:
+				io.Copy(io.Discard, httputil.NewChunkedReader(br))
+				br.ReadString('\n') // the CRLF after the last chunk
+			}
+		}
+		io.WriteString(c, reply)
+	}()
+	return ln.Addr().String(), ch
+}
+
+func fields(kv ...string) parser.Fields {
+	var fs parser.Fields
+	for i := 0; i < len(kv); i += 2 {
+		fs = fs.Add(kv[i], kv[i+1])
+	}
+	return fs
+}
+
+// The origin receives exactly our fields, in order, spelled as given; only
+// the framing is ours.
+func TestRequestFieldsExact(t *testing.T) {
+	const reply = "HTTP/1.1 204 No Content\r\n\r\n"
+	for _, tc := range []struct {
+		name string
+		req  *Request
+		want string
+	}{{
+		name: "get",
+		req: &Request{Head: &parser.Request{
+			Method: []byte("GET"), Target: []byte("/a//b/../c?x=%zz&y"),
+			Fields: fields("host", "example.test", "x-lower", "1", "X-Forwarded-For", "10.0.0.1",
+				"Cookie", "a=b", "User-Agent", "ua/1", "Content-Type", "text/x", "cookie", "c=d",
+				"Accept", "*/*", "X-Dup", "1", "x-dup", "2"),
+		}},
+		want: "GET /a//b/../c?x=%zz&y HTTP/1.1\r\nHost: example.test\r\nx-lower: 1\r\n" +
+			"X-Forwarded-For: 10.0.0.1\r\nCookie: a=b\r\nUser-Agent: ua/1\r\nContent-Type: text/x\r\n" +
+			"cookie: c=d\r\nAccept: */*\r\nX-Dup: 1\r\nx-dup: 2\r\n\r\n",
+	}, {
+		name: "no host field",
+		req: &Request{Head: &parser.Request{
+			Method: []byte("GET"), Target: []byte("/"), Host: []byte("h2.example"),
+			Fields: fields("accept", "*/*"),
+		}},
+		want: "GET / HTTP/1.1\r\nHost: h2.example\r\naccept: */*\r\n\r\n",
+	}, {
+		name: "length kept in place",
+		req: &Request{
+			Head: &parser.Request{
+				Method: []byte("POST"), Target: []byte("/p"), ContentLength: 5,
+				Fields: fields("Host", "h", "content-length", "5", "Transfer-Encoding", "chunked", "X-A", "1"),
+			},
+			Body: strings.NewReader("hello"),
+		},
+		want: "POST /p HTTP/1.1\r\nHost: h\r\ncontent-length: 5\r\nX-A: 1\r\n\r\n",
+	}, {
+		name: "chunked",
+		req: &Request{
+			Head: &parser.Request{
+				Method: []byte("POST"), Target: []byte("/p"), ContentLength: -1,
+				Fields: fields("Host", "h", "Content-Length", "9", "X-A", "1"),
+			},
+			Body: strings.NewReader("hello"),
+		},
+		want: "POST /p HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, heads := rawOrigin(t, reply)
+			p := newTestPool(t, Config{Servers: []ServerConfig{{Addr: addr}}})
+			resp, _, err := fetch(p, tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := <-heads; got != tc.want {
+				t.Errorf("origin got\n%q\nwant\n%q", got, tc.want)
+			}
+			if resp.Head.Status != 204 {
+				t.Errorf("status %d", resp.Head.Status)
+			}
+		})
+	}
+}
+
+func TestResponseHead(t *testing.T) {
+	addr, _ := rawOrigin(t, "HTTP/1.1 201 Made It\r\nx-a: 1\r\nContent-Length: 5\r\n"+
+		"set-cookie: a=1\r\nX-B: 2\r\nSet-Cookie: b=2\r\nConnection: keep-alive\r\n\r\nhello")
+	p := newTestPool(t, Config{Servers: []ServerConfig{{Addr: addr}}})
+	resp, body, err := fetch(p, get("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := resp.Head
+	if h.Status != 201 || string(h.Reason) != "Made It" || h.ContentLength != 5 || string(body) != "hello" {
+		t.Errorf("status %d %q, length %d, body %q", h.Status, h.Reason, h.ContentLength, body)
+	}
+	var got []string
+	for _, f := range h.Fields {
+		got = append(got, string(f.Name)+": "+string(f.Value))
+	}
+	// Set-Cookie is gathered ahead of the rest, in its own order.
+	want := "Set-Cookie: a=1|Set-Cookie: b=2|x-a: 1|X-B: 2"
+	if strings.Join(got, "|") != want {
+		t.Errorf("fields %q, want %q", strings.Join(got, "|"), want)
+	}
+	if h.Fields.Has("Content-Length") || h.Fields.Has("Connection") {
+		t.Error("framing fields passed on")
+	}
+}
+
+func TestHeadResponseKeepsLength(t *testing.T) {
+	addr, _ := rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+	p := newTestPool(t, Config{Servers: []ServerConfig{{Addr: addr}}})
+	req := get("/")
+	req.Head.Method = []byte("HEAD")
+	resp, body, err := fetch(p, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Head.ContentLength != 1234 || len(body) != 0 {
+		t.Errorf("length %d, body %d bytes", resp.Head.ContentLength, len(body))
+	}
+}
+
+// pattern is an endless deterministic byte stream, so that neither end has
+// to hold a large body in memory. Its period of 251 bytes is prime, so it
+// does not line up with buffer sizes.
+type pattern struct{ off int }
+
+var patternBlock = func() []byte {
+	b := make([]byte, 251*64)
+	for i := range b {
+		b[i] = byte(i * 7 % 251)
+	}
+	return b
+}()
+
+func (p *pattern) Read(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m := copy(b[n:], patternBlock[p.off:])
+		n += m
+		p.off = (p.off + m) % 251
+	}
+	return n, nil
+}
+
+func TestStreamingBoundedMemory(t *testing.T) {
+	const size = 64 << 20
+	var upSum atomic.Uint32
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		h := crc32.NewIEEE()
+		n, _ := io.Copy(h, r.Body)
+		if n != size {
+			http.Error(w, "short upload", 400)
+			return
+		}
+		upSum.Store(h.Sum32())
+		w.Header().Set("Content-Length", "67108864")
+		io.CopyN(w, &pattern{}, size)
+	})
+	p := newTestPool(t, Config{Servers: servers(o)})
+	want := crc32.NewIEEE()
+	io.CopyN(want, &pattern{}, size)
+	wantSum := want.Sum32()
+
+	for _, length := range []int64{size, -1} {
+		stop := heapWatch()
+		req := post("/up", io.LimitReader(&pattern{}, size), length)
+		resp, err := p.Do(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := crc32.NewIEEE()
+		n, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		peak := stop()
+		if err != nil || n != size {
+			t.Fatalf("download %d bytes, err %v", n, err)
+		}
+		if h.Sum32() != wantSum || upSum.Load() != wantSum {
+			t.Error("bodies corrupted in transit")
+		}
+		if peak > size/4 {
+			t.Errorf("content length %d: heap peaked at %d MiB moving 2×64 MiB", length, peak>>20)
+		}
+		t.Logf("content length %d: heap peak %d MiB", length, peak>>20)
+	}
+}
+
+func TestFirstByteTimeout(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) { <-hold })
+	p := newTestPool(t, Config{Servers: servers(o), FirstByteTimeout: 100 * time.Millisecond})
+	_, _, err := fetch(p, get("/"))
+	var e *Error
+	if !errors.As(err, &e) || !e.Timeout || Status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("err %v, want a timeout (504)", err)
+	}
+}
+
+// The caller's context interrupts the wait for the head, frees the
+// connection and does not count against the server.
+func TestContextCancelsExchange(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) { <-hold })
+	p := newTestPool(t, Config{Servers: servers(o), FailThreshold: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for o.requests.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := p.Do(ctx, get("/"))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	s := p.servers[0]
+	p.mu.Lock()
+	active, ejected := s.active, s.ejected
+	p.mu.Unlock()
+	if active != 0 || ejected {
+		t.Errorf("after cancel: active %d, ejected %v", active, ejected)
+	}
+}
+
+// Closing a body before its end closes the connection instead of pooling it.
+func TestEarlyCloseDropsConnection(t *testing.T) {
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		io.CopyN(w, &pattern{}, 1<<20)
+	})
+	p := newTestPool(t, Config{Servers: servers(o)})
+	for range 3 {
+		resp, err := p.Do(context.Background(), get("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.CopyN(io.Discard, resp.Body, 10)
+		resp.Body.Close()
+		if _, err := resp.Body.Read(make([]byte, 1)); err == nil {
+			t.Error("read after Close succeeded")
+		}
+	}
+	if n := o.accepts.Load(); n != 3 {
+		t.Errorf("%d connections for 3 abandoned bodies, want 3", n)
+	}
+	if n := p.servers[0].hc.ConnsCount(); n != 0 {
+		t.Errorf("%d connections still counted", n)
+	}
+}

@@ -1,0 +1,27 @@
+// Package upstream owns the origin pools: which server of a pool answers a
+// request, the keep-alive HTTP/1.1 connections to it, the bounded queue in
+// front of them, retries and the health of each server.
+//
+// A Pool is built from a Config and used through Do. Do picks a server by
+// smooth weighted round-robin (nginx's interleaving) or weighted
+// least-connections, skipping servers that are ejected or already at
+// MaxConnsPerServer. When no eligible server has a free connection the
+// request waits in one bounded FIFO queue for at most QueueTimeout; a full
+// queue or an expired wait is an error at once, never an unbounded pile.
+//
+// Each server has one fasthttp.HostClient, used as a connection pool only
+// (dialing, idle reaping, pooled buffers, request serialization and response
+// parsing). The exchange on a connection is ours, in conn.go, because a
+// proxy has to know what fasthttp's Do hides: whether any byte of the request
+// may have left (so a retry is safe), when the response head arrived (so the
+// read timeout bounds silence, not the length of a 1 GiB body), and the
+// caller's context (so a gone client frees its connection). Request fields
+// are written as given, in order; only the framing is ours.
+//
+// Failures of a server (refused, reset, timed out, malformed answer) are
+// counted; FailThreshold of them within FailWindow eject it for Cooldown,
+// after which exactly one probe request is let through. Retries go to a
+// different server and only when they cannot send a request twice: a
+// Retryable request whose server failed before a complete response head, or
+// any request whose connection was never made.
+package upstream

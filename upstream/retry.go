@@ -1,0 +1,95 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Do sends req to a server of the pool and returns its response head with the
+// body streaming. A failed try is retried on a server not tried yet, up to
+// Retries times and only while RetryBudget lasts, when that cannot send the
+// request twice (see retryable). The error is ErrQueueFull, ErrQueueTimeout,
+// ErrNoHealthy, ErrClosed, or the last try's *Error; Status maps it to the
+// answer for the client.
+func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
+	start := time.Now()
+	var body *requestBody
+	if req.Body != nil && req.Head.ContentLength != 0 {
+		body = &requestBody{r: req.Body}
+	}
+	var tried uint64
+	var last error
+	for n := 0; ; n++ {
+		wait := p.cfg.QueueTimeout
+		if n > 0 {
+			wait = min(wait, p.cfg.RetryBudget-time.Since(start))
+		}
+		l, err := p.acquire(ctx, tried, wait)
+		if err != nil {
+			if last != nil {
+				// No other server to go to: the failure that made us
+				// look for one is the answer.
+				return nil, last
+			}
+			return nil, err
+		}
+		resp, err := p.try(ctx, l, req, body)
+		if err == nil {
+			return resp, nil
+		}
+		last = err
+		if n >= p.cfg.Retries || time.Since(start) >= p.cfg.RetryBudget ||
+			ctx.Err() != nil || !retryable(req, body, err) {
+			return nil, err
+		}
+		tried |= l.srv.bit
+		if p.cfg.OnRetry != nil {
+			p.cfg.OnRetry(l.srv.addr)
+		}
+	}
+}
+
+// retryable reports whether a failed try may be sent again elsewhere. A
+// request that was never written may always go elsewhere, a Retryable one
+// may after any failure before its response head (all tries fail there), but
+// never once its body was read in part or the client's body was what failed.
+func retryable(req *Request, body *requestBody, err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || errors.Is(err, ErrRequestBody) {
+		return false
+	}
+	if body != nil && body.n > 0 {
+		return false
+	}
+	return !e.Sent || req.Retryable
+}
+
+// try runs one exchange on a leased connection and records its outcome.
+func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody) (*Response, error) {
+	s := l.srv
+	start := time.Now()
+	done := func(failed bool) {
+		if failed {
+			p.report(lease{srv: s}, failure)
+		}
+		p.release(s)
+	}
+	resp, err := exchange(ctx, s.hc, s.addr, req.Head, body, p.cfg.FirstByteTimeout, done)
+	status := 0
+	switch {
+	case err == nil:
+		status = resp.Head.Status
+		p.report(l, success)
+	case ctx.Err() != nil || errors.Is(err, ErrRequestBody):
+		p.report(l, neutral)
+		p.release(s)
+	default:
+		p.report(l, failure)
+		p.release(s)
+	}
+	if p.cfg.OnTry != nil {
+		p.cfg.OnTry(s.addr, time.Since(start), status, err)
+	}
+	return resp, err
+}
