@@ -2,6 +2,7 @@ package accel
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -399,4 +400,82 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	}
 	p.left -= n
 	return n, nil
+}
+
+// TestQueueOverflow: a pool whose connections and queue are full answers
+// 503 with Retry-After at once, and the requests it admitted succeed.
+func TestQueueOverflow(t *testing.T) {
+	o := startOrigin(t)
+	release := make(chan struct{})
+	o.handle = func(*http.Request, []byte) (int, http.Header, []byte) {
+		<-release
+		return 200, http.Header{}, []byte("slow")
+	}
+	s := startAccel(t, strings.Replace(baseConfig, "    servers:", "    max_conns_per_server: 2\n    queue_size: 2\n    queue_timeout: 5s\n    servers:", 1), o)
+	type result struct {
+		status     int
+		retryAfter string
+	}
+	results := make(chan result, 10)
+	for i := 0; i < 10; i++ {
+		go func() {
+			resp, err := client(t, "h1").Get(baseURL(s, "h1") + "/slow")
+			if err != nil {
+				results <- result{}
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			results <- result{resp.StatusCode, resp.Header.Get("Retry-After")}
+		}()
+	}
+	// Six requests can never be admitted (2 connections + 2 queued): their
+	// 503s arrive while the origin still holds the others.
+	for i := 0; i < 6; i++ {
+		r := <-results
+		if r.status != 503 || r.retryAfter == "" {
+			t.Fatalf("overflow answer %d (Retry-After %q), want 503 with Retry-After", r.status, r.retryAfter)
+		}
+	}
+	close(release)
+	for i := 0; i < 4; i++ {
+		if r := <-results; r.status != 200 {
+			t.Errorf("admitted request got %d", r.status)
+		}
+	}
+}
+
+// TestGracefulDrain: Shutdown lets a request in flight finish.
+func TestGracefulDrain(t *testing.T) {
+	o := startOrigin(t)
+	started := make(chan struct{})
+	o.handle = func(*http.Request, []byte) (int, http.Header, []byte) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		return 200, http.Header{}, []byte("finished")
+	}
+	s := startAccel(t, baseConfig, o)
+	done := make(chan string, 1)
+	go func() {
+		resp, err := client(t, "h1").Get(baseURL(s, "h1") + "/drain")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- string(b)
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if got := <-done; got != "finished" {
+		t.Errorf("in-flight request got %q", got)
+	}
+	if _, err := net.DialTimeout("tcp", s.Addrs()[0].String(), time.Second); err == nil {
+		t.Error("listener still accepts after shutdown")
+	}
 }

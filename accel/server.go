@@ -189,7 +189,7 @@ func (s *Server) Start() error {
 }
 
 func dirOrOff(d string) string {
-	if d == "off" {
+	if d == "off" || d == "" {
 		return ""
 	}
 	return filepath.Clean(d)
@@ -213,6 +213,7 @@ func (s *Server) startTLSSessions(cfg *policy.Config) error {
 		Timeout:        ts.Timeout.D(),
 		RotationPeriod: ts.RotationPeriod.D(),
 		KeyWindow:      ts.KeyWindow,
+		OnError:        s.metrics.IncSessionStoreError,
 	}, s.log)
 	if err != nil {
 		return fmt.Errorf("tls_sessions: %w", err)
@@ -282,6 +283,11 @@ func (s *Server) Reload() error {
 		return err
 	}
 	old := s.state.Swap(st)
+	for name := range old.pools {
+		if _, ok := st.pools[name]; !ok {
+			s.metrics.SetQueueDepthFunc(name, nil)
+		}
+	}
 	old.retired.Store(true)
 	old.refs.Add(1)
 	old.release()

@@ -5,21 +5,13 @@ import (
 	"accel/cache"
 )
 
-// stats is what GET /stats adds to the admin API's own counters.
+// stats is what GET /stats adds to the admin API's own counters (which
+// already hold the cache tiers and queue depths).
 func (s *Server) stats() any {
 	out := map[string]any{}
-	if s.cache != nil {
-		out["cache"] = s.cache.Stats()
-	}
 	if s.sessions != nil {
 		out["tls_sessions"] = s.sessions.Stats()
 	}
-	st := s.state.Load()
-	queues := map[string]int{}
-	for name, p := range st.pools {
-		queues[name] = p.QueueDepth()
-	}
-	out["queue_depth"] = queues
 	return out
 }
 

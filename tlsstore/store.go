@@ -82,6 +82,9 @@ type Config struct {
 	// KeyWindow is how many previous ticket keys still decrypt (stateless
 	// mode); default 2.
 	KeyWindow int
+	// OnError, if set, is called on each store error or timeout, so that
+	// the caller's metrics count them as they happen.
+	OnError func()
 }
 
 // Validate reports the first problem with c, naming the field.
@@ -298,6 +301,9 @@ func (s *Store) call(what string, op func(ctx context.Context) error) error {
 		}
 	default:
 		s.storeErrors.Add(1)
+		if s.cfg.OnError != nil {
+			s.cfg.OnError()
+		}
 		if s.failing.CompareAndSwap(false, true) {
 			s.log.Warn("session store failing; handshakes are full until it recovers", "op", what, "err", err)
 		} else {

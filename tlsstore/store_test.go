@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"accel/internal/testproc"
 )
 
 func TestStatefulRedisFleet(t *testing.T) {
-	r := startRedis(t)
+	r := testproc.Redis(t)
 	f := openFleet(t, func(int) Config { return Config{Backend: BackendRedis, Addrs: []string{r.Addr}} })
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) { f.resumesAcross(t, v.v, 100) })
@@ -20,7 +22,7 @@ func TestStatefulRedisFleet(t *testing.T) {
 }
 
 func TestStatefulMemcachedFleet(t *testing.T) {
-	m := startMemcached(t)
+	m := testproc.Memcached(t)
 	f := openFleet(t, func(int) Config { return Config{Backend: BackendMemcached, Addrs: []string{m.Addr}} })
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) { f.resumesAcross(t, v.v, 100) })
@@ -33,7 +35,7 @@ func TestStatefulMemcachedFleet(t *testing.T) {
 // Two Redis servers: every instance must pick the same server for a
 // session whatever the order it lists them in, and both must get a share.
 func TestStatefulRedisRendezvous(t *testing.T) {
-	r1, r2 := startRedis(t), startRedis(t)
+	r1, r2 := testproc.Redis(t), testproc.Redis(t)
 	f := openFleet(t, func(i int) Config {
 		addrs := []string{r1.Addr, r2.Addr}
 		if i == 2 {
@@ -44,8 +46,8 @@ func TestStatefulRedisRendezvous(t *testing.T) {
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) { f.resumesAcross(t, v.v, 100) })
 	}
-	for _, r := range []*proc{r1, r2} {
-		reply := r.redisCommand("DBSIZE")
+	for _, r := range []*testproc.Proc{r1, r2} {
+		reply := r.Command("DBSIZE")
 		n, err := strconv.Atoi(strings.TrimPrefix(reply, ":"))
 		if err != nil || n < 10 {
 			t.Errorf("redis %s holds %q keys; want a share of about 200 sessions", r.Addr, reply)
@@ -54,7 +56,7 @@ func TestStatefulRedisRendezvous(t *testing.T) {
 }
 
 func TestStatelessMemcachedFleet(t *testing.T) {
-	m := startMemcached(t)
+	m := testproc.Memcached(t)
 	f := openFleet(t, func(int) Config {
 		return Config{Mode: ModeStateless, Backend: BackendMemcached, Addrs: []string{m.Addr}}
 	})
@@ -100,7 +102,7 @@ func testRestart(t *testing.T, cfg Config, v uint16) {
 // Three instances rotate ticket keys every 2s while two clients (TLS 1.2
 // and 1.3) reconnect round robin for 10s: every reconnect resumes.
 func TestStatelessRotationAcrossFleet(t *testing.T) {
-	r := startRedis(t)
+	r := testproc.Redis(t)
 	f := openFleet(t, func(int) Config {
 		return Config{Mode: ModeStateless, Backend: BackendRedis, Addrs: []string{r.Addr}, RotationPeriod: 2 * time.Second}
 	})
@@ -133,7 +135,7 @@ func TestStatelessRotationAcrossFleet(t *testing.T) {
 // Redis stops mid-test: handshakes stay successful but full and errors are
 // counted; once Redis is back on the same port, resumption returns.
 func TestRedisOutage(t *testing.T) {
-	r := startRedis(t)
+	r := testproc.Redis(t)
 	f := openFleet(t, func(int) Config { return Config{Backend: BackendRedis, Addrs: []string{r.Addr}} })
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
@@ -171,7 +173,7 @@ func TestRedisOutage(t *testing.T) {
 
 // A stateless fleet keeps resuming through an outage with the ring it has.
 func TestStatelessKeepsRingDuringOutage(t *testing.T) {
-	r := startRedis(t)
+	r := testproc.Redis(t)
 	f := openFleet(t, func(int) Config {
 		return Config{Mode: ModeStateless, Backend: BackendRedis, Addrs: []string{r.Addr}, RotationPeriod: time.Second}
 	})

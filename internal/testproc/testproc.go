@@ -82,8 +82,10 @@ func Memcached(t testing.TB) *Proc {
 func (p *Proc) Start() {
 	p.t.Helper()
 	p.cmd = exec.Command(p.name, p.args...)
-	p.cmd.Stdout = os.Stderr
-	p.cmd.Stderr = os.Stderr
+	if testing.Verbose() {
+		p.cmd.Stdout = os.Stderr
+		p.cmd.Stderr = os.Stderr
+	}
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("starting %s: %v", filepath.Base(p.name), err)
 	}
