@@ -43,8 +43,9 @@ type Request struct {
 // Response is a server's answer.
 type Response struct {
 	// Head is the response head: Status, Reason, version, and Fields as the
-	// origin sent them minus Content-Length, Transfer-Encoding and
-	// Connection. Fields with the same name keep their order; fasthttp
+	// origin sent them minus Content-Length and Transfer-Encoding;
+	// Connection stays, so that the caller can drop the hop-by-hop fields
+	// it names before passing the rest on. Fields with the same name keep their order; fasthttp
 	// gathers Content-Type, Content-Encoding, Server, Set-Cookie and Trailer
 	// ahead of the others and spells those names canonically. ContentLength
 	// is -1 when unknown (chunked or close-delimited). For a response without
@@ -292,8 +293,7 @@ func convertHead(dst *parser.Response, h *fasthttp.ResponseHeader) {
 // framing, which the proxy redoes for its client.
 func framing(name []byte) bool {
 	return parser.EqualFold(name, "Content-Length") ||
-		parser.EqualFold(name, "Transfer-Encoding") ||
-		parser.EqualFold(name, "Connection")
+		parser.EqualFold(name, "Transfer-Encoding")
 }
 
 // emptyBody is the Body of a response without one.

@@ -148,12 +148,15 @@ func TestResponseHead(t *testing.T) {
 		got = append(got, string(f.Name)+": "+string(f.Value))
 	}
 	// Set-Cookie is gathered ahead of the rest, in its own order.
-	want := "Set-Cookie: a=1|Set-Cookie: b=2|x-a: 1|X-B: 2"
+	want := "Set-Cookie: a=1|Set-Cookie: b=2|x-a: 1|X-B: 2|Connection: keep-alive"
 	if strings.Join(got, "|") != want {
 		t.Errorf("fields %q, want %q", strings.Join(got, "|"), want)
 	}
-	if h.Fields.Has("Content-Length") || h.Fields.Has("Connection") {
+	if h.Fields.Has("Content-Length") {
 		t.Error("framing fields passed on")
+	}
+	if v := string(h.Fields.Get("Connection")); v != "keep-alive" {
+		t.Errorf("Connection = %q: the caller needs it to find hop-by-hop fields", v)
 	}
 }
 

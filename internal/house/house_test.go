@@ -23,6 +23,8 @@ var rank = map[string]int{
 	"accel/cmd/accel":       4,
 	"accel/cmd/demo-origin": 4,
 	"accel/internal/house":  4,
+	// testproc starts real servers for tests; anything may use it.
+	"accel/internal/testproc": 1,
 }
 
 func TestImportDirection(t *testing.T) {
