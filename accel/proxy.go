@@ -61,7 +61,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	}
 	if string(req.Method) == "PURGE" {
 		result = "purge"
-		s.purge(cw, ex, route, host, target)
+		s.purge(cw, ex, route, target)
 		return
 	}
 	if string(req.Method) == "CONNECT" {

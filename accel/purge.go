@@ -3,6 +3,7 @@ package accel
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 
 	"accel/parser"
 	"accel/policy"
@@ -12,7 +13,7 @@ import (
 // nginx habit): allowed only from the route's purge_from networks. It
 // removes every variant of the URL; "Soft-Purge: 1" marks them stale
 // instead.
-func (s *Server) purge(w responseWriter, ex *exchange, route *policy.Route, host string, target []byte) {
+func (s *Server) purge(w responseWriter, ex *exchange, route *policy.Route, target []byte) {
 	if len(route.PurgeFrom) == 0 {
 		writeError(w, 405, "PURGE is not allowed on this route")
 		return
@@ -27,7 +28,9 @@ func (s *Server) purge(w responseWriter, ex *exchange, route *policy.Route, host
 		return
 	}
 	soft := string(ex.req.Fields.Get("Soft-Purge")) == "1"
-	n, err := s.cache.PurgeURL(schemeOf(ex)+"://"+host+string(target), soft)
+	// The cache keys by the Host as sent (port included), not by the
+	// port-less name routes match on.
+	n, err := s.cache.PurgeURL(schemeOf(ex)+"://"+strings.ToLower(string(ex.req.Host))+string(target), soft)
 	if err != nil {
 		writeError(w, 500, err.Error())
 		return
