@@ -14,7 +14,7 @@ import (
 // grow the number of series.
 var (
 	protocols     = []string{"h1", "h2", "other"}
-	cacheStatuses = []string{"hit", "stale", "miss", "pass", "bypass", "purge", "error", "other"}
+	cacheStatuses = []string{"hit", "stale", "revalidated", "miss", "pass", "bypass", "purge", "error", "other"}
 	purgeKinds    = []string{"url", "prefix", "tags", "all", "other"}
 )
 
@@ -155,8 +155,8 @@ func NewMetrics() *Metrics {
 }
 
 // ObserveRequest counts one answered client request: its protocol ("h1",
-// "h2"), its cache status ("hit", "stale", "miss", "pass", "bypass",
-// "purge", "error") and its body bytes in each direction.
+// "h2"), its cache status ("hit", "stale", "revalidated", "miss", "pass",
+// "bypass", "purge", "error") and its body bytes in each direction.
 func (m *Metrics) ObserveRequest(proto, cacheStatus string, bytesIn, bytesOut int64) {
 	m.requests[index(protocols, proto)][index(cacheStatuses, cacheStatus)].Inc()
 	if bytesIn > 0 {

@@ -169,7 +169,8 @@ func (m *Metrics) snapshot() (*statsAnswer, error) {
 		}
 	}
 	bc := st.Requests.ByCacheStatus
-	if lookups := bc["hit"] + bc["stale"] + bc["miss"]; lookups > 0 {
+	// A revalidated response was looked up but needed the origin's 304.
+	if lookups := bc["hit"] + bc["stale"] + bc["revalidated"] + bc["miss"]; lookups > 0 {
 		r := float64(bc["hit"]+bc["stale"]) / float64(lookups)
 		st.HitRatio = &r
 	}

@@ -27,14 +27,10 @@ func TestCoalescingStreams(t *testing.T) {
 	errs := make([]error, crowd)
 	var wg sync.WaitGroup
 	for i := range recs {
-		wg.Go(func() { recs[i], outs[i], errs[i] = e.do("GET", "/cold") })
+		recs[i] = newRecorder()
+		wg.Go(func() { outs[i], errs[i] = e.doTo(recs[i], "GET", "/cold") })
 	}
 	// Every client has its first bytes before the origin finished.
-	for i := range recs {
-		for recs[i] == nil {
-			time.Sleep(time.Millisecond)
-		}
-	}
 	deadline := time.After(20 * time.Second)
 	for i, r := range recs {
 		select {
@@ -47,7 +43,7 @@ func TestCoalescingStreams(t *testing.T) {
 	wg.Wait()
 	coalesced := 0
 	for i, r := range recs {
-		if errs[i] != nil || r.body.String() != "first half, second half" {
+		if errs[i] != nil || r.body.String() != "first half, second half" || r.status != 200 {
 			t.Fatalf("client %d: %v %q", i, errs[i], r.body.String())
 		}
 		if outs[i].Coalesced {
@@ -61,11 +57,6 @@ func TestCoalescingStreams(t *testing.T) {
 		t.Fatalf("%d coalesced, want %d", coalesced, crowd-1)
 	}
 }
-
-// recorders are filled by goroutines; reading the slice needs no lock in
-// the test above because each slot is written once before firstByte is
-// waited on. The race detector agrees only with a barrier, so wait here.
-var _ = atomic.Int32{}
 
 // With Cache-Control: private every request reaches the origin, at the
 // same time: the origin holds each body until all 200 are in, which

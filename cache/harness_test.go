@@ -162,13 +162,18 @@ func newEnv(t testing.TB, cfg Config, h http.HandlerFunc) *env {
 
 // do sends one request through the cache; fields alternate name, value.
 func (e *env) do(method, target string, fields ...string) (*recorder, Outcome, error) {
+	rec := newRecorder()
+	out, err := e.doTo(rec, method, target, fields...)
+	return rec, out, err
+}
+
+// doTo is do answering into rec.
+func (e *env) doTo(rec *recorder, method, target string, fields ...string) (Outcome, error) {
 	h := &parser.Request{Method: []byte(method), Target: []byte(target), Host: []byte("example.com"), Major: 1, Minor: 1}
 	for i := 0; i+1 < len(fields); i += 2 {
 		h.Fields = h.Fields.Add(fields[i], fields[i+1])
 	}
-	rec := newRecorder()
-	out, err := e.c.Serve(context.Background(), &Request{Scheme: "http", Head: h}, &e.rules, e.fetch, rec)
-	return rec, out, err
+	return e.c.Serve(context.Background(), &Request{Scheme: "http", Head: h}, &e.rules, e.fetch, rec)
 }
 
 func (e *env) get(target string, fields ...string) *recorder {
