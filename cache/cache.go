@@ -195,7 +195,7 @@ type Stats struct {
 	// Evictions counts objects dropped for space.
 	Evictions int64
 	// CoalescedWaiters counts requests that waited on another's fetch.
-	CoalescedWaiters int64
+	CoalescedWaiters            int64
 	Hits, Misses, Stale, Passes int64
 }
 

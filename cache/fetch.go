@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"time"
 
 	"accel/parser"
 	"accel/policy"
@@ -40,7 +41,7 @@ func (k *call) run(f *flight, candidate *object, registered bool) {
 }
 
 // settle turns the origin's answer into f's result.
-func (k *call) settle(f *flight, candidate *object, resp *Response, err error, requested, received timeT, registered bool, gen uint64) {
+func (k *call) settle(f *flight, candidate *object, resp *Response, err error, requested, received time.Time, registered bool, gen uint64) {
 	c := k.c
 	finish := func() {
 		close(f.ready)
@@ -106,7 +107,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 
 // fill reads the origin body into the flight's stream and stores it when
 // it arrived whole, within the size limit, and no purge ran meanwhile.
-func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp timeD, registered bool, gen uint64) {
+func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time.Duration, registered bool, gen uint64) {
 	defer c.bg.Done()
 	buf := make([]byte, 32<<10)
 	var n int64

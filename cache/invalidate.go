@@ -59,9 +59,17 @@ func (c *Cache) forget(objs []*object) {
 	}
 	for _, o := range objs {
 		c.ix.account(o, -1)
-		c.mem.del(o)
 	}
 	c.ix.tagMu.Lock()
 	c.ix.untagLocked(objs)
 	c.ix.tagMu.Unlock()
+	// The index no longer names these bodies, so nothing can be served
+	// from them: freeing their memory need not hold up the caller.
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		for _, o := range objs {
+			c.mem.del(o)
+		}
+	}()
 }

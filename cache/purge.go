@@ -185,11 +185,23 @@ func (c *Cache) settlePurge(objs []*object, soft bool) error {
 		if c.disk == nil || len(objs) == 0 {
 			return nil
 		}
-		return c.disk.drop(objs, true)
+		// One synced tombstone now; the records go in the background,
+		// then the tombstone.
+		key, err := c.disk.tombstone(objs)
+		if err != nil {
+			return err
+		}
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			if c.disk.drop(objs, false) == nil {
+				_ = c.disk.db.Delete(key, nil)
+			}
+		}()
+		return nil
 	}
 	if c.disk == nil || len(objs) == 0 {
 		return nil
 	}
 	return c.disk.expire(objs)
 }
-

@@ -10,11 +10,6 @@ import (
 	"accel/policy"
 )
 
-type (
-	timeT = time.Time
-	timeD = time.Duration
-)
-
 // fetchHead is the GET the cache sends for k: the client's fields without
 // its own conditionals, which the cache answers itself, and with the
 // stored candidate's validators (RFC 9111 §4.3.1).

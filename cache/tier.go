@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/dgraph-io/ristretto/v2"
@@ -92,11 +93,14 @@ func (m *memTier) del(o *object) { m.rc.Del(o.id) }
 //	'o' id → object metadata (object.encode, CRC-32C inside)
 //	'b' id → body (length and CRC-32C are in the metadata)
 //	'e' id → a soft purge: the lifetime the object was cut to
+//	'x' seq → a hard purge: the ids it removed, until their records are
+//	          deleted in the background
 //
 // so that the index can be rebuilt on Open and a torn or corrupted body is
 // recognised before a byte of it is served.
 type diskTier struct {
-	db *pebble.DB
+	db       *pebble.DB
+	purgeSeq atomic.Uint64
 }
 
 func diskKey(kind byte, id uint64) []byte {
@@ -146,6 +150,17 @@ func (d *diskTier) drop(objs []*object, sync bool) error {
 	return b.Commit(writeOpts(sync))
 }
 
+// tombstone durably records that objs are purged, in one small write: a
+// restart skips them even before forget deletes their records.
+func (d *diskTier) tombstone(objs []*object) ([]byte, error) {
+	key := binary.BigEndian.AppendUint64([]byte{'x'}, d.purgeSeq.Add(1))
+	v := make([]byte, 0, 5*len(objs))
+	for _, o := range objs {
+		v = binary.AppendUvarint(v, o.id)
+	}
+	return key, d.db.Set(key, v, pebble.Sync)
+}
+
 // update rewrites the metadata of objects updated in place (a 304), so a
 // restart sees the new headers and freshness.
 func (d *diskTier) update(o *object) error {
@@ -180,6 +195,21 @@ func writeOpts(sync bool) *pebble.WriteOptions {
 // load calls fn with every stored object, its soft purges applied.
 // Records that do not decode are deleted; their bodies go with them.
 func (d *diskTier) load(fn func(*object)) error {
+	dead := map[uint64]bool{}
+	var tombs [][]byte
+	if err := d.scan('x', func(seq uint64, v []byte) {
+		d.purgeSeq.Store(max(d.purgeSeq.Load(), seq))
+		tombs = append(tombs, diskKey('x', seq))
+		for len(v) > 0 {
+			id, n := binary.Uvarint(v)
+			if n <= 0 {
+				break
+			}
+			dead[id], v = true, v[n:]
+		}
+	}); err != nil {
+		return err
+	}
 	cut := map[uint64]int64{}
 	if err := d.scan('e', func(id uint64, v []byte) {
 		if len(v) == 8 {
@@ -191,7 +221,7 @@ func (d *diskTier) load(fn func(*object)) error {
 	var bad []*object
 	err := d.scan('o', func(id uint64, v []byte) {
 		o, err := decodeObject(append([]byte(nil), v...))
-		if err != nil || o.id != id {
+		if err != nil || o.id != id || dead[id] {
 			bad = append(bad, &object{id: id})
 			return
 		}
@@ -204,7 +234,14 @@ func (d *diskTier) load(fn func(*object)) error {
 		return err
 	}
 	if len(bad) > 0 {
-		return d.drop(bad, true)
+		if err := d.drop(bad, true); err != nil {
+			return err
+		}
+	}
+	for _, k := range tombs {
+		if err := d.db.Delete(k, pebble.Sync); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -234,7 +271,7 @@ func (d *diskTier) close() error { return d.db.Close() }
 // fatal errors still stop the process as pebble requires.
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
 func (quietLogger) Fatalf(format string, args ...any) {
 	pebble.DefaultLogger.Fatalf(format, args...)

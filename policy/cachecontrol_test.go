@@ -1,0 +1,54 @@
+package policy
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"accel/parser"
+)
+
+func cc(lines ...string) CacheControl {
+	var fs parser.Fields
+	for _, l := range lines {
+		fs = fs.Add("Cache-Control", l)
+	}
+	return ParseCacheControl(fs)
+}
+
+func TestParseCacheControl(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		in   []string
+		want func(*CacheControl)
+	}{
+		{[]string{"no-store"}, func(c *CacheControl) { c.NoStore = true }},
+		{[]string{"No-Cache"}, func(c *CacheControl) { c.NoCache = true }},
+		{[]string{`no-cache="Set-Cookie, X-A"`}, func(c *CacheControl) { c.NoCacheFields = []string{"set-cookie", "x-a"} }},
+		{[]string{"private"}, func(c *CacheControl) { c.Private = true }},
+		{[]string{`private="x-user"`}, func(c *CacheControl) { c.PrivateFields = []string{"x-user"} }},
+		{[]string{"public, max-age=60"}, func(c *CacheControl) { c.Public, c.MaxAge = true, 60*s }},
+		{[]string{`max-age="30"`}, func(c *CacheControl) { c.MaxAge = 30 * s }},
+		{[]string{"max-age=10", "max-age=20"}, func(c *CacheControl) { c.MaxAge = 10 * s }},
+		{[]string{"max-age=abc"}, func(c *CacheControl) { c.MaxAge = 0 }},
+		{[]string{"max-age=99999999999999"}, func(c *CacheControl) { c.MaxAge = deltaCap * s }},
+		{[]string{"s-maxage=5"}, func(c *CacheControl) { c.SMaxAge = 5 * s }},
+		{[]string{"must-revalidate"}, func(c *CacheControl) { c.MustRevalidate = true }},
+		{[]string{"proxy-revalidate"}, func(c *CacheControl) { c.ProxyRevalidate = true }},
+		{[]string{"must-understand, no-store"}, func(c *CacheControl) { c.MustUnderstand, c.NoStore = true, true }},
+		{[]string{"no-transform"}, func(c *CacheControl) { c.NoTransform = true }},
+		{[]string{"immutable"}, func(c *CacheControl) { c.Immutable = true }},
+		{[]string{"max-stale"}, func(c *CacheControl) { c.MaxStale = MaxStaleAny }},
+		{[]string{"max-stale=7"}, func(c *CacheControl) { c.MaxStale = 7 * s }},
+		{[]string{"min-fresh=3"}, func(c *CacheControl) { c.MinFresh = 3 * s }},
+		{[]string{"only-if-cached"}, func(c *CacheControl) { c.OnlyIfCached = true }},
+		{[]string{"stale-while-revalidate=30, stale-if-error=600"}, func(c *CacheControl) { c.StaleWhileRevalidate, c.StaleIfError = 30*s, 600*s }},
+		{[]string{" , unknown-ext=\"a,b\" ,max-age=1"}, func(c *CacheControl) { c.MaxAge = s }},
+	} {
+		want := cc()
+		tc.want(&want)
+		if got := cc(tc.in...); !reflect.DeepEqual(got, want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", tc.in, got, want)
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package policy
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"accel/parser"
+)
+
+func fields(kv ...string) parser.Fields {
+	var fs parser.Fields
+	for i := 0; i+1 < len(kv); i += 2 {
+		fs = fs.Add(kv[i], kv[i+1])
+	}
+	return fs
+}
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func date(d time.Duration) string { return t0.Add(d).Format(http.TimeFormat) }
+
+func TestStorable(t *testing.T) {
+	rules := &CacheRules{Enabled: true}
+	cookies := &CacheRules{Enabled: true, StoreSetCookie: true}
+	for _, tc := range []struct {
+		name   string
+		req    parser.Fields
+		status int
+		resp   parser.Fields
+		rules  *CacheRules
+		want   bool
+	}{
+		{"200 plain", nil, 200, nil, rules, true},
+		{"302 without freshness", nil, 302, nil, rules, false},
+		{"302 with max-age", nil, 302, fields("Cache-Control", "max-age=5"), rules, true},
+		{"206", nil, 206, fields("Cache-Control", "max-age=5"), rules, false},
+		{"no-store", nil, 200, fields("Cache-Control", "no-store"), rules, false},
+		{"must-understand overrides no-store", nil, 200, fields("Cache-Control", "no-store, must-understand"), rules, true},
+		{"must-understand unknown status", nil, 299, fields("Cache-Control", "no-store, must-understand, max-age=5"), rules, false},
+		{"private", nil, 200, fields("Cache-Control", "private"), rules, false},
+		{"private fields", nil, 200, fields("Cache-Control", `private="x"`), rules, true},
+		{"request no-store", fields("Cache-Control", "no-store"), 200, nil, rules, false},
+		{"authorization", fields("Authorization", "x"), 200, fields("Cache-Control", "max-age=5"), rules, false},
+		{"authorization public", fields("Authorization", "x"), 200, fields("Cache-Control", "public"), rules, true},
+		{"authorization s-maxage", fields("Authorization", "x"), 200, fields("Cache-Control", "s-maxage=5"), rules, true},
+		{"authorization must-revalidate", fields("Authorization", "x"), 200, fields("Cache-Control", "must-revalidate"), rules, true},
+		{"set-cookie", nil, 200, fields("Set-Cookie", "a=1"), rules, false},
+		{"set-cookie allowed", nil, 200, fields("Set-Cookie", "a=1"), cookies, true},
+		{"vary star", nil, 200, fields("Vary", "Accept, *"), rules, false},
+	} {
+		got, reason := Storable(tc.req, ParseCacheControl(tc.req), tc.status, tc.resp, ParseCacheControl(tc.resp), tc.rules)
+		if got != tc.want {
+			t.Errorf("%s: %v (%s), want %v", tc.name, got, reason, tc.want)
+		}
+	}
+}
+
+func TestLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		resp   parser.Fields
+		rules  CacheRules
+		want   time.Duration
+	}{
+		{"s-maxage wins", 200, fields("Cache-Control", "max-age=10, s-maxage=20", "Expires", date(time.Hour)), CacheRules{}, 20 * time.Second},
+		{"max-age over Expires", 200, fields("Cache-Control", "max-age=10", "Date", date(0), "Expires", date(time.Hour)), CacheRules{}, 10 * time.Second},
+		{"Expires - Date", 200, fields("Date", date(0), "Expires", date(time.Hour)), CacheRules{}, time.Hour},
+		{"invalid Expires", 200, fields("Date", date(0), "Expires", "0"), CacheRules{}, 0},
+		{"heuristic 10%", 200, fields("Date", date(0), "Last-Modified", date(-10*time.Hour)), CacheRules{}, time.Hour},
+		{"heuristic capped", 200, fields("Date", date(0), "Last-Modified", date(-1000*time.Hour)), CacheRules{}, HeuristicMax},
+		{"no heuristic for 302", 302, fields("Date", date(0), "Last-Modified", date(-10*time.Hour)), CacheRules{}, 0},
+		{"default ttl", 200, nil, CacheRules{DefaultTTL: Duration(time.Minute)}, time.Minute},
+		{"override", 200, fields("Cache-Control", "max-age=10"), CacheRules{TTLOverride: Duration(time.Hour)}, time.Hour},
+		{"cap", 200, fields("Cache-Control", "max-age=1000"), CacheRules{TTLCap: Duration(time.Minute)}, time.Minute},
+	} {
+		got, _ := Lifetime(tc.status, tc.resp, ParseCacheControl(tc.resp), &tc.rules, t0)
+		if got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestInitialAge(t *testing.T) {
+	// Age from upstream plus the response delay; apparent age when larger.
+	got := InitialAge(fields("Date", date(0), "Age", "30"), t0.Add(time.Second), t0.Add(3*time.Second))
+	if got != 32*time.Second {
+		t.Errorf("got %v, want 32s", got)
+	}
+	got = InitialAge(fields("Date", date(-time.Minute)), t0, t0)
+	if got != time.Minute {
+		t.Errorf("got %v, want 1m", got)
+	}
+}
+
+func TestReuse(t *testing.T) {
+	s := time.Second
+	fresh := Stored{Age: 10 * s, Lifetime: 60 * s}
+	stale := Stored{Age: 70 * s, Lifetime: 60 * s}
+	for _, tc := range []struct {
+		name string
+		st   Stored
+		req  string
+		want Use
+	}{
+		{"fresh", fresh, "", UseFresh},
+		{"stale", stale, "", UseRevalidate},
+		{"response no-cache", Stored{Age: 0, Lifetime: 60 * s, NoCache: true}, "", UseRevalidate},
+		{"request no-cache", fresh, "no-cache", UseRevalidateRequest},
+		{"request max-age", fresh, "max-age=5", UseRevalidateRequest},
+		{"request max-age ok", fresh, "max-age=20", UseFresh},
+		{"request min-fresh", fresh, "min-fresh=55", UseRevalidateRequest},
+		{"request max-stale", stale, "max-stale=20", UseStale},
+		{"request max-stale any", stale, "max-stale", UseStale},
+		{"request max-stale short", stale, "max-stale=5", UseRevalidate},
+		{"must-revalidate beats max-stale", Stored{Age: 70 * s, Lifetime: 60 * s, MustRevalidate: true}, "max-stale", UseRevalidate},
+		{"swr", Stored{Age: 70 * s, Lifetime: 60 * s, SWR: 30 * s}, "", UseStaleRevalidate},
+		{"swr past", Stored{Age: 100 * s, Lifetime: 60 * s, SWR: 30 * s}, "", UseRevalidate},
+	} {
+		if got := Reuse(tc.st, cc(tc.req)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestStaleIfError(t *testing.T) {
+	s := time.Second
+	if !StaleIfError(Stored{Age: 70 * s, Lifetime: 60 * s, SIE: 30 * s}, cc()) {
+		t.Error("inside the window refused")
+	}
+	if StaleIfError(Stored{Age: 100 * s, Lifetime: 60 * s, SIE: 30 * s}, cc()) {
+		t.Error("past the window served")
+	}
+	if !StaleIfError(Stored{Age: 100 * s, Lifetime: 60 * s}, cc("stale-if-error=60")) {
+		t.Error("request's stale-if-error ignored")
+	}
+	if StaleIfError(Stored{Age: 70 * s, Lifetime: 60 * s, SIE: 30 * s, MustRevalidate: true}, cc()) {
+		t.Error("must-revalidate ignored")
+	}
+	swr, sie := StaleWindows(cc("max-age=1, must-revalidate, stale-if-error=60"), &CacheRules{StaleIfError: Duration(time.Hour)})
+	if swr != 0 || sie != 0 {
+		t.Error("windows past must-revalidate")
+	}
+	_, sie = StaleWindows(cc("max-age=1"), &CacheRules{StaleIfError: Duration(time.Hour)})
+	if sie != time.Hour {
+		t.Error("route default ignored")
+	}
+}
