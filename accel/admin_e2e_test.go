@@ -111,7 +111,7 @@ func adminDo(t *testing.T, s *Server, token, method, path string, form url.Value
 // the purged objects miss on the next request, the others still hit.
 func TestAdminPurge(t *testing.T) {
 	o := startCountingOrigin(t)
-	s := startAccel(t, cachedConfig, o.origin)
+	s := startAccel(t, cachedConfig, o.addr())
 	host := s.Addrs()[0].String()
 	paths := []string{"/a/1", "/b/1", "/b/2", "/static/x", "/static/y", "/c/1"}
 	// A hit is a request the origin did not see.
@@ -175,7 +175,7 @@ func TestAdminPurge(t *testing.T) {
 // refreshed by exactly one background fetch.
 func TestAdminSoftPurge(t *testing.T) {
 	o := startCountingOrigin(t)
-	s := startAccel(t, cachedConfig, o.origin)
+	s := startAccel(t, cachedConfig, o.addr())
 	first := cachedGet(t, s, "/soft/1")
 	if r := cachedGet(t, s, "/soft/1"); !isHit(r) {
 		t.Fatalf("not a hit: %q", r.status)
@@ -204,7 +204,7 @@ func TestAdminSoftPurge(t *testing.T) {
 // only.
 func TestPurgeMethod(t *testing.T) {
 	o := startCountingOrigin(t)
-	s := startAccel(t, cachedConfig, o.origin)
+	s := startAccel(t, cachedConfig, o.addr())
 	for _, tc := range []struct {
 		path   string
 		status int
@@ -231,7 +231,7 @@ func TestPurgeMethod(t *testing.T) {
 // counter follows the hits served.
 func TestMetricsMoveWithHits(t *testing.T) {
 	o := startCountingOrigin(t)
-	s := startAccel(t, cachedConfig, o.origin)
+	s := startAccel(t, cachedConfig, o.addr())
 	hits := func() float64 {
 		code, body := adminDo(t, s, adminToken, "GET", "/metrics", nil)
 		if code != 200 {

@@ -71,7 +71,7 @@ func TestH2Settings(t *testing.T) {
 	o := startOrigin(t)
 	cfg := strings.Replace(baseConfig, "      self_signed: true\n",
 		"      self_signed: true\n    http2:\n      max_concurrent_streams: 17\n      max_frame_size: 32KiB\n      max_header_list_size: 20KiB\n", 1)
-	s := startAccel(t, cfg, o)
+	s := startAccel(t, cfg, o.addr())
 	got := dialH2(t, s.Addrs()[0].String()).serverSettings()
 	for id, want := range map[http2.SettingID]uint32{
 		http2.SettingMaxConcurrentStreams: 17,
@@ -93,7 +93,7 @@ func TestH2Settings(t *testing.T) {
 // reset and the origin sees nothing.
 func TestH2ConnectionSpecificRefused(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	h := dialH2(t, s.Addrs()[0].String())
 	h.serverSettings()
 	h.request(1, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/x", "connection", "keep-alive")
@@ -134,7 +134,7 @@ func TestH2HopByHopResponse(t *testing.T) {
 			"X-Public":   {"yes"},
 		}, []byte("body")
 	}
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	h := dialH2(t, s.Addrs()[0].String())
 	h.serverSettings()
 	h.request(1, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/x")

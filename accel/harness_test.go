@@ -140,11 +140,17 @@ func (o *origin) received() (heads []string, bodies [][]byte) {
 }
 
 // startAccel runs accel in-process from a YAML config in which ORIGIN
-// stands for the origin's address, on a loopback port of its own.
-func startAccel(t *testing.T, yamlText string, o *origin) *Server {
+// stands for the origin's address and DATADIR for a fresh directory, on a
+// loopback port of its own.
+func startAccel(t *testing.T, yamlText string, originAddr string) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	yamlText = strings.ReplaceAll(yamlText, "ORIGIN", o.addr())
+	return startAccelDir(t, yamlText, originAddr, t.TempDir())
+}
+
+// startAccelDir is startAccel with a given data directory, for restarts.
+func startAccelDir(t *testing.T, yamlText string, originAddr, dir string) *Server {
+	t.Helper()
+	yamlText = strings.ReplaceAll(yamlText, "ORIGIN", originAddr)
 	yamlText = strings.ReplaceAll(yamlText, "DATADIR", dir)
 	file := filepath.Join(dir, "accel.yaml")
 	if err := os.WriteFile(file, []byte(yamlText), 0o600); err != nil {

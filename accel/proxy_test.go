@@ -21,7 +21,7 @@ import (
 // port and checks what the origin received.
 func TestProtocolMatrix(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", baseURL(s, mode)+"/p/"+mode+"?q=1", nil)
@@ -84,7 +84,7 @@ func TestCurl(t *testing.T) {
 		t.Fatal("curl is needed: apt-get install curl")
 	}
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	addr := s.Addrs()[0].String()
 	for _, tc := range []struct {
 		name  string
@@ -129,7 +129,7 @@ func TestH2Load(t *testing.T) {
 		t.Fatal("h2load is needed: apt-get install nghttp2-client")
 	}
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	for _, url := range []string{"http://" + s.Addrs()[0].String() + "/load", "https://" + s.Addrs()[0].String() + "/load"} {
 		out, err := exec.Command(h2load, "-n", "10000", "-c", "10", "-m", "10", "-T", "30", url).CombinedOutput()
 		if err != nil {
@@ -152,7 +152,7 @@ func TestH2Load(t *testing.T) {
 // client gets the status and a close, the origin gets nothing.
 func TestRejections(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	addr := s.Addrs()[0].String()
 	long := strings.Repeat("a", 9000)
 	for _, tc := range []struct {
@@ -209,7 +209,7 @@ func TestPipelined(t *testing.T) {
 	o.handle = func(r *http.Request, body []byte) (int, http.Header, []byte) {
 		return 200, http.Header{}, []byte("path=" + r.URL.Path + " body=" + string(body))
 	}
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	out := rawExchange(t, s.Addrs()[0].String(),
 		"POST /first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
 			"GET /second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -226,7 +226,7 @@ func TestPipelined(t *testing.T) {
 // write, with Content-Length and chunked: the origin gets the body intact.
 func TestOneByteWrites(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	for _, req := range []string{
 		"POST /cl HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world",
 		"POST /te HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
@@ -256,7 +256,7 @@ func TestOneByteWrites(t *testing.T) {
 // TestKeepAliveAndHTTP10 checks connection reuse rules.
 func TestKeepAliveAndHTTP10(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	addr := s.Addrs()[0].String()
 	for _, tc := range []struct {
 		name, req string
@@ -284,7 +284,7 @@ func TestKeepAliveAndHTTP10(t *testing.T) {
 // TestExpectContinue: the client gets 100 Continue before it sends the body.
 func TestExpectContinue(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	c, err := net.Dial("tcp", s.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestExpectContinue(t *testing.T) {
 // TestSlowloris: a head that never completes is cut at header_timeout.
 func TestSlowloris(t *testing.T) {
 	o := startOrigin(t)
-	s := startAccel(t, baseConfig+"limits:\n  header_timeout: 300ms\n", o)
+	s := startAccel(t, baseConfig+"limits:\n  header_timeout: 300ms\n", o.addr())
 	c, err := net.Dial("tcp", s.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +344,7 @@ func TestLargeUploadStreams(t *testing.T) {
 	const size = 64 << 20
 	o := startOrigin(t)
 	o.hashBodies = true
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	runtime.GC()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
@@ -411,7 +411,7 @@ func TestQueueOverflow(t *testing.T) {
 		<-release
 		return 200, http.Header{}, []byte("slow")
 	}
-	s := startAccel(t, strings.Replace(baseConfig, "    servers:", "    max_conns_per_server: 2\n    queue_size: 2\n    queue_timeout: 5s\n    servers:", 1), o)
+	s := startAccel(t, strings.Replace(baseConfig, "    servers:", "    max_conns_per_server: 2\n    queue_size: 2\n    queue_timeout: 5s\n    servers:", 1), o.addr())
 	type result struct {
 		status     int
 		retryAfter string
@@ -454,7 +454,7 @@ func TestGracefulDrain(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		return 200, http.Header{}, []byte("finished")
 	}
-	s := startAccel(t, baseConfig, o)
+	s := startAccel(t, baseConfig, o.addr())
 	done := make(chan string, 1)
 	go func() {
 		resp, err := client(t, "h1").Get(baseURL(s, "h1") + "/drain")

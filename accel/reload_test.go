@@ -16,7 +16,7 @@ import (
 func TestReload(t *testing.T) {
 	a, b := startOrigin(t), startOrigin(t)
 	b.handle = func(*http.Request, []byte) (int, http.Header, []byte) { return 200, http.Header{}, []byte("from b") }
-	s := startAccel(t, baseConfig, a)
+	s := startAccel(t, baseConfig, a.addr())
 	file := filepath.Join(t.TempDir(), "accel.yaml")
 	s.SetConfigSource(func() (*policy.Config, error) { return policy.Load(file) })
 	get := func() string {

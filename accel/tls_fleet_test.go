@@ -66,7 +66,7 @@ admin:
 tls_sessions:
 %s
 `, ip, certFile, keyFile, sessions)
-		s := startAccel(t, cfg, o)
+		s := startAccel(t, cfg, o.addr())
 		addrs = append(addrs, s.Addrs()[0].String())
 	}
 	return addrs, roots
@@ -171,7 +171,7 @@ func TestHandshakeFlightWrites(t *testing.T) {
 	certFile, keyFile, roots := fleetCert(t)
 	cfg := strings.Replace(baseConfig, "      self_signed: true\n",
 		"      certificates:\n        - cert: "+certFile+"\n          key: "+keyFile+"\n", 1)
-	s := startAccel(t, cfg, o)
+	s := startAccel(t, cfg, o.addr())
 	l := s.listeners[0]
 	for _, v := range []struct {
 		name    string
