@@ -38,7 +38,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // logAccess writes the access log line and counts the request.
-func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countingWriter, result, server string, err error, d time.Duration) {
+func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countingWriter, result string, server *string, err error, d time.Duration) {
 	var in int64
 	if ex.req.ContentLength > 0 {
 		in = ex.req.ContentLength
@@ -60,11 +60,18 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 		slog.Int64("bytes", cw.bytes),
 		slog.Duration("duration", d),
 		slog.String("cache", result),
-		slog.String("upstream", server),
+		slog.String("upstream", upstreamName(server)),
 		slog.String("client", clientIP(ex.remote)),
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
+}
+
+func upstreamName(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

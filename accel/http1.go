@@ -80,15 +80,18 @@ func (hc *h1conn) readHead() (int, error) {
 				return n, err
 			}
 		}
-		if hc.s.draining.Load() && !started {
-			return 0, errDraining
-		}
 		// Everything answered so far goes out before we wait for more.
 		if err := hc.bw.Flush(); err != nil {
 			return 0, errClientGone
 		}
 		if !started {
+			// The deadline is set before draining is checked: Shutdown sets
+			// draining and then expires the deadlines of idle connections,
+			// so one of the two always catches a connection about to wait.
 			hc.c.SetReadDeadline(time.Now().Add(hc.idleTO))
+			if hc.s.draining.Load() {
+				return 0, errDraining
+			}
 		}
 		if err := hc.rb.fill(); err != nil {
 			if !started {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"accel/cache"
@@ -47,10 +48,12 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	target := originForm(req.Target)
 	cw := &countingWriter{responseWriter: ex.w}
 	result := "pass"
-	server := ""
+	// server is set by fetch, which the cache may also run in the
+	// background after this request ended.
+	var server atomic.Pointer[string]
 	var err error
 	defer func() {
-		s.logAccess(ex, host, target, cw, result, server, err, time.Since(start))
+		s.logAccess(ex, host, target, cw, result, server.Load(), err, time.Since(start))
 	}()
 
 	route := st.cfg.Match(host, pathOf(target))
@@ -72,13 +75,12 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	pool := st.pools[route.Pool]
 	head := forwardHead(req, host, target, ex)
 	retryable := idempotent(req.Method, route.RetryUnsafe)
-	bodySent := false
+	var bodySent atomic.Bool
 	fetch := func(ctx context.Context, h *parser.Request) (*cache.Response, error) {
 		ureq := upstream.Request{Head: h, Retryable: retryable}
-		if ex.body != nil && !bodySent && h.ContentLength != 0 {
+		if ex.body != nil && h.ContentLength != 0 && bodySent.CompareAndSwap(false, true) {
 			// Only the client's own request carries its body; the cache's
 			// background revalidations are bodiless GETs.
-			bodySent = true
 			ureq.Body = ex.body
 			// A streamed body cannot be replayed to a second server.
 			ureq.Retryable = false
@@ -87,7 +89,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		if err != nil {
 			return nil, err
 		}
-		server = resp.Server
+		server.Store(&resp.Server)
 		return &cache.Response{
 			Status:        resp.Head.Status,
 			Fields:        stripHopByHop(resp.Head.Fields),
