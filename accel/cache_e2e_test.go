@@ -42,7 +42,7 @@ type httpOrigin struct {
 	srv      *http.Server
 }
 
-func startHTTPOrigin(t *testing.T, h http.HandlerFunc) *httpOrigin {
+func startHTTPOrigin(t testing.TB, h http.HandlerFunc) *httpOrigin {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

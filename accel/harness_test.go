@@ -142,13 +142,13 @@ func (o *origin) received() (heads []string, bodies [][]byte) {
 // startAccel runs accel in-process from a YAML config in which ORIGIN
 // stands for the origin's address and DATADIR for a fresh directory, on a
 // loopback port of its own.
-func startAccel(t *testing.T, yamlText string, originAddr string) *Server {
+func startAccel(t testing.TB, yamlText string, originAddr string) *Server {
 	t.Helper()
 	return startAccelDir(t, yamlText, originAddr, t.TempDir())
 }
 
 // startAccelDir is startAccel with a given data directory, for restarts.
-func startAccelDir(t *testing.T, yamlText string, originAddr, dir string) *Server {
+func startAccelDir(t testing.TB, yamlText string, originAddr, dir string) *Server {
 	t.Helper()
 	yamlText = strings.ReplaceAll(yamlText, "ORIGIN", originAddr)
 	yamlText = strings.ReplaceAll(yamlText, "DATADIR", dir)

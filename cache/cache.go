@@ -42,6 +42,16 @@ type Cache struct {
 	// store what it got, which may predate the purge.
 	purgeGen atomic.Uint64
 
+	// banMu guards the bans not yet swept (oldest first), the last ban
+	// seq, and whether the sweeper goroutine runs.
+	banMu    sync.Mutex
+	bans     []*ban
+	banSeq   uint64
+	sweeping bool
+	// sweepStep, when set (by tests), is called after each shard a sweep
+	// has done.
+	sweepStep func(shard int)
+
 	evictMu sync.Mutex // one eviction pass at a time
 	bg      sync.WaitGroup
 	closed  atomic.Bool
@@ -147,7 +157,23 @@ func Open(cfg Config) (*Cache, error) {
 		}
 		c.disk = d
 		c.tiers = append(c.tiers, d)
+		bans, err := d.loadBans()
+		if errors.Is(err, errCorrupt) {
+			// Which objects an unreadable purge covers is unknown, so
+			// none can be trusted: start cold.
+			bans, err = nil, d.dropAll()
+		}
+		if err != nil {
+			mem.rc.Close()
+			return nil, errors.Join(err, d.close())
+		}
 		var maxID uint64
+		for _, b := range bans {
+			// Ids must go on growing past every ban, even one whose
+			// objects are all gone, or new objects would fall under it.
+			maxID = max(maxID, b.maxID)
+			c.banSeq = max(c.banSeq, b.seq)
+		}
 		err = d.load(func(o *object) {
 			maxID = max(maxID, o.id)
 			for _, old := range c.ix.insert(o) {
@@ -166,11 +192,20 @@ func Open(cfg Config) (*Cache, error) {
 			return nil, errors.Join(err, d.close())
 		}
 		c.nextID.Store(maxID)
+		if len(bans) > 0 {
+			c.bans = bans
+			c.ix.bans.Store(newBanSet(bans))
+			c.sweeping = true
+			c.bg.Add(1)
+			go c.sweep()
+		}
 	}
 	return c, nil
 }
 
-// Close waits for background revalidations and closes the tiers.
+// Close waits for background revalidations, stops the purge sweeper
+// between shards (what it left is swept after the next Open) and closes
+// the tiers.
 func (c *Cache) Close() error {
 	if c.closed.Swap(true) {
 		return nil

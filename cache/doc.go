@@ -13,7 +13,8 @@
 // what it was given. Concurrent misses for one key share one origin fetch
 // whose body streams to every waiter as it arrives; a key whose response
 // turned out not storable is remembered for a while (hit-for-pass) so that
-// uncacheable URLs are never serialised. Purges act on the index at once
-// and on disk in one batch, so they hold from the very next request and
-// across restarts.
+// uncacheable URLs are never serialised. A URL purge acts on the index at
+// once and on disk in one batch; a tag or prefix purge records a persisted
+// ban that lookups check and a background sweep applies shard by shard.
+// Either way a purge holds from the very next request and across restarts.
 package cache

@@ -3,6 +3,7 @@ package cache
 import (
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,10 +21,20 @@ type index struct {
 	shards [shardCount]shard
 
 	tagMu sync.Mutex
-	tags  map[string]map[uint64]string // tag → object id → uri; tagMu guards it
+	tags  map[string]map[uint64]tagRef // tag → object id → where; tagMu guards it
+
+	// bans are the tag and prefix purges not yet swept; nil when none.
+	bans atomic.Pointer[banSet]
 
 	objects atomic.Int64
 	bytes   atomic.Int64 // bodies and metadata of indexed objects
+}
+
+// tagRef says where a tagged object is indexed, so that a purge goes
+// straight to it instead of searching its URI's variants.
+type tagRef struct {
+	id           uint64
+	uri, variant string
 }
 
 type shard struct {
@@ -40,7 +51,7 @@ type uriEntry struct {
 }
 
 func newIndex() *index {
-	ix := &index{seed: maphash.MakeSeed(), tags: map[string]map[uint64]string{}}
+	ix := &index{seed: maphash.MakeSeed(), tags: map[string]map[uint64]tagRef{}}
 	for i := range ix.shards {
 		ix.shards[i].uris = map[string]*uriEntry{}
 	}
@@ -48,20 +59,31 @@ func newIndex() *index {
 }
 
 func (ix *index) shard(uri string) *shard {
-	return &ix.shards[maphash.String(ix.seed, uri)%shardCount]
+	return &ix.shards[ix.shardIndex(uri)]
+}
+
+func (ix *index) shardIndex(uri string) uint64 {
+	return maphash.String(ix.seed, uri) % shardCount
 }
 
 // lookup finds the variant of uri that a request with fields fs and route
-// extras selects. uriKnown distinguishes a vary-miss from a uri-miss.
-func (ix *index) lookup(uri, extras string, fs parser.Fields) (o *object, uriKnown bool) {
+// extras selects, and what the bans do to it. uriKnown distinguishes a
+// vary-miss from a uri-miss. The bans are read under the shard's lock: a
+// sweep retires a ban only after taking that lock to remove the ban's
+// objects, so an object found here is never checked against too few.
+func (ix *index) lookup(uri, extras string, fs parser.Fields) (o *object, uriKnown bool, v verdict) {
 	s := ix.shard(uri)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e := s.uris[uri]
 	if e == nil {
-		return nil, false
+		return nil, false, v
 	}
-	return e.variants[secondaryKey(extras, e.vary, fs)], true
+	o = e.variants[secondaryKey(extras, e.vary, fs)]
+	if bs := ix.bans.Load(); o != nil && bs != nil {
+		v = bs.check(o)
+	}
+	return o, true, v
 }
 
 // varyOf returns the Vary names under which uri's variants are selected.
@@ -133,10 +155,10 @@ func (ix *index) tag(o *object, displaced []*object) {
 	for _, t := range o.tags {
 		set := ix.tags[t]
 		if set == nil {
-			set = map[uint64]string{}
+			set = map[uint64]tagRef{}
 			ix.tags[t] = set
 		}
-		set[o.id] = o.uri
+		set[o.id] = tagRef{o.id, o.uri, o.variant}
 	}
 }
 
@@ -198,14 +220,39 @@ func (s *shard) removeLocked(o *object) bool {
 	return true
 }
 
-// byID finds the object with id among uri's variants.
-func (s *shard) byID(uri string, id uint64) *object {
-	if e := s.uris[uri]; e != nil {
-		for _, o := range e.variants {
-			if o.id == id {
-				return o
+// countTaggedLocked counts the objects tagged with any of tags, each once.
+func (ix *index) countTaggedLocked(tags []string) int {
+	n := 0
+	for i, t := range tags {
+		if slices.Contains(tags[:i], t) {
+			continue
+		}
+		for id := range ix.tags[t] {
+			if !slices.ContainsFunc(tags[:i], func(u string) bool { _, ok := ix.tags[u][id]; return ok }) {
+				n++
 			}
 		}
 	}
-	return nil
+	return n
+}
+
+// countPrefixed counts the objects up to maxID whose URI starts with one
+// of prefixes, under read locks only, so that hits go on meanwhile.
+func (ix *index) countPrefixed(prefixes []string, maxID uint64) int {
+	n := 0
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.RLock()
+		for uri, e := range s.uris {
+			if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(uri, p) }) {
+				for _, o := range e.variants {
+					if o.id <= maxID {
+						n++
+					}
+				}
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return n
 }

@@ -35,6 +35,9 @@ type object struct {
 	noCache    bool
 	mustReval  bool
 	tags       []string
+	// checked is the seq of the newest ban whose soft purge o reflects;
+	// in memory only, since a restart rebuilds the bans from disk.
+	checked uint64
 
 	used atomic.Int64 // unix ns of the last hit, for disk eviction
 }
@@ -54,7 +57,7 @@ func (o *object) clone() *object {
 	n := &object{id: o.id, uri: o.uri, variant: o.variant, vary: o.vary, status: o.status,
 		fields: o.fields, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
-		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags}
+		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, checked: o.checked}
 	n.used.Store(o.used.Load())
 	return n
 }

@@ -2,18 +2,21 @@ package cache
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
 	"accel/policy"
 )
 
-// Purges act on the index, shard by shard so that no lock is held for
-// more than a sixty-fourth of the work, and on disk in one synced batch
-// before they return: the next request misses (or, soft, finds the object
-// stale), also after a restart. A soft purge cuts an object's lifetime to
-// its current age, so stale-while-revalidate and stale-if-error still
-// shield the origin while it is refetched.
+// A URL purge, a few objects, acts on the index and in one synced batch on
+// disk before it returns. Tag and prefix purges, up to every object, are
+// bans (ban.go): one synced record before they return, checked by every
+// lookup, swept in the background. Either way the next request misses
+// (or, soft, finds the object stale), also after a restart. A soft purge
+// cuts an object's lifetime to its age at the purge, so
+// stale-while-revalidate and stale-if-error still shield the origin while
+// it is refetched.
 
 // PurgeURL purges every variant of rawURL ("http://host/path?q"). Without
 // a scheme ("host/path") both schemes are purged. The query is matched as
@@ -69,7 +72,8 @@ func purgeURIs(rawURL string, sorted bool) ([]string, error) {
 }
 
 // PurgePrefix purges every URL starting with prefix ("http://host/path";
-// without a scheme, both schemes).
+// without a scheme, both schemes). It returns once the purge holds; the
+// count is of the objects stored then.
 func (c *Cache) PurgePrefix(prefix string, soft bool) (int, error) {
 	// A bare host becomes "scheme://host/": every path of that host and
 	// not of "hostname.example" too.
@@ -78,59 +82,46 @@ func (c *Cache) PurgePrefix(prefix string, soft bool) (int, error) {
 		return 0, err
 	}
 	c.purgeGen.Add(1)
-	now := c.now()
-	var objs []*object
-	for i := range c.ix.shards {
-		s := &c.ix.shards[i]
-		s.mu.Lock()
-		for uri, e := range s.uris {
-			for _, p := range prefixes {
-				if strings.HasPrefix(uri, p) {
-					objs = s.takeLocked(uri, e, soft, now, objs)
-					break
-				}
-			}
-		}
-		s.mu.Unlock()
+	b := &ban{soft: soft, at: c.now().UnixNano(), prefixes: prefixes, maxID: c.nextID.Load()}
+	n := c.ix.countPrefixed(prefixes, b.maxID)
+	if err := c.addBan(b); err != nil {
+		return 0, err
 	}
-	return len(objs), c.settlePurge(objs, soft)
+	return n, nil
 }
 
 // PurgeTags purges every object tagged (Surrogate-Key, Cache-Tag) with one
-// of tags. The tag index gives the objects directly: no scan.
+// of tags. It returns once the purge holds; the count is of the objects
+// stored then.
 func (c *Cache) PurgeTags(tags []string, soft bool) (int, error) {
 	c.purgeGen.Add(1)
-	byShard := map[*shard]map[uint64]string{}
-	c.ix.tagMu.Lock()
-	for _, t := range tags {
-		for id, uri := range c.ix.tags[t] {
-			s := c.ix.shard(uri)
-			m := byShard[s]
-			if m == nil {
-				m = map[uint64]string{}
-				byShard[s] = m
-			}
-			m[id] = uri
-		}
-	}
-	c.ix.tagMu.Unlock()
-	now := c.now()
-	var objs []*object
-	for s, ids := range byShard {
-		s.mu.Lock()
-		for id, uri := range ids {
-			o := s.byID(uri, id)
-			switch {
-			case o == nil:
-			case soft:
-				objs = append(objs, s.softenLocked(o, now))
-			case s.removeLocked(o):
-				objs = append(objs, o)
+	b := &ban{soft: soft, at: c.now().UnixNano(), tags: tags}
+	ix := c.ix
+	ix.tagMu.Lock()
+	// Under tagMu every id up to maxID that is tagged is in the sets.
+	b.maxID = c.nextID.Load()
+	n := ix.countTaggedLocked(tags)
+	if !soft {
+		// The purged sets go whole; their objects are swept from them.
+		b.taken = map[string]map[uint64]tagRef{}
+		for _, t := range tags {
+			if set := ix.tags[t]; set != nil {
+				b.taken[t] = set
+				delete(ix.tags, t)
 			}
 		}
-		s.mu.Unlock()
 	}
-	return len(objs), c.settlePurge(objs, soft)
+	ix.tagMu.Unlock()
+	if err := c.addBan(b); err != nil {
+		ix.tagMu.Lock()
+		for t, set := range b.taken {
+			maps.Copy(set, ix.tags[t])
+			ix.tags[t] = set
+		}
+		ix.tagMu.Unlock()
+		return 0, err
+	}
+	return n, nil
 }
 
 // PurgeAll purges every object.
@@ -158,7 +149,7 @@ func (c *Cache) PurgeAll(soft bool) (int, error) {
 func (s *shard) takeLocked(uri string, e *uriEntry, soft bool, now time.Time, objs []*object) []*object {
 	for _, o := range e.variants {
 		if soft {
-			objs = append(objs, s.softenLocked(o, now))
+			objs = append(objs, s.softenLocked(o, now, o.checked))
 		} else {
 			objs = append(objs, o)
 		}
@@ -169,10 +160,12 @@ func (s *shard) takeLocked(uri string, e *uriEntry, soft bool, now time.Time, ob
 	return objs
 }
 
-// softenLocked replaces o with a copy whose lifetime ends now.
-func (s *shard) softenLocked(o *object, now time.Time) *object {
+// softenLocked replaces o with a copy whose lifetime ends at, marked as
+// having seen the bans up to checked.
+func (s *shard) softenLocked(o *object, at time.Time, checked uint64) *object {
 	n := o.clone()
-	n.lifetime = min(o.lifetime, o.age(now))
+	n.lifetime = min(o.lifetime, o.age(at))
+	n.checked = checked
 	s.uris[o.uri].variants[o.variant] = n
 	return n
 }
@@ -203,5 +196,5 @@ func (c *Cache) settlePurge(objs []*object, soft bool) error {
 	if c.disk == nil || len(objs) == 0 {
 		return nil
 	}
-	return c.disk.expire(objs)
+	return c.disk.expire(objs, true)
 }

@@ -65,7 +65,7 @@ func (k *call) serveCached() (Outcome, error) {
 	special := h.Fields.Has("range") || h.Fields.Has("if-match") ||
 		h.Fields.Has("if-unmodified-since") || h.Fields.Has("if-range")
 	for attempt := 0; attempt < 4; attempt++ {
-		o, uriKnown := c.ix.lookup(k.uri, k.extras, h.Fields)
+		o, uriKnown := c.lookup(k.uri, k.extras, h.Fields)
 		now := c.now()
 		fwd, candidate := "uri-miss", (*object)(nil)
 		if uriKnown {

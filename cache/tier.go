@@ -95,6 +95,7 @@ func (m *memTier) del(o *object) { m.rc.Del(o.id) }
 //	'e' id → a soft purge: the lifetime the object was cut to
 //	'x' seq → a hard purge: the ids it removed, until their records are
 //	          deleted in the background
+//	'n' seq → a tag or prefix purge (ban.encode), until it is swept
 //
 // so that the index can be rebuilt on Open and a torn or corrupted body is
 // recognised before a byte of it is served.
@@ -172,12 +173,12 @@ func (d *diskTier) update(o *object) error {
 
 // expire records soft purges: eight bytes per object instead of a rewrite
 // of its metadata.
-func (d *diskTier) expire(objs []*object) error {
+func (d *diskTier) expire(objs []*object, sync bool) error {
 	b := d.db.NewBatch()
 	for _, o := range objs {
 		b.Set(diskKey('e', o.id), binary.BigEndian.AppendUint64(nil, uint64(o.lifetime)), nil)
 	}
-	return b.Commit(pebble.Sync)
+	return b.Commit(writeOpts(sync))
 }
 
 // dropAll deletes every record.

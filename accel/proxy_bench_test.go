@@ -1,0 +1,70 @@
+package accel
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// benchExchange sends one keep-alive GET and reads the whole response.
+func benchExchange(b *testing.B, c net.Conn, br *bufio.Reader, req []byte) {
+	if _, err := c.Write(req); err != nil {
+		b.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// benchProxy measures one client connection's request rate through accel
+// for a route with or without the cache.
+func benchProxy(b *testing.B, cfg string) {
+	o := startHTTPOrigin(b, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Write(make([]byte, 1024))
+	})
+	s := startAccel(b, cfg, o.addr)
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	br := bufio.NewReader(c)
+	req := []byte("GET /bench HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	benchExchange(b, c, br, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		benchExchange(b, c, br, req)
+	}
+}
+
+func BenchmarkProxyCacheHit(b *testing.B) { benchProxy(b, cacheConfig) }
+
+func BenchmarkProxyPass(b *testing.B) {
+	benchProxy(b, `
+listen:
+  - address: "127.0.0.1:0"
+pools:
+  - name: app
+    servers:
+      - address: "ORIGIN"
+routes:
+  - pool: app
+cache:
+  dir: DATADIR/cache
+tls_sessions:
+  dir: off
+admin:
+  listen: "off"
+`)
+}
