@@ -2,11 +2,14 @@ package accel
 
 import (
 	"bufio"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -238,4 +241,57 @@ func TestFleetStatelessRotation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("%d reconnects across 5 key rotations, %d full handshakes", n, failed)
+}
+
+// TestCertificatesBySNI: one listener, an ECDSA and an RSA certificate for
+// different names: each client gets the one for its name; TLS 1.1 is
+// refused.
+func TestCertificatesBySNI(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, cert tls.Certificate) (string, string) {
+		keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, k := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		os.WriteFile(c, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
+		os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+		return c, k
+	}
+	ecCert, err := SelfSigned("ec.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), DNSNames: []string{"rsa.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rsaKey.PublicKey, rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecC, ecK := write("ec", ecCert)
+	rsaC, rsaK := write("rsa", tls.Certificate{Certificate: [][]byte{der}, PrivateKey: rsaKey})
+	o := startOrigin(t)
+	cfg := strings.Replace(baseConfig, "      self_signed: true\n",
+		"      certificates:\n        - {cert: "+ecC+", key: "+ecK+"}\n        - {cert: "+rsaC+", key: "+rsaK+"}\n", 1)
+	s := startAccel(t, cfg, o.addr())
+	addr := s.Addrs()[0].String()
+	for name, want := range map[string]x509.PublicKeyAlgorithm{"ec.test": x509.ECDSA, "rsa.test": x509.RSA} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		leaf := c.ConnectionState().PeerCertificates[0]
+		c.Close()
+		if leaf.PublicKeyAlgorithm != want || leaf.DNSNames[0] != name {
+			t.Errorf("%s got a %v certificate for %v", name, leaf.PublicKeyAlgorithm, leaf.DNSNames)
+		}
+	}
+	if c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
+		c.Close()
+		t.Error("a TLS 1.1 handshake succeeded")
+	}
 }

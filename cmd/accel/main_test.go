@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -49,10 +50,7 @@ func TestFlagErrors(t *testing.T) {
 // would: serve through it, SIGHUP with a bad file (refused, still serving),
 // SIGHUP with a good one (applied), SIGTERM (drains and exits 0).
 func TestBinarySignals(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "accel")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	originA := startTextOrigin(t, "from a")
 	originB := startTextOrigin(t, "from b")
 	dir := t.TempDir()
@@ -119,6 +117,40 @@ func TestBinarySignals(t *testing.T) {
 	}
 }
 
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildBinary builds the accel binary once for the tests that run it.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "accel-bin")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "accel")
+		if out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("build: %v", built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.path != "" {
+		os.RemoveAll(filepath.Dir(built.path))
+	}
+	os.Exit(code)
+}
+
 func startTextOrigin(t *testing.T, text string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -170,4 +202,59 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestBinaryOutOfDescriptors runs the binary under a low descriptor limit
+// and opens more connections than it may hold: accel logs why accept
+// fails, keeps going, and serves again once the connections are gone.
+func TestBinaryOutOfDescriptors(t *testing.T) {
+	bin := buildBinary(t)
+	origin := startTextOrigin(t, "still serving")
+	port := freePort(t)
+	file := filepath.Join(t.TempDir(), "accel.yaml")
+	os.WriteFile(file, []byte("listen:\n  - address: \"127.0.0.1:"+port+"\"\npools:\n  - name: app\n    servers:\n      - address: \""+origin+
+		"\"\nroutes:\n  - pool: app\ncache:\n  dir: \"off\"\nadmin:\n  listen: \"off\"\n"), 0o600)
+	// ulimit -n sets the hard limit too, so accel cannot raise it away.
+	cmd := exec.Command("sh", "-c", "ulimit -n 48 && exec "+bin+" -config "+file)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	waitFor(t, logs, "listening")
+	if !strings.Contains(logs.String(), "nofile=48") {
+		t.Errorf("the descriptor limit is not logged:\n%s", logs)
+	}
+	var conns []net.Conn
+	for i := 0; i < 80; i++ {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	waitFor(t, logs, "out of file descriptors")
+	for _, c := range conns {
+		c.Close()
+	}
+	url := "http://127.0.0.1:" + port + "/x"
+	for i := 0; ; i++ {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "still serving" {
+				t.Fatalf("got %q", b)
+			}
+			return
+		}
+		if i == 100 {
+			t.Fatalf("accel did not serve again after the descriptors were freed: %v\n%s", err, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
