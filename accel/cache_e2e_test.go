@@ -376,3 +376,21 @@ func TestCachePostInvalidates(t *testing.T) {
 		t.Errorf("GET after POST was served from cache: origin saw %d GETs, want 2", gets.Load())
 	}
 }
+
+// TestCacheHeadFromGet: a HEAD is answered from the stored GET, with its
+// length and no body.
+func TestCacheHeadFromGet(t *testing.T) {
+	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "twelve bytes")
+	})
+	s := startAccel(t, cacheConfig, o.addr)
+	fetch(t, s, "GET", "/h")
+	out := rawExchange(t, s.Addrs()[0].String(), "HEAD /h HTTP/1.1\r\nHost: "+s.Addrs()[0].String()+"\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.Contains(out, "\r\nContent-Length: 12\r\n") || !strings.HasSuffix(out, "\r\n\r\n") {
+		t.Errorf("HEAD answer:\n%q", out)
+	}
+	if !strings.Contains(out, "Cache-Status: accel; hit") || o.requests.Load() != 1 {
+		t.Errorf("HEAD not served from the stored GET (origin saw %d):\n%s", o.requests.Load(), out)
+	}
+}

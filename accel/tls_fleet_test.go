@@ -295,3 +295,72 @@ func TestCertificatesBySNI(t *testing.T) {
 		t.Error("a TLS 1.1 handshake succeeded")
 	}
 }
+
+// TestSessionStoreDown: with Redis stopped, handshakes still succeed (in
+// full), the store error counter in /metrics grows, and resumption comes
+// back once Redis is back on its port.
+func TestSessionStoreDown(t *testing.T) {
+	o := startOrigin(t)
+	redis := testproc.Redis(t)
+	certFile, keyFile, roots := fleetCert(t)
+	s := startAccel(t, `
+listen:
+  - address: "127.0.0.1:0"
+    tls:
+      certificates:
+        - {cert: `+certFile+`, key: `+keyFile+`}
+pools:
+  - name: app
+    servers:
+      - address: "ORIGIN"
+routes:
+  - pool: app
+cache:
+  dir: "off"
+admin:
+  listen: "127.0.0.1:0"
+  token: "`+adminToken+`"
+tls_sessions:
+  backend: redis
+  addrs: ["`+redis.Addr+`"]
+`, o.addr())
+	addr := s.Addrs()[0].String()
+	storeErrors := func() float64 {
+		_, body := adminDo(t, s, adminToken, "GET", "/metrics", nil)
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, "accel_tls_session_store_errors_total "); ok {
+				var f float64
+				fmt.Sscan(v, &f)
+				return f
+			}
+		}
+		t.Fatal("no accel_tls_session_store_errors_total in /metrics")
+		return 0
+	}
+	cfg := clientConfig(roots, tls.VersionTLS13)
+	handshake(t, addr, cfg)
+	if !handshake(t, addr, cfg) {
+		t.Fatal("no resumption with Redis up")
+	}
+	redis.Stop()
+	for i := 0; i < 5; i++ {
+		if handshake(t, addr, clientConfig(roots, tls.VersionTLS13)) {
+			t.Error("a new client resumed with Redis down")
+		}
+	}
+	if n := storeErrors(); n == 0 {
+		t.Error("store errors not counted while Redis is down")
+	}
+	redis.Start()
+	cfg = clientConfig(roots, tls.VersionTLS13)
+	for i := 0; ; i++ {
+		handshake(t, addr, cfg)
+		if handshake(t, addr, cfg) {
+			return
+		}
+		if i == 100 {
+			t.Fatal("resumption did not come back after Redis restarted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

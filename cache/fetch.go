@@ -130,7 +130,8 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = errTruncated
 	}
-	f.body.finish(err)
+	// The object is stored before the readers see the end of the body: a
+	// client that got the whole response and asks again must find it.
 	switch {
 	case err != nil:
 	case n > limit:
@@ -140,6 +141,7 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 	case c.purgeGen.Load() == gen:
 		c.store(o, f.body.bytes())
 	}
+	f.body.finish(err)
 	if registered {
 		c.fl.done(f)
 	}
