@@ -162,3 +162,31 @@ func TestH2HopByHopResponse(t *testing.T) {
 		return
 	}
 }
+
+// TestH2BadPathRefused: an HTTP/2 :path that would not be one token on an
+// HTTP/1.1 request line is refused, and the origin sees nothing.
+func TestH2BadPathRefused(t *testing.T) {
+	o := startOrigin(t)
+	s := startAccel(t, baseConfig, o.addr())
+	h := dialH2(t, s.Addrs()[0].String())
+	h.serverSettings()
+	h.request(1, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/a HTTP/1.1")
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+			break
+		}
+		if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamID == 1 {
+			if st := hf.PseudoValue("status"); st != "400" {
+				t.Fatalf("answered %s, want 400", st)
+			}
+			break
+		}
+	}
+	if n := o.requests.Load(); n != 0 {
+		t.Errorf("origin received %d requests", n)
+	}
+}

@@ -29,6 +29,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		req.Target = []byte(r.URL.RequestURI())
 	}
 	req.Fields = appendFields(req.Fields, r.Header)
+	if err := parser.CheckHead(&req); err != nil {
+		// What an HTTP/1.1 origin could read two ways never leaves.
+		http.Error(rw, err.Error(), parser.Status(err))
+		return
+	}
 	var body io.Reader
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		body = r.Body
