@@ -195,11 +195,12 @@ func writeErrorFields(w responseWriter, status int, msg string, fields parser.Fi
 // and X-Forwarded-For, X-Forwarded-Proto and Via added.
 func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) *parser.Request {
 	fields := make(parser.Fields, 0, len(req.Fields)+3)
+	opts := connectionOptions(req.Fields)
 	var xff []byte
 	var via []byte
 	for _, f := range req.Fields {
 		switch {
-		case hopByHop(f.Name), connectionListed(req.Fields, f.Name),
+		case hopByHop(f.Name), listed(opts, f.Name),
 			parser.EqualFold(f.Name, "Host"), parser.EqualFold(f.Name, "Content-Length"),
 			parser.EqualFold(f.Name, "Expect"), parser.EqualFold(f.Name, "X-Forwarded-Proto"):
 		case parser.EqualFold(f.Name, "X-Forwarded-For"):
@@ -332,11 +333,23 @@ func hopByHop(name []byte) bool {
 	return false
 }
 
-// connectionListed reports whether the Connection field names name: such
-// fields are meant for this hop only.
-func connectionListed(fields parser.Fields, name []byte) bool {
+// connectionOptions returns the values of the Connection fields: the
+// names of the fields meant for this hop only (RFC 9110 §7.6.1). Most
+// messages have none, which keeps the per-field check below free.
+func connectionOptions(fields parser.Fields) [][]byte {
+	var opts [][]byte
 	for _, f := range fields {
-		if parser.EqualFold(f.Name, "Connection") && parser.HasToken(f.Value, string(name)) {
+		if parser.EqualFold(f.Name, "Connection") {
+			opts = append(opts, f.Value)
+		}
+	}
+	return opts
+}
+
+// listed reports whether one of the Connection values names name.
+func listed(opts [][]byte, name []byte) bool {
+	for _, v := range opts {
+		if parser.HasToken(v, string(name)) {
 			return true
 		}
 	}
@@ -345,9 +358,10 @@ func connectionListed(fields parser.Fields, name []byte) bool {
 
 // stripHopByHop removes an origin response's hop-by-hop fields.
 func stripHopByHop(fields parser.Fields) parser.Fields {
+	opts := connectionOptions(fields)
 	out := make(parser.Fields, 0, len(fields))
 	for _, f := range fields {
-		if !hopByHop(f.Name) && !connectionListed(fields, f.Name) {
+		if !hopByHop(f.Name) && !listed(opts, f.Name) {
 			out = append(out, f)
 		}
 	}

@@ -479,3 +479,24 @@ func TestGracefulDrain(t *testing.T) {
 		t.Error("listener still accepts after shutdown")
 	}
 }
+
+// TestHopByHopRequest: fields meant for one hop never reach the origin.
+func TestHopByHopRequest(t *testing.T) {
+	o := startOrigin(t)
+	s := startAccel(t, baseConfig, o.addr())
+	out := rawExchange(t, s.Addrs()[0].String(), "GET /hop HTTP/1.1\r\nHost: a\r\nConnection: X-Hop, close\r\nX-Hop: secret\r\n"+
+		"Keep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\nProxy-Connection: keep-alive\r\nX-End: kept\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Fatalf("got %q", out)
+	}
+	heads, _ := o.received()
+	head := strings.ToLower(heads[0])
+	for _, gone := range []string{"\r\nconnection:", "\r\nx-hop:", "\r\nkeep-alive:", "\r\nte:", "\r\nupgrade:", "\r\nproxy-connection:"} {
+		if strings.Contains(head, gone) {
+			t.Errorf("origin received %q:\n%s", gone, heads[0])
+		}
+	}
+	if !strings.Contains(head, "\r\nx-end: kept\r\n") {
+		t.Errorf("end-to-end field lost:\n%s", heads[0])
+	}
+}

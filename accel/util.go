@@ -1,14 +1,11 @@
 package accel
 
 import (
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-func parseIP(s string) net.IP { return net.ParseIP(s) }
 
 // statusText is net/http's reason phrase, or a neutral one for codes it
 // does not know (RFC 9112 §4 lets the reason be anything).
