@@ -65,7 +65,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		finish()
 		return
 	}
-	fields := resp.Fields.Clone()
+	fields := withDate(resp.Fields.Clone(), received)
 	cc := policy.ParseCacheControl(fields)
 	ok, _ := policy.Storable(k.req.Fields, k.cc, resp.Status, fields, cc, k.rules)
 	if resp.ContentLength > int64(k.rules.MaxObjectSize) {
@@ -76,7 +76,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		vary, _ := varyNames(fields)
 		o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
 			status: resp.Status, fields: storedFields(fields, cc), tags: tagsOf(fields)}
-		o.setFreshness(k.rules, requested, received)
+		o.setFreshness(k.rules, fields.Get("age"), requested, received)
 		// A response that is stale at once, cannot be validated and may
 		// not be served stale would only take space.
 		if o.lifetime <= 0 && o.swr <= 0 && o.sie <= 0 && !fields.Has("etag") && !fields.Has("last-modified") {
@@ -186,10 +186,27 @@ func storedFields(fs parser.Fields, cc policy.CacheControl) parser.Fields {
 	for _, n := range notStored {
 		out = out.Del(n)
 	}
+	// RFC 9111 §5.2.2.7 and §5.2.2.4: a qualified private or no-cache
+	// keeps only the named fields from being stored and reused.
 	for _, n := range cc.PrivateFields {
-		out = out.Del(n) // RFC 9111 §5.2.2.7: the named fields only
+		out = out.Del(n)
+	}
+	for _, n := range cc.NoCacheFields {
+		out = out.Del(n)
 	}
 	return out.Clone()
+}
+
+// withDate is fs with a Date of received when it has none: a recipient
+// with a clock records when such a response arrived (RFC 9110 §6.6.1), so
+// that its age, and that of a stored response a 304 without Date updates,
+// counts from then (RFC 9111 §4.2.3).
+func withDate(fs parser.Fields, received time.Time) parser.Fields {
+	if fs.Has("date") {
+		return fs
+	}
+	return append(fs[:len(fs):len(fs)], parser.Field{Name: []byte("Date"),
+		Value: []byte(received.UTC().Format(policy.IMFFixdate))})
 }
 
 // ownFields is the head the fetching client gets: what the origin sent,

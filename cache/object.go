@@ -63,14 +63,18 @@ func (o *object) clone() *object {
 }
 
 // setFreshness derives the freshness bookkeeping from o.fields for a
-// response requested and received at the given times.
-func (o *object) setFreshness(rules *policy.CacheRules, requested, received time.Time) {
+// response requested and received at the given times. age is the Age
+// field of the response received (a 200 or a 304), which is never stored
+// but counts toward the current age (RFC 9111 §4.2.3).
+func (o *object) setFreshness(rules *policy.CacheRules, age []byte, requested, received time.Time) {
 	cc := policy.ParseCacheControl(o.fields)
 	o.received = received.UnixNano()
-	o.initialAge = policy.InitialAge(o.fields, requested, received)
+	o.initialAge = policy.InitialAge(o.fields.Get("date"), age, requested, received)
 	o.lifetime, _ = policy.Lifetime(o.status, o.fields, cc, rules, received)
 	o.swr, o.sie = policy.StaleWindows(cc, rules)
-	o.noCache = cc.NoCache || len(cc.NoCacheFields) > 0
+	// A qualified no-cache only withholds its fields, which storedFields
+	// drops, so the rest may be reused (RFC 9111 §5.2.2.4).
+	o.noCache = cc.NoCache
 	o.mustReval = policy.MustRevalidate(cc)
 }
 

@@ -55,6 +55,7 @@ var notUpdated = append([]string{"content-range", "content-encoding"}, notStored
 // freshen applies a 304's fields to the stored o and makes its freshness
 // new (RFC 9111 §4.3.4), returning the updated copy.
 func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, requested, received time.Time) *object {
+	fs = withDate(fs, received)
 	n := o.clone()
 	fields := slices.Clone(o.fields)
 	var names []string
@@ -71,8 +72,8 @@ func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, r
 			fields = append(fields, f)
 		}
 	}
-	n.fields = fields.Clone()
-	n.setFreshness(rules, requested, received)
+	n.fields = storedFields(fields, policy.ParseCacheControl(fields))
+	n.setFreshness(rules, fs.Get("age"), requested, received)
 	if c.ix.replace(o, n) && c.disk != nil {
 		_ = c.disk.update(n)
 	}

@@ -59,7 +59,7 @@ func (k *call) serveCached() (Outcome, error) {
 	k.head = string(h.Method) == "HEAD"
 	k.uri = primaryKey(k.scheme, h.Host, h.Target, &k.rules.Key)
 	k.extras = extraKey(h.Fields, &k.rules.Key)
-	k.cc = policy.ParseCacheControl(h.Fields)
+	k.cc = policy.ParseRequestCacheControl(h.Fields)
 	// Ranges and the preconditions the cache does not evaluate go to the
 	// origin unless a fresh stored response answers them whole.
 	special := h.Fields.Has("range") || h.Fields.Has("if-match") ||
@@ -182,6 +182,15 @@ func (k *call) serveFlight(f *flight, leader bool, fwd string, candidate *object
 	return k.writeStream(f, leader, fwd)
 }
 
+// maxAge is the Age sent for any larger age (RFC 9111 §5.1: a cache whose
+// age calculation overflows delta-seconds sends 2147483648).
+const maxAge = 1 << 31
+
+// ageValue is the Age field value of a response whose current age is age.
+func ageValue(age time.Duration) []byte {
+	return strconv.AppendInt(nil, min(int64(age/time.Second), maxAge), 10)
+}
+
 // errOriginStatus is returned when the origin answered 5xx, a stale
 // response stood in for it for the request that fetched, and this request
 // does not accept it.
@@ -283,7 +292,7 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 		status, fields = 304, notModifiedFields(fields)
 	}
 	fields = append(fields[:len(fields):len(fields)],
-		parser.Field{Name: []byte("Age"), Value: strconv.AppendInt(nil, int64(age/time.Second), 10)},
+		parser.Field{Name: []byte("Age"), Value: ageValue(age)},
 		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
 	if status != 304 {
 		k.w.SetContentLength(o.size)
@@ -317,7 +326,7 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 		status, fields = 304, notModifiedFields(fields)
 	}
 	fields = append(fields[:len(fields):len(fields)],
-		parser.Field{Name: []byte("Age"), Value: strconv.AppendInt(nil, int64(age/time.Second), 10)},
+		parser.Field{Name: []byte("Age"), Value: ageValue(age)},
 		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
 	if hd.length >= 0 && status != 304 {
 		k.w.SetContentLength(hd.length)

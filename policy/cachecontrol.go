@@ -68,6 +68,23 @@ func ParseCacheControl(fs parser.Fields) CacheControl {
 	return cc
 }
 
+// ParseRequestCacheControl is ParseCacheControl for a request: without a
+// Cache-Control field, "Pragma: no-cache" stands for "Cache-Control:
+// no-cache". RFC 7234 §5.4 required this; RFC 9111 §5.4 deprecates Pragma,
+// and revalidating for it remains conformant and what HTTP/1.0 clients mean.
+func ParseRequestCacheControl(fs parser.Fields) CacheControl {
+	cc := ParseCacheControl(fs)
+	if fs.Has("cache-control") {
+		return cc
+	}
+	for _, f := range fs {
+		if parser.EqualFold(f.Name, "pragma") && parser.HasToken(f.Value, "no-cache") {
+			cc.NoCache = true
+		}
+	}
+	return cc
+}
+
 func (cc *CacheControl) parse(v []byte) {
 	for len(v) > 0 {
 		name, arg, quoted, rest := nextDirective(v)
@@ -129,7 +146,10 @@ func (cc *CacheControl) parse(v []byte) {
 
 // nextDirective splits the first directive off v. arg is the argument
 // with quotes removed; quoted is non-nil when the argument was a
-// quoted-string (both forms are accepted, RFC 9111 §5.2).
+// quoted-string (both forms are accepted, RFC 9111 §5.2). The grammar
+// allows no whitespace around "=": such an argument keeps a leading space,
+// which no delta-seconds parses, and is never quoted, so "max-age= 60" is
+// invalid (stale, §4.2.1) and "no-cache= \"a\"" unqualified.
 func nextDirective(v []byte) (name, arg string, quoted []byte, rest []byte) {
 	v = bytes.TrimLeft(v, " \t,")
 	i := 0
@@ -140,7 +160,11 @@ func nextDirective(v []byte) (name, arg string, quoted []byte, rest []byte) {
 	if i == len(v) || v[i] == ',' {
 		return name, "", nil, v[i:]
 	}
-	v = bytes.TrimLeft(v[i+1:], " \t")
+	spaced := len(name) < i
+	v = v[i+1:]
+	if len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		spaced, v = true, bytes.TrimLeft(v, " \t")
+	}
 	if len(v) > 0 && v[0] == '"' {
 		var b []byte
 		j := 1
@@ -156,13 +180,20 @@ func nextDirective(v []byte) (name, arg string, quoted []byte, rest []byte) {
 		if j < len(v) {
 			j++
 		}
+		if spaced {
+			return name, " " + string(b), nil, v[j:]
+		}
 		return name, string(b), b, v[j:]
 	}
 	j := 0
 	for j < len(v) && v[j] != ',' {
 		j++
 	}
-	return name, strings.TrimSpace(string(v[:j])), nil, v[j:]
+	arg = strings.TrimSpace(string(v[:j]))
+	if spaced {
+		arg = " " + arg
+	}
+	return name, arg, nil, v[j:]
 }
 
 func fieldNames(list []byte) []string {

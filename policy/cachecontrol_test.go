@@ -44,11 +44,44 @@ func TestParseCacheControl(t *testing.T) {
 		{[]string{"only-if-cached"}, func(c *CacheControl) { c.OnlyIfCached = true }},
 		{[]string{"stale-while-revalidate=30, stale-if-error=600"}, func(c *CacheControl) { c.StaleWhileRevalidate, c.StaleIfError = 30*s, 600*s }},
 		{[]string{" , unknown-ext=\"a,b\" ,max-age=1"}, func(c *CacheControl) { c.MaxAge = s }},
+		// RFC 9111 §5.2: a cache-directive has no whitespace around "=";
+		// such an argument is invalid, and an invalid delta is stale.
+		{[]string{"max-age =3600"}, func(c *CacheControl) { c.MaxAge = 0 }},
+		{[]string{"max-age= 3600"}, func(c *CacheControl) { c.MaxAge = 0 }},
+		{[]string{"max-stale= 60"}, func(c *CacheControl) { c.MaxStale = 0 }},
+		{[]string{`no-cache= "a"`}, func(c *CacheControl) { c.NoCache = true }},
+		{[]string{"max-age=3600 , s-maxage=60\t"}, func(c *CacheControl) { c.MaxAge, c.SMaxAge = 3600*s, 60*s }},
+		{[]string{"max-age='3600'"}, func(c *CacheControl) { c.MaxAge = 0 }},
+		{[]string{"max-age=003600"}, func(c *CacheControl) { c.MaxAge = 3600 * s }},
 	} {
 		want := cc()
 		tc.want(&want)
 		if got := cc(tc.in...); !reflect.DeepEqual(got, want) {
 			t.Errorf("%q:\n got %+v\nwant %+v", tc.in, got, want)
+		}
+	}
+}
+
+// RFC 9111 §5.4 (as RFC 7234 §5.4 required): a request's Pragma: no-cache
+// is Cache-Control: no-cache when the request has no Cache-Control.
+func TestParseRequestCacheControl(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fs      []string
+		noCache bool
+	}{
+		{"pragma no-cache", []string{"Pragma", "no-cache"}, true},
+		{"pragma in a list", []string{"Pragma", "x-a=1, No-Cache"}, true},
+		{"pragma extension", []string{"Pragma", "x-no-cache"}, false},
+		{"cache-control present", []string{"Pragma", "no-cache", "Cache-Control", "max-stale"}, false},
+		{"cache-control no-cache", []string{"Cache-Control", "no-cache"}, true},
+	} {
+		var fs parser.Fields
+		for i := 0; i+1 < len(tc.fs); i += 2 {
+			fs = fs.Add(tc.fs[i], tc.fs[i+1])
+		}
+		if got := ParseRequestCacheControl(fs).NoCache; got != tc.noCache {
+			t.Errorf("%s: no-cache %v, want %v", tc.name, got, tc.noCache)
 		}
 	}
 }

@@ -1,7 +1,8 @@
 package policy
 
 import (
-	"strconv"
+	"bytes"
+	"strings"
 	"time"
 
 	"accel/parser"
@@ -36,13 +37,28 @@ func understoodStatus(status int) bool {
 	return false
 }
 
+// The three forms of HTTP-date (RFC 9110 §5.6.7); IMFFixdate is the one to
+// generate.
+const (
+	IMFFixdate = "Mon, 02 Jan 2006 15:04:05 GMT"
+	rfc850Date = "Monday, 02-Jan-06 15:04:05 GMT"
+	asctime    = "Mon Jan _2 15:04:05 2006"
+)
+
 // ParseHTTPDate parses an HTTP-date in any of its three forms (RFC 9110
 // §5.6.7). ok is false for anything else, which callers treat as a date in
-// the past where that is the safe reading (an invalid Expires).
+// the past where that is the safe reading (an invalid Expires, RFC 9111
+// §5.3). A cache matches dates case-insensitively (RFC 9111 §4.2), but
+// otherwise the grammar is strict: time.Parse also takes one-digit hours,
+// runs of spaces and a weekday that is not the date's, so a date must
+// print back as it came.
 func ParseHTTPDate(b []byte) (t time.Time, ok bool) {
 	s := string(b)
-	for _, layout := range [...]string{time.RFC1123, "Monday, 02-Jan-06 15:04:05 GMT", time.ANSIC} {
-		if t, err := time.Parse(layout, s); err == nil {
+	// Upper-cased, the literal GMT of the layouts matches any case;
+	// time.Parse folds day and month names itself.
+	u := strings.ToUpper(s)
+	for _, layout := range [...]string{IMFFixdate, rfc850Date, asctime} {
+		if t, err := time.Parse(layout, u); err == nil && strings.EqualFold(t.Format(layout), s) {
 			return t, true
 		}
 	}
@@ -121,18 +137,19 @@ func Lifetime(status int, resp parser.Fields, cc CacheControl, rules *CacheRules
 }
 
 // InitialAge is the corrected_initial_age of RFC 9111 §4.2.3 for a response
-// whose request was sent at requested and which arrived at received. The
-// current age of a stored response is InitialAge + (now − received).
-func InitialAge(resp parser.Fields, requested, received time.Time) time.Duration {
+// with the given Date and Age field values (nil when absent) whose request
+// was sent at requested and which arrived at received. The current age of
+// a stored response is InitialAge + (now − received).
+func InitialAge(date, age []byte, requested, received time.Time) time.Duration {
 	var apparent time.Duration
-	if date, ok := ParseHTTPDate(resp.Get("date")); ok && received.After(date) {
-		apparent = received.Sub(date)
+	if d, ok := ParseHTTPDate(date); ok && received.After(d) {
+		apparent = received.Sub(d)
 	}
+	// An Age that is not delta-seconds is ignored (RFC 9111 §5.1); one too
+	// large to represent is 2^31 (§1.2.2).
 	var ageValue time.Duration
-	if v := resp.Get("age"); v != nil {
-		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n >= 0 {
-			ageValue = time.Duration(min(n, deltaCap)) * time.Second
-		}
+	if len(age) > 0 && bytes.IndexFunc(age, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
+		ageValue = parseDelta(string(age))
 	}
 	corrected := ageValue + max(received.Sub(requested), 0)
 	return max(apparent, corrected)

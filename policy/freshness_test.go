@@ -83,14 +83,63 @@ func TestLifetime(t *testing.T) {
 }
 
 func TestInitialAge(t *testing.T) {
-	// Age from upstream plus the response delay; apparent age when larger.
-	got := InitialAge(fields("Date", date(0), "Age", "30"), t0.Add(time.Second), t0.Add(3*time.Second))
-	if got != 32*time.Second {
-		t.Errorf("got %v, want 32s", got)
+	s := time.Second
+	for _, tc := range []struct {
+		name                string
+		date, age           string
+		requested, received time.Duration
+		want                time.Duration
+	}{
+		// Age from upstream plus the response delay; apparent age when larger.
+		{"age and delay", date(0), "30", s, 3 * s, 32 * s},
+		{"apparent", date(-time.Minute), "", 0, 0, time.Minute},
+		// RFC 9111 §1.2.2: a delta-seconds too large is 2^31.
+		{"overflow", date(0), "99999999999999999999", 0, 0, deltaCap * s},
+		// RFC 9111 §5.1: an invalid Age is ignored.
+		{"negative", date(0), "-7200", 0, 0, 0},
+		{"signed", date(0), "+7200", 0, 0, 0},
+		{"float", date(0), "7200.0", 0, 0, 0},
+		{"list", date(0), "7200, 0", 0, 0, 0},
+	} {
+		var age []byte
+		if tc.age != "" {
+			age = []byte(tc.age)
+		}
+		got := InitialAge([]byte(tc.date), age, t0.Add(tc.requested), t0.Add(tc.received))
+		if got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
-	got = InitialAge(fields("Date", date(-time.Minute)), t0, t0)
-	if got != time.Minute {
-		t.Errorf("got %v, want 1m", got)
+}
+
+// RFC 9110 §5.6.7: the three HTTP-date forms and nothing else; RFC 9111
+// §4.2: a cache matches them case-insensitively.
+func TestParseHTTPDate(t *testing.T) {
+	want := time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"Sun, 06 Nov 1994 08:49:37 GMT", true},
+		{"Sunday, 06-Nov-94 08:49:37 GMT", true},
+		{"Sun Nov  6 08:49:37 1994", true},
+		{"SUN, 06 NOV 1994 08:49:37 gmt", true},
+		{"Sun, 06 Nov 1994 08:49:37 UTC", false},
+		{"Sun, 06 Nov 1994 08:49:37 PST", false},
+		{"Sun, 06 Nov 1994 8:49:37 GMT", false},
+		{"Sun, 06  Nov  1994 08:49:37 GMT", false},
+		{"Sun, 06 Nov 94 08:49:37 GMT", false},
+		{"Sun 06 Nov 1994 08:49:37 GMT", false},
+		{"Sun, 06-Nov-1994 08:49:37 GMT", false},
+		{"Sun, 06 Nov 1994 08.49.37 GMT", false},
+		{"Mon, 06 Nov 1994 08:49:37 GMT", false}, // not that date's weekday
+		{"0", false},
+		{"", false},
+	} {
+		got, ok := ParseHTTPDate([]byte(tc.in))
+		if ok != tc.ok || (ok && !got.Equal(want)) {
+			t.Errorf("%q: %v %v, want ok=%v", tc.in, got, ok, tc.ok)
+		}
 	}
 }
 
