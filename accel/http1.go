@@ -19,6 +19,7 @@ import (
 type h1conn struct {
 	s      *Server
 	c      net.Conn
+	state  *connState
 	tls    bool
 	rb     rbuf
 	bw     *bufio.Writer
@@ -33,11 +34,11 @@ var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096)
 // serveHTTP1 runs the keep-alive loop: read a head, serve it, answer in
 // order, until the client or a rule closes the connection. pre holds bytes
 // already read by the protocol sniffing.
-func (s *Server) serveHTTP1(c net.Conn, pre []byte, isTLS bool) {
+func (s *Server) serveHTTP1(c net.Conn, state *connState, pre []byte, isTLS bool) {
 	st := s.state.Load()
 	lim := st.cfg.Limits
 	hc := &h1conn{
-		s: s, c: c, tls: isTLS,
+		s: s, c: c, state: state, tls: isTLS,
 		lim: parser.Limits{
 			MaxHeadBytes:   int(lim.MaxHeadBytes),
 			MaxTargetBytes: int(lim.MaxTargetBytes),
@@ -85,9 +86,11 @@ func (hc *h1conn) readHead() (int, error) {
 			return 0, errClientGone
 		}
 		if !started {
-			// The deadline is set before draining is checked: Shutdown sets
-			// draining and then expires the deadlines of idle connections,
-			// so one of the two always catches a connection about to wait.
+			// Idle and its deadline are set before draining is checked:
+			// Shutdown sets draining and then expires the deadlines of idle
+			// connections, so one of the two always catches a connection
+			// about to wait.
+			hc.state.idle.Store(true)
 			hc.c.SetReadDeadline(time.Now().Add(hc.idleTO))
 			if hc.s.draining.Load() {
 				return 0, errDraining
@@ -104,6 +107,7 @@ func (hc *h1conn) readHead() (int, error) {
 		}
 		if !started {
 			started = true
+			hc.state.idle.Store(false)
 			hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
 		}
 	}
@@ -184,7 +188,16 @@ func (hc *h1conn) serveOne(n int) bool {
 		remote: hc.c.RemoteAddr(),
 		w:      w,
 	}
-	hc.s.serve(context.Background(), &ex)
+	ctx, cancel := context.WithCancel(context.Background())
+	var watch *abortWatch
+	if body == nil && hc.rb.buffered() == 0 {
+		watch = watchAbort(hc.c, cancel)
+	}
+	hc.s.serve(ctx, &ex)
+	cancel()
+	if watch != nil && !watch.stop(&hc.rb) {
+		w.close = true
+	}
 	w.finish()
 	switch {
 	case body == nil:
@@ -366,4 +379,41 @@ func (w *h1Writer) finish() {
 	if !w.noBody && w.length >= 0 && w.written != w.length {
 		w.close = true
 	}
+}
+
+// abortWatch reads the connection while a bodiless request is served, so
+// that a client that goes away cancels the origin request instead of
+// leaving it to run (as net/http's background read does). A byte that
+// arrives meanwhile is the start of the next request and is kept.
+type abortWatch struct {
+	c    net.Conn
+	done chan struct{}
+	b    [1]byte
+	n    int
+	err  error
+}
+
+func watchAbort(c net.Conn, cancel context.CancelFunc) *abortWatch {
+	a := &abortWatch{c: c, done: make(chan struct{})}
+	c.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(a.done)
+		a.n, a.err = c.Read(a.b[:])
+		if a.n == 0 && !errors.Is(a.err, os.ErrDeadlineExceeded) {
+			cancel()
+		}
+	}()
+	return a
+}
+
+// stop ends the watch and hands a byte it read to rb. It reports whether
+// the connection is still good for another request.
+func (a *abortWatch) stop(rb *rbuf) bool {
+	a.c.SetReadDeadline(time.Unix(1, 0))
+	<-a.done
+	if a.n > 0 {
+		rb.unread(a.b[:a.n])
+		return true
+	}
+	return errors.Is(a.err, os.ErrDeadlineExceeded)
 }

@@ -50,6 +50,7 @@ func (s *Server) newListener(lc policy.Listener) (*listener, error) {
 		MaxFrameSize:         int(lc.HTTP2.MaxFrameSize),
 		IdleTimeout:          cfg.Limits.IdleTimeout.D(),
 		WriteTimeout:         cfg.Limits.WriteTimeout.D(),
+		ReadTimeout:          cfg.Limits.ReadTimeout.D(),
 		Log:                  s.log,
 	}, s.serveH2)
 	return l, nil
@@ -96,17 +97,20 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		// for an ACK: Go sets this by default, we rely on it explicitly.
 		tc.SetNoDelay(true)
 	}
-	s.track(c, true)
-	defer s.track(c, false)
+	st := &connState{}
+	st.idle.Store(true)
+	s.track(c, st)
+	defer s.track(c, nil)
 	c.SetReadDeadline(time.Now().Add(l.handshakeTimeout))
 	var first [len(h2Preface)]byte
 	n, err := c.Read(first[:1])
-	if err != nil || n == 0 {
+	st.idle.Store(false)
+	if err != nil || n == 0 || s.draining.Load() {
 		c.Close()
 		return
 	}
 	if first[0] == 0x16 && l.tls != nil {
-		s.serveTLS(l, c, first[0])
+		s.serveTLS(l, c, st, first[0])
 		return
 	}
 	// Read as much of the h2c preface as matches: an HTTP/1 request
@@ -120,18 +124,18 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 	}
 	if string(first[:n]) == h2Preface {
 		c.SetReadDeadline(time.Time{})
-		s.track(c, false)
+		s.track(c, nil)
 		if err := l.h2.Serve(&replayConn{Conn: c, pre: first[:n]}); err != nil {
 			c.Close()
 		}
 		return
 	}
-	s.serveHTTP1(c, first[:n], false)
+	s.serveHTTP1(c, st, first[:n], false)
 	c.Close()
 }
 
 // serveTLS runs the handshake and dispatches by ALPN.
-func (s *Server) serveTLS(l *listener, c net.Conn, first byte) {
+func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
 	tc := tls.Server(&replayConn{Conn: c, pre: []byte{first}}, l.tls)
 	ctx, cancel := context.WithTimeout(context.Background(), l.handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -145,13 +149,13 @@ func (s *Server) serveTLS(l *listener, c net.Conn, first byte) {
 	s.metrics.IncHandshake(cs.DidResume)
 	c.SetReadDeadline(time.Time{})
 	if cs.NegotiatedProtocol == "h2" {
-		s.track(c, false)
+		s.track(c, nil)
 		if err := l.h2.Serve(tc); err != nil {
 			tc.Close()
 		}
 		return
 	}
-	s.serveHTTP1(tc, nil, true)
+	s.serveHTTP1(tc, st, nil, true)
 	tc.Close()
 }
 

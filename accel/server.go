@@ -42,7 +42,15 @@ type Server struct {
 	conns sync.WaitGroup
 	// open tracks client connections so a stop can close idle ones.
 	openMu sync.Mutex
-	open   map[net.Conn]struct{}
+	open   map[net.Conn]*connState
+}
+
+// connState is what Shutdown needs to know of a client connection.
+type connState struct {
+	// idle is set while the connection waits for a request to start: only
+	// those may be cut by a stop; one mid-request (reading an upload, say)
+	// finishes first.
+	idle atomic.Bool
 }
 
 // state is one generation of config: routes and the pools they send to.
@@ -62,7 +70,7 @@ func New(cfg *policy.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, metrics: admin.NewMetrics(), open: map[net.Conn]struct{}{}}
+	s := &Server{log: log, metrics: admin.NewMetrics(), open: map[net.Conn]*connState{}}
 	st, err := s.build(cfg)
 	if err != nil {
 		return nil, err
@@ -338,14 +346,16 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// closeIdle nudges every HTTP/1 connection waiting for a request: a
-// connection mid-request sees the deadline only after its response, when
-// it would close anyway because the server drains.
+// closeIdle wakes every client connection waiting for a request to start,
+// so it sees the drain and closes. Connections mid-request are left alone:
+// they close after their response because the server drains.
 func (s *Server) closeIdle() {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
-	for c := range s.open {
-		c.SetReadDeadline(time.Now())
+	for c, st := range s.open {
+		if st.idle.Load() {
+			c.SetReadDeadline(time.Now())
+		}
 	}
 }
 
@@ -362,10 +372,10 @@ func (s *Server) stopStores() {
 	}
 }
 
-func (s *Server) track(c net.Conn, add bool) {
+func (s *Server) track(c net.Conn, st *connState) {
 	s.openMu.Lock()
-	if add {
-		s.open[c] = struct{}{}
+	if st != nil {
+		s.open[c] = st
 	} else {
 		delete(s.open, c)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"accel/parser"
 )
@@ -34,11 +35,12 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, err.Error(), parser.Status(err))
 		return
 	}
+	rc := http.NewResponseController(rw)
 	var body io.Reader
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		body = r.Body
+		body = &deadlineBody{r: r.Body, rc: rc, timeout: s.cfg.ReadTimeout}
 	}
-	w := &Writer{rw: rw, length: -1, head: r.Method == http.MethodHead}
+	w := &Writer{rw: rw, rc: rc, timeout: s.cfg.WriteTimeout, length: -1, head: r.Method == http.MethodHead}
 	c := Conn{TLS: r.TLS != nil}
 	if nc, ok := r.Context().Value(connKey{}).(net.Conn); ok {
 		c.Remote = nc.RemoteAddr()
@@ -76,10 +78,27 @@ func connectionSpecific(lower string) bool {
 	return false
 }
 
+// deadlineBody bounds each wait for request body bytes on a stream: a
+// client that stops sending would otherwise hold an origin connection.
+type deadlineBody struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if err := b.rc.SetReadDeadline(time.Now().Add(b.timeout)); err != nil {
+		return 0, err
+	}
+	return b.r.Read(p)
+}
+
 // Writer sends one response on a stream. It implements the pipeline's
 // response writer.
 type Writer struct {
 	rw      http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration // each write, waiting for flow-control window included
 	length  int64
 	head    bool // the request was HEAD: no body goes out
 	written bool
@@ -116,12 +135,18 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.head {
 		return len(p), nil
 	}
+	if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return 0, err
+	}
 	return w.rw.Write(p)
 }
 
 // Flush pushes what was written to the client.
 func (w *Writer) Flush() error {
-	return http.NewResponseController(w.rw).Flush()
+	if err := w.rc.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return err
+	}
+	return w.rc.Flush()
 }
 
 // Abort resets the stream after the head went out, so the client sees a

@@ -23,9 +23,12 @@ type Config struct {
 	MaxFrameSize int
 	// IdleTimeout closes a connection with no open stream; 0 means 75s.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds a stalled peer; 0 means 30s.
+	// WriteTimeout bounds each wait to send response bytes, flow-control
+	// window included; 0 means 30s.
 	WriteTimeout time.Duration
-	Log          *slog.Logger
+	// ReadTimeout bounds each wait for request body bytes; 0 means 30s.
+	ReadTimeout time.Duration
+	Log         *slog.Logger
 }
 
 // Conn carries what the pipeline needs to know about the connection a
@@ -41,6 +44,7 @@ type Handler func(ctx context.Context, req *parser.Request, body io.Reader, w *W
 
 // Server is an HTTP/2 server that takes its connections from Serve.
 type Server struct {
+	cfg     Config
 	srv     *http.Server
 	ln      *chanListener
 	handler Handler
@@ -64,10 +68,13 @@ func New(cfg Config, h Handler) *Server {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Server{ln: newChanListener(), handler: h, done: make(chan struct{})}
+	s := &Server{cfg: cfg, ln: newChanListener(), handler: h, done: make(chan struct{})}
 	var protos http.Protocols
 	protos.SetHTTP2(true)
 	protos.SetUnencryptedHTTP2(true)

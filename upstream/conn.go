@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -104,13 +105,16 @@ type requestBody struct {
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
-	if err := b.conn.SetWriteDeadline(time.Now().Add(b.timeout)); err != nil {
-		return 0, err
-	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	if err != nil && err != io.EOF {
 		b.err = err
+	}
+	// The origin's clock starts once the client gave us bytes to send: a
+	// client that pauses is the client's read timeout's business, not a
+	// failure of the origin.
+	if derr := b.conn.SetWriteDeadline(time.Now().Add(b.timeout)); derr != nil && err == nil {
+		return n, derr
 	}
 	return n, err
 }
@@ -163,7 +167,14 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 	defer fasthttp.ReleaseRequest(req)
 	buildRequest(req, head, body, addr)
 
+	// Idle connections that have something to read are passed over: bytes
+	// an origin sent past a response's end (which this request would take
+	// as its answer), or the EOF of an origin that closed while idle.
 	cc, err := hc.AcquireConn(0, false)
+	for i := 0; err == nil && i < maxDirtyConns && dirty(cc.Conn()); i++ {
+		hc.CloseConn(cc)
+		cc, err = hc.AcquireConn(0, false)
+	}
 	if err != nil {
 		// A dial failure, or no free connection: nothing was written.
 		return nil, &Error{Server: addr, Timeout: isTimeout(err), Err: err}
@@ -222,11 +233,15 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 
 	out := &Response{Server: addr}
 	convertHead(&out.Head, &resp.Header)
-	keep := resp.Header.IsHTTP11() && !resp.Header.ConnectionClose()
+	// After a 101 the connection speaks another protocol.
+	keep := resp.Header.IsHTTP11() && !resp.Header.ConnectionClose() && resp.Header.StatusCode() != 101
 	// finish gives everything back: the connection to the pool when reuse
 	// is set, then the lease through done.
 	finish := func(reuse, failed bool) {
 		resp.CloseBodyStream()
+		// Bytes past the end of the body belong to no request: a
+		// connection holding them must never answer the next one.
+		reuse = reuse && br.Buffered() == 0
 		hc.ReleaseReader(br)
 		fasthttp.ReleaseResponse(resp)
 		if reuse && keep {
@@ -248,6 +263,32 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 	keep = keep && resp.Header.ContentLength() != -2
 	out.Body = &responseBody{addr: addr, conn: conn, timeout: timeout, stream: stream, finish: finish}
 	return out, nil
+}
+
+// maxDirtyConns bounds the idle connections one request may discard.
+const maxDirtyConns = 8
+
+// dirty reports whether an idle connection is readable, by peeking
+// without blocking: a Read with a past deadline would fail before looking.
+func dirty(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	readable := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Data, an EOF (0 bytes, no error) or a socket error all mean the
+		// connection cannot carry a new request.
+		readable = n > 0 || err == nil || err != syscall.EAGAIN
+		return true
+	})
+	return readable || err != nil
 }
 
 // convertHead copies fasthttp's response head into dst, in one buffer that

@@ -54,7 +54,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 
 // Status maps an error of Do to the status the client should get: 503 for a
 // full queue or an expired wait (answer with Retry-After), 504 for a timeout,
-// 400 when the client's own request body failed, and 502 for anything else.
+// 408 when the client's own request body stalled, 400 when it was malformed, and 502 for anything else.
 // Status(nil) is 200.
 func Status(err error) int {
 	var e *Error
@@ -63,6 +63,8 @@ func Status(err error) int {
 		return http.StatusOK
 	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrQueueTimeout):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrRequestBody) && errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrRequestBody):
 		return http.StatusBadRequest
 	case errors.As(err, &e) && e.Timeout:
