@@ -394,3 +394,21 @@ func TestCacheHeadFromGet(t *testing.T) {
 		t.Errorf("HEAD not served from the stored GET (origin saw %d):\n%s", o.requests.Load(), out)
 	}
 }
+
+// TestCacheStatusKeepsUpstream: an upstream cache's Cache-Status member
+// stays, and accel's follows it (RFC 9211 §2), on misses and hits alike.
+func TestCacheStatusKeepsUpstream(t *testing.T) {
+	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Cache-Status", "origin-cache; hit")
+		io.WriteString(w, "x")
+	})
+	s := startAccel(t, cacheConfig, o.addr)
+	for i, want := range []string{"accel; fwd=uri-miss", "accel; hit"} {
+		g := fetch(t, s, "GET", "/cs")
+		vals := g.header.Values("Cache-Status")
+		if len(vals) != 2 || vals[0] != "origin-cache; hit" || !strings.HasPrefix(vals[1], want) {
+			t.Errorf("request %d: Cache-Status %q, want the origin's then %q", i, vals, want)
+		}
+	}
+}

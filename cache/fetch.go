@@ -177,9 +177,11 @@ func (s *stream) bytes() []byte {
 // notStored are the fields a stored response never keeps: the length is
 // the body's, Age is computed per answer, Set-Cookie belongs to one client
 // (RFC 9111 §3.1 allows it to be stored; accel never serves it to
-// another), and tag fields are for the cache.
+// another), and tag fields are for the cache. An upstream cache's
+// Cache-Status is kept: RFC 9211 §2 has each cache add its own member after
+// those of the caches closer to the origin.
 var notStored = []string{"content-length", "transfer-encoding", "age", "set-cookie",
-	"surrogate-key", "cache-tag", "cache-status"}
+	"surrogate-key", "cache-tag"}
 
 func storedFields(fs parser.Fields, cc policy.CacheControl) parser.Fields {
 	out := slices.Clone(fs)
