@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +73,6 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		writeError(cw, 405, "CONNECT is not supported")
 		return
 	}
-	pool := st.pools[route.Pool]
 	head := forwardHead(req, host, target, ex)
 	retryable := idempotent(req.Method, route.RetryUnsafe)
 	var bodySent atomic.Bool
@@ -85,8 +85,17 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			// A streamed body cannot be replayed to a second server.
 			ureq.Retryable = false
 		}
+		// Each fetch pins the config generation it uses: the cache's
+		// background refreshes run after this request let go of st, and a
+		// reload must not close their pool under them.
+		g := s.acquire()
+		pool := g.pools[route.Pool]
+		if pool == nil {
+			pool = st.pools[route.Pool]
+		}
 		resp, err := pool.Do(ctx, &ureq)
 		if err != nil {
+			g.release()
 			return nil, err
 		}
 		server.Store(&resp.Server)
@@ -94,7 +103,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			Status:        resp.Head.Status,
 			Fields:        stripHopByHop(resp.Head.Fields),
 			ContentLength: resp.Head.ContentLength,
-			Body:          resp.Body,
+			Body:          &pinnedBody{ReadCloser: resp.Body, st: g},
 		}, nil
 	}
 
@@ -114,6 +123,19 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		result = "error"
 		writeUpstreamError(cw, err)
 	}
+}
+
+// pinnedBody holds a config generation until the origin body is closed.
+type pinnedBody struct {
+	io.ReadCloser
+	st   *state
+	once sync.Once
+}
+
+func (b *pinnedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.st.release)
+	return err
 }
 
 // passThrough answers from the origin without the cache.

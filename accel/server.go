@@ -107,7 +107,6 @@ func (s *Server) poolConfig(p policy.Pool) upstream.Config {
 		ConnectTimeout:    p.ConnectTimeout.D(),
 		FirstByteTimeout:  p.FirstByteTimeout.D(),
 		IdleTimeout:       p.IdleTimeout.D(),
-		Retries:           -1,
 		RetryBudget:       p.RetryBudget.D(),
 		FailThreshold:     p.FailThreshold,
 		FailWindow:        p.FailWindow.D(),
@@ -123,8 +122,13 @@ func (s *Server) poolConfig(p policy.Pool) upstream.Config {
 			s.log.Warn("origin server ejected", "pool", p.Name, "server", server)
 		},
 	}
+	// Unset keeps upstream's default (2); upstream spells "none" as a
+	// negative count, since its zero means the default.
 	if p.Retries != nil {
 		uc.Retries = *p.Retries
+		if uc.Retries == 0 {
+			uc.Retries = -1
+		}
 	}
 	for _, sv := range p.Servers {
 		uc.Servers = append(uc.Servers, upstream.ServerConfig{Addr: sv.Address, Weight: sv.Weight})

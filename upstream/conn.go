@@ -54,8 +54,8 @@ type Response struct {
 	// origin announced, or -1.
 	Head parser.Response
 	// Body streams from the origin. Close releases the connection: back to
-	// the pool when the body was read to the end, closed otherwise. Reading
-	// to io.EOF releases it too. A failed read returns an *Error.
+	// the pool when the body was read to the end, closed otherwise; it must
+	// be called even after io.EOF. A failed read returns an *Error.
 	Body io.ReadCloser
 	// Server is the address of the server that answered.
 	Server string
@@ -171,8 +171,16 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 	// an origin sent past a response's end (which this request would take
 	// as its answer), or the EOF of an origin that closed while idle.
 	cc, err := hc.AcquireConn(0, false)
-	for i := 0; err == nil && i < maxDirtyConns && dirty(cc.Conn()); i++ {
+	for i := 0; err == nil && dirty(cc.Conn()); i++ {
 		hc.CloseConn(cc)
+		if i == maxDirtyConns {
+			// The whole idle set is suspect (the origin restarted, say):
+			// drop it and dial, rather than test connections one by one.
+			hc.CloseIdleConnections()
+		}
+		if i > maxDirtyConns {
+			return nil, &Error{Server: addr, Err: errDirtyConn}
+		}
 		cc, err = hc.AcquireConn(0, false)
 	}
 	if err != nil {
@@ -245,6 +253,10 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 		hc.ReleaseReader(br)
 		fasthttp.ReleaseResponse(resp)
 		if reuse && keep {
+			// A pooled connection carries no deadline of this exchange:
+			// dirty's peek would fail on it, and the next exchange sets
+			// its own.
+			conn.SetDeadline(time.Time{})
 			hc.ReleaseConn(cc)
 		} else {
 			hc.CloseConn(cc)
@@ -265,12 +277,18 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 	return out, nil
 }
 
-// maxDirtyConns bounds the idle connections one request may discard.
+// maxDirtyConns bounds the idle connections one request tests one by one
+// before it drops the idle set.
 const maxDirtyConns = 8
 
 // dirty reports whether an idle connection is readable, by peeking
 // without blocking: a Read with a past deadline would fail before looking.
 func dirty(c net.Conn) bool {
+	// The raw read below honours the read deadline; an expired one would
+	// make a clean connection look broken.
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return true
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false

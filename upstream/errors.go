@@ -22,6 +22,9 @@ var (
 	// ErrRequestBody marks a failure to read the request body from the
 	// client: the server is not to blame and the request is not retried.
 	ErrRequestBody = errors.New("upstream: reading the request body failed")
+	// errDirtyConn means even a freshly dialed connection was readable
+	// before we wrote: nothing was sent.
+	errDirtyConn = errors.New("upstream: connection readable before the request was written")
 )
 
 // Error is a failed try on one server. Sent and Timeout carry the decisions
