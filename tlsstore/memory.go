@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -41,6 +42,14 @@ func openMemory(dir string, log *slog.Logger) (*memoryKV, error) {
 	m := &memoryKV{mem: newLRU(memoryMaxEntries)}
 	if dir == "" {
 		return m, nil
+	}
+	// Sessions and ticket keys are secrets: the directory is the owner's
+	// only, whatever the umask made of it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tlsstore: session directory %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tlsstore: session directory %s: %w", dir, err)
 	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
 	if err != nil {

@@ -34,7 +34,8 @@ const entryHeaderLen = 1 + 8
 // A store failure still returns the ticket: the handshake in progress is
 // unaffected, and the ticket merely misses later unless the local cache
 // keeps it.
-func (s *Store) wrap(_ tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+func (s *Store) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+	bindName(ss, cs.ServerName)
 	state, err := ss.Bytes()
 	if err != nil {
 		// Only an unencodable state from crypto/tls itself lands here;
@@ -62,7 +63,7 @@ func (s *Store) wrap(_ tls.ConnectionState, ss *tls.SessionState) ([]byte, error
 // unwrap is tls.Config.UnwrapSession for the stateful mode. Whatever goes
 // wrong, unknown, expired or forged ticket, store error or timeout, it
 // returns (nil, nil): a full handshake, never a failed one.
-func (s *Store) unwrap(identity []byte, _ tls.ConnectionState) (*tls.SessionState, error) {
+func (s *Store) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
 	if len(identity) != identityLen || identity[0] != identityVersion {
 		s.misses.Add(1)
 		return nil, nil
@@ -95,8 +96,9 @@ func (s *Store) unwrap(identity []byte, _ tls.ConnectionState) (*tls.SessionStat
 		}
 	}
 	ss, err := tls.ParseSessionState(state)
-	if err != nil {
-		// A state written by another Go version may not parse.
+	if err != nil || !boundTo(ss, cs.ServerName) {
+		// A state written by another Go version may not parse; one made
+		// for another server name must not resume here.
 		s.misses.Add(1)
 		return nil, nil
 	}

@@ -32,7 +32,11 @@ type keyRing struct {
 
 	// The fields below are owned by refresh, which runs in Open and then
 	// only in the rotation goroutine.
-	known     map[int64][32]byte // epoch keys last read from the store, the fallback when it errs
+	known map[int64][32]byte // epoch keys last read from the store, the fallback when it errs
+	// replaced holds keys this instance used for an epoch before the store
+	// came back with another one (it lost its keys and a peer created a
+	// new one): they still decrypt this instance's tickets for the window.
+	replaced  map[int64][32]byte
 	installed bool
 	current   [32]byte
 	local     *[32]byte // used while the store has never answered
@@ -46,24 +50,26 @@ type keyRing struct {
 // never see an empty one, and starts rotating.
 func startKeyRing(s *Store) *keyRing {
 	r := &keyRing{
-		s:     s,
-		keys:  &tls.Config{},
-		known: make(map[int64][32]byte),
-		stopc: make(chan struct{}),
-		done:  make(chan struct{}),
+		s:        s,
+		keys:     &tls.Config{},
+		known:    make(map[int64][32]byte),
+		replaced: make(map[int64][32]byte),
+		stopc:    make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	r.refresh(time.Now())
 	go r.loop()
 	return r
 }
 
-// loop refreshes four times per period, on a grid aligned with the epoch
-// boundaries, so a new epoch's key becomes current within moments of the
-// boundary on every instance, having been staged as next a full period
-// earlier; the extra refreshes retry a store that missed one.
+// loop refreshes four times per period (at least once a minute), on a
+// grid aligned with the epoch boundaries, so a new epoch's key becomes
+// current within moments of the boundary on every instance, having been
+// staged as next a full period earlier; the extra refreshes retry a store
+// that missed one and put back keys a store lost.
 func (r *keyRing) loop() {
 	defer close(r.done)
-	step := int64(r.s.cfg.RotationPeriod / 4)
+	step := int64(min(r.s.cfg.RotationPeriod/4, time.Minute))
 	for {
 		now := time.Now().UnixNano()
 		t := time.NewTimer(time.Duration(step - now%step))
@@ -105,8 +111,13 @@ func (r *keyRing) refresh(now time.Time) {
 		return
 	}
 	ring := [][32]byte{cur}
-	for i := int64(1); i <= int64(r.s.cfg.KeyWindow); i++ {
-		if k, ok := r.lookup(epoch - i); ok {
+	for i := int64(0); i <= int64(r.s.cfg.KeyWindow); i++ {
+		if i > 0 {
+			if k, ok := r.lookup(epoch - i); ok {
+				ring = append(ring, k)
+			}
+		}
+		if k, ok := r.replaced[epoch-i]; ok {
 			ring = append(ring, k)
 		}
 	}
@@ -122,6 +133,7 @@ func (r *keyRing) refresh(now time.Time) {
 	for e := range r.known {
 		if e < epoch-int64(r.s.cfg.KeyWindow) {
 			delete(r.known, e)
+			delete(r.replaced, e)
 		}
 	}
 }
@@ -130,8 +142,13 @@ func (r *keyRing) refresh(now time.Time) {
 // lets exactly one instance's candidate win, and the others read it.
 func (r *keyRing) ensure(epoch int64, ttl time.Duration) ([32]byte, bool) {
 	name := r.keyName(epoch)
-	var candidate [32]byte
-	rand.Read(candidate[:])
+	// A key this instance already uses is offered again: after the store
+	// lost its keys (a flush, a memcached restart) the fleet keeps the one
+	// its running instances encrypt with, instead of splitting on a new one.
+	candidate, known := r.known[epoch]
+	if !known {
+		rand.Read(candidate[:])
+	}
 	var added bool
 	err := r.s.call("create ticket key", func(ctx context.Context) (err error) {
 		added, err = r.s.backend.Add(ctx, name, candidate[:], ttl)
@@ -162,6 +179,9 @@ func (r *keyRing) lookup(epoch int64) ([32]byte, bool) {
 		return k, ok
 	}
 	copy(k[:], v)
+	if old, ok := r.known[epoch]; ok && old != k {
+		r.replaced[epoch] = old
+	}
 	r.known[epoch] = k
 	return k, true
 }
@@ -173,6 +193,7 @@ func (r *keyRing) keyName(epoch int64) string {
 // wrap is tls.Config.WrapSession for the stateless mode: crypto/tls's own
 // ticket encryption with the ring's current key, the expiry added first.
 func (r *keyRing) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+	bindName(ss, cs.ServerName)
 	ss.Extra = append(ss.Extra, binary.BigEndian.AppendUint64(bytes.Clone(expiryTag), uint64(time.Now().Add(r.s.cfg.Lifetime).UnixNano())))
 	ticket, err := r.keys.EncryptTicket(cs, ss)
 	if err == nil {
@@ -186,7 +207,7 @@ func (r *keyRing) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 // handshake.
 func (r *keyRing) unwrap(ticket []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
 	ss, _ := r.keys.DecryptTicket(ticket, cs) // documented to fail only as (nil, nil)
-	if ss == nil || !unexpired(ss, time.Now()) {
+	if ss == nil || !unexpired(ss, time.Now()) || !boundTo(ss, cs.ServerName) {
 		r.s.misses.Add(1)
 		return nil, nil
 	}

@@ -198,6 +198,9 @@ type Store struct {
 	ring    *keyRing // stateless mode only
 
 	stored, resumed, misses, storeErrors, keyRotations atomic.Uint64
+	// closed turns every store call into a failure, so handshakes after
+	// Close fall back to full ones instead of touching a closed backend.
+	closed atomic.Bool
 
 	// failing is set while the backend errs, so that an outage is logged
 	// once when it starts and once when it ends, not per handshake.
@@ -275,10 +278,13 @@ func (s *Store) Stats() Stats {
 	}
 }
 
+var errStoreClosed = errors.New("tlsstore: store closed")
+
 // Close stops key rotation and closes the backend. Configured tls.Configs
 // must not handshake afterwards.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		if s.ring != nil {
 			s.ring.stop()
 		}
@@ -291,6 +297,11 @@ func (s *Store) Close() error {
 // not an error, anything else is counted and logged when an outage starts.
 // what names the operation for the log; it never includes a key.
 func (s *Store) call(what string, op func(ctx context.Context) error) error {
+	if s.closed.Load() {
+		// A handshake still running at shutdown fails open, like any
+		// other store failure.
+		return errStoreClosed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	err := op(ctx)
 	cancel()
