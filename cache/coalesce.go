@@ -33,6 +33,16 @@ func (s *stream) append(p []byte) {
 	s.mu.Unlock()
 }
 
+// publish replaces the buffer with b, which extends it (the same bytes
+// first), and wakes the readers.
+func (s *stream) publish(b []byte) {
+	s.mu.Lock()
+	s.buf = b
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.mu.Unlock()
+}
+
 // finish ends the stream; a non-nil err makes every reader fail instead of
 // seeing a short body as a whole one.
 func (s *stream) finish(err error) {

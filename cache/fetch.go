@@ -112,11 +112,19 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 	buf := make([]byte, 32<<10)
 	var n int64
 	var err error
+	// tail holds the bytes that complete a body of known length: they are
+	// published only once the object is stored, so that a client holding
+	// the whole body that asks again finds the object.
+	var tail []byte
 	for {
 		m, rerr := resp.Body.Read(buf)
 		if m > 0 {
-			f.body.append(buf[:m])
 			n += int64(m)
+			if resp.ContentLength >= 0 && n == resp.ContentLength {
+				tail = append(tail, buf[:m]...)
+			} else {
+				f.body.append(buf[:m])
+			}
 		}
 		if rerr == io.EOF {
 			break
@@ -139,7 +147,16 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 			c.fl.setPass(f.key, c.now().Add(hfp))
 		}
 	case c.purgeGen.Load() == gen:
-		c.store(o, f.body.bytes())
+		// The stream was sized for the whole body, so this fills its spare
+		// capacity, which no reader sees before publish; the stored body
+		// and the stream then share those bytes, written once.
+		full := append(f.body.bytes(), tail...)
+		c.store(o, full)
+		f.body.publish(full)
+		tail = nil
+	}
+	if len(tail) > 0 {
+		f.body.append(tail)
 	}
 	f.body.finish(err)
 	if registered {
