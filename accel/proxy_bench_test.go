@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,20 +52,5 @@ func benchProxy(b *testing.B, cfg string) {
 func BenchmarkProxyCacheHit(b *testing.B) { benchProxy(b, cacheConfig) }
 
 func BenchmarkProxyPass(b *testing.B) {
-	benchProxy(b, `
-listen:
-  - address: "127.0.0.1:0"
-pools:
-  - name: app
-    servers:
-      - address: "ORIGIN"
-routes:
-  - pool: app
-cache:
-  dir: DATADIR/cache
-tls_sessions:
-  dir: off
-admin:
-  listen: "off"
-`)
+	benchProxy(b, strings.Replace(cacheConfig, "    cache: {enabled: true}\n", "", 1))
 }
