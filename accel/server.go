@@ -225,6 +225,7 @@ func (s *Server) startTLSSessions(cfg *policy.Config) error {
 		Timeout:        ts.Timeout.D(),
 		RotationPeriod: ts.RotationPeriod.D(),
 		KeyWindow:      ts.KeyWindow,
+		Namespace:      ts.Namespace,
 		OnError:        s.metrics.IncSessionStoreError,
 	}, s.log)
 	if err != nil {

@@ -182,6 +182,8 @@ type TLSSessions struct {
 	Timeout        Duration `yaml:"timeout"`
 	RotationPeriod Duration `yaml:"rotation_period"`
 	KeyWindow      int      `yaml:"key_window"`
+	// Namespace separates fleets that share one Redis or memcached.
+	Namespace string `yaml:"namespace"`
 }
 
 // Admin configures the admin listener.

@@ -262,3 +262,31 @@ func mustSessionBytes(t *testing.T) []byte {
 	}
 	return got
 }
+
+// TestNamespacesSeparateFleets: two fleets on one Redis, each in its own
+// namespace, never resume each other's sessions, in either mode; within a
+// namespace they do.
+func TestNamespacesSeparateFleets(t *testing.T) {
+	r := testproc.Redis(t)
+	for _, mode := range []string{ModeStateful, ModeStateless} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := func(ns string) Config {
+				return Config{Mode: mode, Backend: BackendRedis, Addrs: []string{r.Addr}, Namespace: ns, RotationPeriod: time.Hour}
+			}
+			a1 := serve(t, "127.0.0.1", openStore(t, cfg("fleet-a")))
+			a2 := serve(t, "127.0.0.2", openStore(t, cfg("fleet-a")))
+			b := serve(t, "127.0.0.3", openStore(t, cfg("fleet-b")))
+			c := newClient(tls.VersionTLS13)
+			c.mustDial(t, a1)
+			if !c.mustDial(t, a2) {
+				t.Error("no resumption within one namespace")
+			}
+			if c.mustDial(t, b) {
+				t.Error("a session of fleet-a resumed on fleet-b")
+			}
+		})
+	}
+	if err := (&Config{Namespace: "bad name"}).Validate(); err == nil {
+		t.Error("a namespace with a space was accepted")
+	}
+}

@@ -47,7 +47,7 @@ func (s *Store) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, erro
 	rand.Read(identity[1:])
 	expires := time.Now().Add(s.cfg.Lifetime)
 
-	key, entry := sessionKey(identity), seal(identity, expires, state)
+	key, entry := s.sessionKey(identity), seal(identity, expires, state)
 	err = s.call("store session", func(ctx context.Context) error {
 		return s.backend.Set(ctx, key, entry, s.cfg.Lifetime)
 	})
@@ -76,7 +76,7 @@ func (s *Store) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionSta
 	if !ok {
 		var entry []byte
 		err := s.call("look up session", func(ctx context.Context) (err error) {
-			entry, err = s.backend.Get(ctx, sessionKey(identity))
+			entry, err = s.backend.Get(ctx, s.sessionKey(identity))
 			return err
 		})
 		if err != nil {
@@ -106,10 +106,10 @@ func (s *Store) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionSta
 	return ss, nil
 }
 
-// sessionKey is the backend key of identity.
-func sessionKey(identity []byte) string {
+// sessionKey is the backend key of identity, in the fleet's namespace.
+func (s *Store) sessionKey(identity []byte) string {
 	h := derive("lookup", identity)
-	return sessionKeyPrefix + hex.EncodeToString(h[:])
+	return sessionKeyPrefix + s.cfg.namespacePrefix() + hex.EncodeToString(h[:])
 }
 
 // derive hashes the identity secret under a purpose label, so the lookup

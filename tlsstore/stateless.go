@@ -187,7 +187,7 @@ func (r *keyRing) lookup(epoch int64) ([32]byte, bool) {
 }
 
 func (r *keyRing) keyName(epoch int64) string {
-	return fmt.Sprintf("%s%d:%d", ringKeyPrefix, r.s.cfg.RotationPeriod.Milliseconds(), epoch)
+	return fmt.Sprintf("%s%s%d:%d", ringKeyPrefix, r.s.cfg.namespacePrefix(), r.s.cfg.RotationPeriod.Milliseconds(), epoch)
 }
 
 // wrap is tls.Config.WrapSession for the stateless mode: crypto/tls's own

@@ -82,6 +82,11 @@ type Config struct {
 	// KeyWindow is how many previous ticket keys still decrypt (stateless
 	// mode); default 2.
 	KeyWindow int
+
+	// Namespace separates fleets that share one backend: the sessions and
+	// ticket keys of one are invisible to the other. Letters, digits, '-',
+	// '_' and '.', at most 64; empty is a namespace of its own.
+	Namespace string
 	// OnError, if set, is called on each store error or timeout, so that
 	// the caller's metrics count them as they happen.
 	OnError func()
@@ -89,6 +94,9 @@ type Config struct {
 
 // Validate reports the first problem with c, naming the field.
 func (c *Config) Validate() error {
+	if !validNamespace(c.Namespace) {
+		return fmt.Errorf("tlsstore: Namespace: %q is not up to 64 letters, digits, '-', '_' or '.'", c.Namespace)
+	}
 	switch c.Mode {
 	case "", ModeStateful, ModeStateless:
 	default:
@@ -322,4 +330,24 @@ func (s *Store) call(what string, op func(ctx context.Context) error) error {
 		}
 	}
 	return err
+}
+
+func validNamespace(ns string) bool {
+	if len(ns) > 64 {
+		return false
+	}
+	for _, c := range ns {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// namespacePrefix is the part of every backend key that names the fleet.
+func (c *Config) namespacePrefix() string {
+	if c.Namespace == "" {
+		return ""
+	}
+	return c.Namespace + ":"
 }
