@@ -66,6 +66,30 @@ func (h *h2conn) request(streamID uint32, fields ...string) {
 	}
 }
 
+// expectRefused reads frames until stream id is refused as RFC 9113 §8.1.1
+// allows: reset with PROTOCOL_ERROR, or answered 400.
+func (h *h2conn) expectRefused(id uint32) {
+	h.t.Helper()
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == id {
+			if rst.ErrCode != http2.ErrCodeProtocol {
+				h.t.Errorf("reset with %v, want PROTOCOL_ERROR", rst.ErrCode)
+			}
+			return
+		}
+		if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamID == id {
+			if st := hf.PseudoValue("status"); st != "400" {
+				h.t.Fatalf("answered %s, want 400", st)
+			}
+			return
+		}
+	}
+}
+
 // TestH2Settings: the HTTP/2 limits come from the config.
 func TestH2Settings(t *testing.T) {
 	o := startOrigin(t)
@@ -97,25 +121,7 @@ func TestH2ConnectionSpecificRefused(t *testing.T) {
 	h := dialH2(t, s.Addrs()[0].String())
 	h.serverSettings()
 	h.request(1, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/x", "connection", "keep-alive")
-	// RFC 9113 §8.1.1: reset the stream, or answer before resetting it.
-	for {
-		f, err := h.fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
-			if rst.ErrCode != http2.ErrCodeProtocol {
-				t.Errorf("reset with %v, want PROTOCOL_ERROR", rst.ErrCode)
-			}
-			break
-		}
-		if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamID == 1 {
-			if st := hf.PseudoValue("status"); st != "400" {
-				t.Fatalf("answered %s, want 400", st)
-			}
-			break
-		}
-	}
+	h.expectRefused(1)
 	if n := o.requests.Load(); n != 0 {
 		t.Errorf("origin received %d requests", n)
 	}
@@ -171,21 +177,7 @@ func TestH2BadPathRefused(t *testing.T) {
 	h := dialH2(t, s.Addrs()[0].String())
 	h.serverSettings()
 	h.request(1, ":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/a HTTP/1.1")
-	for {
-		f, err := h.fr.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
-			break
-		}
-		if hf, ok := f.(*http2.MetaHeadersFrame); ok && hf.StreamID == 1 {
-			if st := hf.PseudoValue("status"); st != "400" {
-				t.Fatalf("answered %s, want 400", st)
-			}
-			break
-		}
-	}
+	h.expectRefused(1)
 	if n := o.requests.Load(); n != 0 {
 		t.Errorf("origin received %d requests", n)
 	}

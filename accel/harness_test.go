@@ -235,6 +235,19 @@ func baseURL(s *Server, mode string) string {
 	return scheme + "://" + s.Addrs()[0].String()
 }
 
+// dialAccel connects to accel's first listener with a deadline that bounds
+// the whole test exchange; the connection closes with the test.
+func dialAccel(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
 // rawExchange writes raw bytes to accel and returns everything it answered
 // until it closed the connection or the deadline passed.
 func rawExchange(t *testing.T, addr string, req string) string {
@@ -250,4 +263,28 @@ func rawExchange(t *testing.T, addr string, req string) string {
 	}
 	out, _ := io.ReadAll(c)
 	return string(out)
+}
+
+// rawOrigin runs handle on each connection accepted on a loopback port and
+// returns the address.
+func rawOrigin(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -285,12 +285,7 @@ func TestKeepAliveAndHTTP10(t *testing.T) {
 func TestExpectContinue(t *testing.T) {
 	o := startOrigin(t)
 	s := startAccel(t, baseConfig, o.addr())
-	c, err := net.Dial("tcp", s.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialAccel(t, s)
 	io.WriteString(c, "PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 	buf := make([]byte, 25)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "HTTP/1.1 100 Continue\r\n\r\n" {
@@ -311,12 +306,7 @@ func TestExpectContinue(t *testing.T) {
 func TestSlowloris(t *testing.T) {
 	o := startOrigin(t)
 	s := startAccel(t, baseConfig+"limits:\n  header_timeout: 300ms\n", o.addr())
-	c, err := net.Dial("tcp", s.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialAccel(t, s)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n")
 	// Keep trickling bytes: each arrives well inside the timeout, but the
 	// head as a whole does not.

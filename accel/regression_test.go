@@ -16,29 +16,6 @@ import (
 	"time"
 )
 
-// rawOrigin runs handle on each accepted connection.
-func rawOrigin(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // readReq reads one request head (GETs only) and returns its target.
 func readReq(br *bufio.Reader) (string, error) {
 	req, err := http.ReadRequest(br)
@@ -228,12 +205,7 @@ limits:
 func TestShutdownFinishesInFlightUpload(t *testing.T) {
 	o := startOrigin(t)
 	s := startAccel(t, baseConfig, o.addr())
-	c, err := net.Dial("tcp", s.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialAccel(t, s)
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
 	time.Sleep(300 * time.Millisecond)
 	go s.Shutdown(context.Background())
@@ -259,12 +231,7 @@ limits:
   read_timeout: 10s
 `
 	s := startAccel(t, cfg, o.addr())
-	c, err := net.Dial("tcp", s.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialAccel(t, s)
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 16384\r\nConnection: close\r\n\r\n"+strings.Repeat("a", 8192))
 	time.Sleep(2 * time.Second)
 	io.WriteString(c, strings.Repeat("b", 8192))

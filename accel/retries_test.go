@@ -14,27 +14,13 @@ import (
 // answering; it counts the requests it saw.
 func resettingOrigin(t *testing.T) (addr string, seen *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	seen = new(atomic.Int64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					seen.Add(1)
-				}
-			}()
+	addr = rawOrigin(t, func(_ net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err == nil {
+			seen.Add(1)
 		}
-	}()
-	return ln.Addr().String(), seen
+	})
+	return addr, seen
 }
 
 const twoServerConfig = `

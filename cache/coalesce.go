@@ -28,9 +28,14 @@ func newStream(capacity int64) *stream {
 func (s *stream) append(p []byte) {
 	s.mu.Lock()
 	s.buf = append(s.buf, p...)
+	s.wakeLocked()
+	s.mu.Unlock()
+}
+
+// wakeLocked wakes the readers waiting for more; s.mu is held.
+func (s *stream) wakeLocked() {
 	close(s.wake)
 	s.wake = make(chan struct{})
-	s.mu.Unlock()
 }
 
 // publish replaces the buffer with b, which extends it (the same bytes
@@ -38,8 +43,7 @@ func (s *stream) append(p []byte) {
 func (s *stream) publish(b []byte) {
 	s.mu.Lock()
 	s.buf = b
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.wakeLocked()
 	s.mu.Unlock()
 }
 

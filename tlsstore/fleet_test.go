@@ -67,41 +67,7 @@ func cert(t testing.TB) tls.Certificate {
 // closes.
 func serve(t testing.TB, ip string, s *Store) string {
 	t.Helper()
-	tc := &tls.Config{
-		Certificates: []tls.Certificate{cert(t)},
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
-	}
-	s.Configure(tc)
-	ln, err := tls.Listen("tcp", net.JoinHostPort(ip, "0"), tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if err := c.(*tls.Conn).Handshake(); err != nil {
-					return // the client reports it
-				}
-				if _, err := c.Write([]byte("ok\n")); err != nil {
-					return
-				}
-				io.Copy(io.Discard, c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	return serveCert(t, ip, s, cert(t))
 }
 
 // client is a returning visitor: one TLS version, one session cache.

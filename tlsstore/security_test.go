@@ -44,9 +44,13 @@ func nameCert(t *testing.T, name string) tls.Certificate {
 
 // serveCert is serve with a chosen certificate: what accel's newListener
 // does for each listener, every one configured by the same Store.
-func serveCert(t *testing.T, ip string, s *Store, c tls.Certificate) string {
+func serveCert(t testing.TB, ip string, s *Store, c tls.Certificate) string {
 	t.Helper()
-	tc := &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{
+		Certificates: []tls.Certificate{c},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
 	s.Configure(tc)
 	ln, err := tls.Listen("tcp", net.JoinHostPort(ip, "0"), tc)
 	if err != nil {
@@ -63,9 +67,11 @@ func serveCert(t *testing.T, ip string, s *Store, c tls.Certificate) string {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				if err := c.(*tls.Conn).Handshake(); err != nil {
+					return // the client reports it
+				}
+				if _, err := c.Write([]byte("ok\n")); err != nil {
 					return
 				}
-				c.Write([]byte("ok\n"))
 				io.Copy(io.Discard, c)
 			})
 		}

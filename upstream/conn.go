@@ -253,10 +253,6 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 		hc.ReleaseReader(br)
 		fasthttp.ReleaseResponse(resp)
 		if reuse && keep {
-			// A pooled connection carries no deadline of this exchange:
-			// dirty's peek would fail on it, and the next exchange sets
-			// its own.
-			conn.SetDeadline(time.Time{})
 			hc.ReleaseConn(cc)
 		} else {
 			hc.CloseConn(cc)
