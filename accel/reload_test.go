@@ -36,7 +36,7 @@ func TestReload(t *testing.T) {
 	bad := render(baseConfig) + "bogus: 1\n"
 	os.WriteFile(file, []byte(bad), 0o600)
 	err := s.Reload()
-	if err == nil || !strings.Contains(err.Error(), "accel.yaml:") || !strings.Contains(err.Error(), "unknown field bogus") {
+	if err == nil || !strings.Contains(err.Error(), "accel.yaml:") || !strings.Contains(err.Error(), "bogus: unknown field") {
 		t.Fatalf("bad reload error = %v", err)
 	}
 	if got := get(); got != "ok" {

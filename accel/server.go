@@ -98,6 +98,21 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 }
 
 func (s *Server) poolConfig(p policy.Pool) upstream.Config {
+	uc := poolConfig(p)
+	uc.OnTry = func(server string, d time.Duration, status int, err error) {
+		s.metrics.ObserveUpstream(p.Name, server, d, status, err)
+	}
+	uc.OnRetry = func(server string) { s.metrics.IncRetry(p.Name, server) }
+	uc.OnEject = func(server string) {
+		s.metrics.IncEjection(p.Name, server)
+		s.log.Warn("origin server ejected", "pool", p.Name, "server", server)
+	}
+	return uc
+}
+
+// poolConfig maps a pool's config onto upstream's, without the callbacks
+// a running server adds.
+func poolConfig(p policy.Pool) upstream.Config {
 	uc := upstream.Config{
 		Name:              p.Name,
 		Balance:           p.Balance,
@@ -113,14 +128,6 @@ func (s *Server) poolConfig(p policy.Pool) upstream.Config {
 		Cooldown:          p.Cooldown.D(),
 		HealthPath:        p.Health.Path,
 		HealthInterval:    p.Health.Interval.D(),
-		OnTry: func(server string, d time.Duration, status int, err error) {
-			s.metrics.ObserveUpstream(p.Name, server, d, status, err)
-		},
-		OnRetry: func(server string) { s.metrics.IncRetry(p.Name, server) },
-		OnEject: func(server string) {
-			s.metrics.IncEjection(p.Name, server)
-			s.log.Warn("origin server ejected", "pool", p.Name, "server", server)
-		},
 	}
 	// Unset keeps upstream's default (2); upstream spells "none" as a
 	// negative count, since its zero means the default.
@@ -172,7 +179,9 @@ func (s *Server) Start() error {
 		DiskBytes:   int64(cfg.Cache.Disk),
 	})
 	if err != nil {
-		return fmt.Errorf("cache: %w", err)
+		// The usual cause is another accel holding the directory's lock:
+		// name the directory so the operator sees which.
+		return fmt.Errorf("cache: %s: %w", cfg.Cache.Dir, err)
 	}
 	s.cache = c
 	s.metrics.SetCacheStatsFunc(func() admin.CacheStats { return cacheStats(c.Stats()) })
@@ -215,8 +224,18 @@ func (s *Server) startTLSSessions(cfg *policy.Config) error {
 	if !needTLS {
 		return nil
 	}
-	ts := cfg.TLSSessions
-	store, err := tlsstore.Open(tlsstore.Config{
+	sc := sessionConfig(cfg.TLSSessions)
+	sc.OnError = s.metrics.IncSessionStoreError
+	store, err := tlsstore.Open(sc, s.log)
+	if err != nil {
+		return fmt.Errorf("tls_sessions: %w", err)
+	}
+	s.sessions = store
+	return nil
+}
+
+func sessionConfig(ts policy.TLSSessions) tlsstore.Config {
+	return tlsstore.Config{
 		Mode:           ts.Mode,
 		Backend:        ts.Backend,
 		Addrs:          ts.Addrs,
@@ -226,13 +245,7 @@ func (s *Server) startTLSSessions(cfg *policy.Config) error {
 		RotationPeriod: ts.RotationPeriod.D(),
 		KeyWindow:      ts.KeyWindow,
 		Namespace:      ts.Namespace,
-		OnError:        s.metrics.IncSessionStoreError,
-	}, s.log)
-	if err != nil {
-		return fmt.Errorf("tls_sessions: %w", err)
 	}
-	s.sessions = store
-	return nil
 }
 
 func (s *Server) startAdmin(cfg *policy.Config) error {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +41,19 @@ type Config struct {
 
 	// File is where the config was read from, for messages.
 	File string `yaml:"-"`
+	// root is the parsed YAML, for the lines Where reports.
+	root *yaml.Node
+}
+
+// Where names a place in the file the way validation errors do,
+// "file:line: path", for checks made outside policy (certificates that
+// fail to load, say).
+func (c *Config) Where(path ...any) string {
+	w := c.File
+	if line := lineOf(c.root, path); line > 0 {
+		w += ":" + strconv.Itoa(line)
+	}
+	return w + ": " + pathString(path)
 }
 
 // Listener is one client-facing socket.
@@ -203,32 +217,45 @@ type Log struct {
 	Access *bool `yaml:"access"`
 }
 
-// Load reads and validates the config file at path.
+// Load reads and validates the config file at path. Relative paths in
+// the file (certificates, data directories) are taken from the file's
+// directory, and so is the default data directory, as HAProxy's
+// "default-path config" does: the same file means the same files whatever
+// directory accel is started from.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, path)
+	return parse(data, path, filepath.Dir(path))
 }
 
 // Parse decodes data strictly (unknown fields are errors), fills defaults
 // and validates. Every error names file, line and YAML path.
 func Parse(data []byte, file string) (*Config, error) {
+	return parse(data, file, "")
+}
+
+// parse is Parse with relative paths resolved against base when it is
+// not empty.
+func parse(data []byte, file, base string) (*Config, error) {
 	if file == "" {
 		file = "config"
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, nil, err)
 	}
-	cfg := &Config{File: file}
+	cfg := &Config{File: file, root: &root}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, &root, err)
 	}
 	cfg.Defaults()
+	if base != "" {
+		cfg.resolvePaths(base)
+	}
 	if err := cfg.validate(&root); err != nil {
 		return nil, err
 	}
@@ -236,13 +263,13 @@ func Parse(data []byte, file string) (*Config, error) {
 }
 
 var (
-	typeName = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	typeName = regexp.MustCompile(`field (\S+) not found in type .*`)
 	lineNo   = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
 )
 
 // yamlError turns yaml.v3's messages, written for Go programmers, into
 // ones for operators: file:line: what, one problem per line, no Go types.
-func yamlError(file string, err error) error {
+func yamlError(file string, root *yaml.Node, err error) error {
 	msgs := []string{err.Error()}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -250,9 +277,17 @@ func yamlError(file string, err error) error {
 	}
 	errs := make([]error, len(msgs))
 	for i, m := range msgs {
-		m = typeName.ReplaceAllString(m, "unknown field $1")
 		m = strings.Replace(m, "cannot unmarshal !!", "wrong type !!", 1)
-		if sub := lineNo.FindStringSubmatch(m); sub != nil {
+		sub := lineNo.FindStringSubmatch(m)
+		if tn := typeName.FindStringSubmatch(m); tn != nil && sub != nil && root != nil {
+			line, _ := strconv.Atoi(sub[1])
+			if msg, ok := unknownKey(root, line, tn[1]); ok {
+				errs[i] = errors.New(file + ":" + sub[1] + ": " + msg)
+				continue
+			}
+		}
+		m = typeName.ReplaceAllString(m, "unknown field $1")
+		if sub != nil {
 			m = file + ":" + sub[1] + ": " + m[len(sub[0]):]
 		} else {
 			m = file + ": " + strings.TrimPrefix(m, "yaml: ")
@@ -330,6 +365,26 @@ func (c *Config) Defaults() {
 		on := true
 		c.Log.Access = &on
 	}
+}
+
+// resolvePaths makes the file's relative paths relative to base.
+func (c *Config) resolvePaths(base string) {
+	abs := func(p *string) {
+		if *p != "" && *p != "off" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	for _, l := range c.Listen {
+		if l.TLS == nil {
+			continue
+		}
+		for j := range l.TLS.Certificates {
+			abs(&l.TLS.Certificates[j].Cert)
+			abs(&l.TLS.Certificates[j].Key)
+		}
+	}
+	abs(&c.Cache.Dir)
+	abs(&c.TLSSessions.Dir)
 }
 
 func setSize(v *ByteSize, d ByteSize) {

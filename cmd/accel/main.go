@@ -2,7 +2,9 @@
 //
 //	accel -origin http://127.0.0.1:9000            # embedded defaults, :8080
 //	accel -config /etc/accel/accel.yaml            # everything from one file
-//	accel purge -token-env ACCEL_ADMIN_TOKEN url http://example.com/a
+//	accel check -config /etc/accel/accel.yaml      # or accel -t: test the file, start nothing
+//	accel purge -config /etc/accel/accel.yaml url http://example.com/a
+//	accel version
 //
 // SIGHUP reloads the config file (a bad file is refused and the running
 // config stays); SIGTERM and SIGINT drain in-flight requests and stop.
@@ -26,14 +28,64 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"accel/accel"
+	"accel/admin"
 	"accel/policy"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "purge" {
-		os.Exit(runPurge(os.Args[2:], os.Stdout, os.Stderr))
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// command is a word accel takes before its flags.
+type command struct {
+	name, what string
+	run        func(args []string, stdout, stderr io.Writer) int
+}
+
+// subcommands lists the commands; a first argument that is neither one of
+// them nor a flag is an error, never ignored. (A function, not a
+// variable, since usage refers to it and run to usage.)
+func subcommands() []command {
+	return []command{
+		{"check", "test the config (certificates, addresses, everything a start checks) and exit; same as -t", func(args []string, _, stderr io.Writer) int {
+			return run(append([]string{"-t"}, args...), stderr)
+		}},
+		{"purge", "purge the cache through the admin API (accel purge -h)", runPurge},
+		{"version", "print the version, commit and Go version", func(_ []string, stdout, _ io.Writer) int {
+			fmt.Fprintln(stdout, admin.ReadBuild())
+			return 0
+		}},
 	}
-	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return run(args, stderr)
+	}
+	for _, c := range subcommands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	if args[0] == "help" {
+		usage(stdout, nil)
+		return 0
+	}
+	fmt.Fprintf(stderr, "accel: unknown command %q; run 'accel -h' for the commands\n", args[0])
+	return 2
+}
+
+// usage prints the subcommands, then the serving flags of fs.
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, "usage: accel [flags]            serve (flags below)\n       accel COMMAND [args]\n\ncommands:\n")
+	for _, c := range subcommands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.what)
+	}
+	if fs != nil {
+		fmt.Fprint(w, "\nflags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
 }
 
 // listFlag collects a repeatable flag.
@@ -52,6 +104,7 @@ type flags struct {
 	dataDir    string
 	adminAddr  string
 	drain      time.Duration
+	check      bool
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -67,10 +120,22 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.dataDir, "data-dir", "accel-data", "`directory` for the persistent cache and TLS sessions")
 	fs.StringVar(&f.adminAddr, "admin", "127.0.0.1:9090", "admin API `address`, or off")
 	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.BoolVar(&f.check, "t", false, "test the config and exit (accel check): 0 when it would start, 1 with every problem listed")
+	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "accel: unexpected argument %q; run 'accel -h' for the commands\n", fs.Arg(0))
 		return 2
 	}
 	cfg, source, err := loadConfig(&f, fs)
+	if f.check {
+		return check(cfg, err, stderr)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "accel:", err)
 		return 2
@@ -120,13 +185,30 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// check is "accel check" and "accel -t": the config as loaded (err when
+// it did not parse or validate), then everything a start would check,
+// without binding a port or opening a data directory, so it runs beside
+// the instance it is about. Every problem is printed, one per line.
+func check(cfg *policy.Config, err error, stderr io.Writer) int {
+	if err == nil {
+		err = accel.Check(cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "accel: configuration test failed")
+		return 1
+	}
+	fmt.Fprintf(stderr, "accel: %s: configuration ok (%d listeners, %d pools, %d routes)\n", cfg.File, len(cfg.Listen), len(cfg.Pools), len(cfg.Routes))
+	return 0
+}
+
 // loadConfig reads the config file, or builds one from the quick-start
 // flags, and returns how to read it again on reload.
 func loadConfig(f *flags, fs *flag.FlagSet) (*policy.Config, func() (*policy.Config, error), error) {
 	if f.config != "" {
 		var extra []string
 		fs.Visit(func(fl *flag.Flag) {
-			if fl.Name != "config" && fl.Name != "drain-timeout" {
+			if fl.Name != "config" && fl.Name != "drain-timeout" && fl.Name != "t" {
 				extra = append(extra, "-"+fl.Name)
 			}
 		})

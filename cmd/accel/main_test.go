@@ -90,7 +90,7 @@ func TestBinarySignals(t *testing.T) {
 	os.WriteFile(file, []byte(config(originB)+"bogus: true\n"), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, logs, "reload refused")
-	if !strings.Contains(logs.String(), "unknown field bogus") {
+	if !strings.Contains(logs.String(), "bogus: unknown field") {
 		t.Errorf("refused reload does not name the field:\n%s", logs)
 	}
 	if got := get(); got != "from a" {
