@@ -92,7 +92,7 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 			return nil, fmt.Errorf("%s: pool %q: %w", cfg.File, p.Name, err)
 		}
 		st.pools[p.Name] = pool
-		s.metrics.SetQueueDepthFunc(p.Name, pool.QueueDepth)
+		s.metrics.SetPoolStatsFunc(p.Name, func() admin.PoolStats { return admin.PoolStats(pool.Stats()) })
 	}
 	return st, nil
 }
@@ -106,6 +106,14 @@ func (s *Server) poolConfig(p policy.Pool) upstream.Config {
 	uc.OnEject = func(server string) {
 		s.metrics.IncEjection(p.Name, server)
 		s.log.Warn("origin server ejected", "pool", p.Name, "server", server)
+	}
+	uc.OnAllFailing = func(failing bool, server string) {
+		if failing {
+			s.metrics.IncAllFailing(p.Name)
+			s.log.Error("every server of the pool is failing; sending requests to all of them", "pool", p.Name)
+			return
+		}
+		s.log.Warn("origin server recovered; the pool leaves its all-failing state", "pool", p.Name, "server", server)
 	}
 	return uc
 }
@@ -311,7 +319,7 @@ func (s *Server) Reload() error {
 	old := s.state.Swap(st)
 	for name := range old.pools {
 		if _, ok := st.pools[name]; !ok {
-			s.metrics.SetQueueDepthFunc(name, nil)
+			s.metrics.SetPoolStatsFunc(name, nil)
 		}
 	}
 	old.retired.Store(true)

@@ -71,9 +71,10 @@ type Metrics struct {
 	upResponses *prometheus.CounterVec
 	retries     *prometheus.CounterVec
 	ejections   *prometheus.CounterVec
+	allFailing  *prometheus.CounterVec
 
-	queues *queueCollector
-	cache  *cacheCollector
+	pools *poolCollector
+	cache *cacheCollector
 }
 
 // NewMetrics registers accel's collectors, plus the Go runtime and process
@@ -140,14 +141,15 @@ func NewMetrics() *Metrics {
 		Help: "Times the server was taken out of its pool for failing.",
 	}, []string{"pool", "server"})
 
-	m.queues = &queueCollector{
-		desc:  prometheus.NewDesc("accel_upstream_queue_depth", "Requests waiting for a connection, by pool.", []string{"pool"}, nil),
-		funcs: map[string]func() int{},
-	}
+	m.allFailing = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_upstream_all_failing_total",
+		Help: "Times every server of the pool was ejected or down, so that requests went to all of them.",
+	}, []string{"pool"})
+	m.pools = newPoolCollector()
 	m.cache = newCacheCollector()
 
 	m.reg.MustRegister(reqs, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, pv,
-		m.upLatency, m.upResponses, m.retries, m.ejections, m.queues, m.cache,
+		m.upLatency, m.upResponses, m.retries, m.ejections, m.allFailing, m.pools, m.cache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -184,6 +186,10 @@ func (m *Metrics) IncRetry(pool, server string) { m.retries.WithLabelValues(pool
 // IncEjection counts server being taken out of pool.
 func (m *Metrics) IncEjection(pool, server string) { m.ejections.WithLabelValues(pool, server).Inc() }
 
+// IncAllFailing counts pool entering the state where every server is
+// ejected or down and requests go to all of them.
+func (m *Metrics) IncAllFailing(pool string) { m.allFailing.WithLabelValues(pool).Inc() }
+
 // IncHandshake counts a completed TLS handshake.
 func (m *Metrics) IncHandshake(resumed bool) {
 	if resumed {
@@ -204,10 +210,22 @@ func (m *Metrics) IncRejection(reason string) { m.rejects.WithLabelValues(reason
 // IncPurge counts a purge of kind "url", "prefix", "tags" or "all".
 func (m *Metrics) IncPurge(kind string) { m.purges[index(purgeKinds, kind)].Inc() }
 
-// SetQueueDepthFunc makes /metrics report f() as pool's queue depth. A
-// reload that rebuilds the pool calls it again and replaces f; a nil f
-// stops reporting the pool.
-func (m *Metrics) SetQueueDepthFunc(pool string, f func() int) { m.queues.set(pool, f) }
+// PoolStats is a snapshot of an origin pool, read once per scrape. It
+// mirrors upstream.Stats field for field.
+type PoolStats struct {
+	Servers    int  // configured
+	Ejected    int  // taken out by passive health
+	Down       int  // marked down by active checks
+	AllFailing bool // every server ejected or down: requests go to all
+	Active     int  // connections leased to requests
+	Open       int  // connections open, leased or idle
+	Queued     int  // requests waiting for a connection
+}
+
+// SetPoolStatsFunc makes /metrics report pool through f, called once per
+// scrape. A reload that rebuilds the pool calls it again and replaces f; a
+// nil f stops reporting the pool.
+func (m *Metrics) SetPoolStatsFunc(pool string, f func() PoolStats) { m.pools.set(pool, f) }
 
 // SetCacheStatsFunc makes /metrics and /stats report the cache through f,
 // called once per scrape.
@@ -224,16 +242,26 @@ func index(values []string, v string) int {
 	return len(values) - 1
 }
 
-// queueCollector reads each pool's queue depth when scraped, so the
-// request path never updates a gauge.
-type queueCollector struct {
-	desc *prometheus.Desc
+// poolCollector reads each pool's state when scraped, so the request path
+// never updates a gauge.
+type poolCollector struct {
+	queue, servers, allFailing, conns *prometheus.Desc
 	// mu guards funcs, which a reload replaces while a scrape reads.
 	mu    sync.Mutex
-	funcs map[string]func() int
+	funcs map[string]func() PoolStats
 }
 
-func (c *queueCollector) set(pool string, f func() int) {
+func newPoolCollector() *poolCollector {
+	return &poolCollector{
+		queue:      prometheus.NewDesc("accel_upstream_queue_depth", "Requests waiting for a connection, by pool.", []string{"pool"}, nil),
+		servers:    prometheus.NewDesc("accel_upstream_servers", "Servers of the pool by state: configured, ejected (passive health), down (active checks).", []string{"pool", "state"}, nil),
+		allFailing: prometheus.NewDesc("accel_upstream_all_failing", "1 while every server of the pool is ejected or down and requests go to all of them.", []string{"pool"}, nil),
+		conns:      prometheus.NewDesc("accel_upstream_connections", "Origin connections of the pool: active (leased to a request) and open (leased or idle).", []string{"pool", "state"}, nil),
+		funcs:      map[string]func() PoolStats{},
+	}
+}
+
+func (c *poolCollector) set(pool string, f func() PoolStats) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f == nil {
@@ -243,27 +271,45 @@ func (c *queueCollector) set(pool string, f func() int) {
 	c.funcs[pool] = f
 }
 
-// depths returns a copy of the pools' depths, read outside the lock so a
-// slow pool cannot block SetQueueDepthFunc.
-func (c *queueCollector) depths() map[string]int {
+// stats returns a snapshot of every pool, read outside the lock so a slow
+// pool cannot block set.
+func (c *poolCollector) stats() map[string]PoolStats {
 	c.mu.Lock()
-	funcs := make(map[string]func() int, len(c.funcs))
+	funcs := make(map[string]func() PoolStats, len(c.funcs))
 	for p, f := range c.funcs {
 		funcs[p] = f
 	}
 	c.mu.Unlock()
-	out := make(map[string]int, len(funcs))
+	out := make(map[string]PoolStats, len(funcs))
 	for p, f := range funcs {
 		out[p] = f()
 	}
 	return out
 }
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.queue
+	ch <- c.servers
+	ch <- c.allFailing
+	ch <- c.conns
+}
 
-func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	for pool, d := range c.depths() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(d), pool)
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	for pool, s := range c.stats() {
+		gauge(c.queue, s.Queued, pool)
+		gauge(c.servers, s.Servers, pool, "configured")
+		gauge(c.servers, s.Ejected, pool, "ejected")
+		gauge(c.servers, s.Down, pool, "down")
+		failing := 0
+		if s.AllFailing {
+			failing = 1
+		}
+		gauge(c.allFailing, failing, pool)
+		gauge(c.conns, s.Active, pool, "active")
+		gauge(c.conns, s.Open, pool, "open")
 	}
 }
 

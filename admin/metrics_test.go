@@ -90,7 +90,10 @@ func TestMetricsEndpoint(t *testing.T) {
 	m.IncSessionStoreError()
 	m.IncRejection("cl_te")
 	m.IncPurge("tags")
-	m.SetQueueDepthFunc("web", func() int { return 3 })
+	m.IncAllFailing("web")
+	m.SetPoolStatsFunc("web", func() PoolStats {
+		return PoolStats{Servers: 3, Ejected: 2, Down: 1, AllFailing: true, Active: 4, Open: 6, Queued: 3}
+	})
 	m.SetCacheStatsFunc(func() CacheStats {
 		return CacheStats{MemoryObjects: 4, MemoryBytes: 400, DiskObjects: 9, DiskBytes: 900, Evictions: 2, CoalescedWaiters: 6}
 	})
@@ -112,6 +115,13 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"accel_upstream_retries_total", map[string]string{"pool": "web"}, 1},
 		{"accel_upstream_ejections_total", map[string]string{"pool": "web"}, 1},
 		{"accel_upstream_queue_depth", map[string]string{"pool": "web"}, 3},
+		{"accel_upstream_servers", map[string]string{"pool": "web", "state": "configured"}, 3},
+		{"accel_upstream_servers", map[string]string{"pool": "web", "state": "ejected"}, 2},
+		{"accel_upstream_servers", map[string]string{"pool": "web", "state": "down"}, 1},
+		{"accel_upstream_all_failing", map[string]string{"pool": "web"}, 1},
+		{"accel_upstream_all_failing_total", map[string]string{"pool": "web"}, 1},
+		{"accel_upstream_connections", map[string]string{"pool": "web", "state": "active"}, 4},
+		{"accel_upstream_connections", map[string]string{"pool": "web", "state": "open"}, 6},
 		{"accel_tls_handshakes_total", map[string]string{"type": "resumed"}, 1},
 		{"accel_tls_handshakes_total", map[string]string{"type": "full"}, 2},
 		{"accel_tls_session_store_errors_total", nil, 1},
@@ -132,12 +142,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Error("no Go runtime metrics")
 	}
 
-	// A reload replaces a pool's queue function; nil drops the pool.
-	m.SetQueueDepthFunc("web", func() int { return 1 })
+	// A reload replaces a pool's stats function; nil drops the pool.
+	m.SetPoolStatsFunc("web", func() PoolStats { return PoolStats{Queued: 1} })
 	if v := value(scrape(t, base), "accel_upstream_queue_depth", map[string]string{"pool": "web"}); v != 1 {
 		t.Errorf("queue depth after replacing the func: %v, want 1", v)
 	}
-	m.SetQueueDepthFunc("web", nil)
+	m.SetPoolStatsFunc("web", nil)
 	if v := value(scrape(t, base), "accel_upstream_queue_depth", map[string]string{"pool": "web"}); !math.IsNaN(v) {
 		t.Errorf("queue depth of a dropped pool: %v, want no series", v)
 	}
@@ -184,7 +194,7 @@ func TestStats(t *testing.T) {
 	m.IncHandshake(true)
 	m.IncRejection("obs_fold")
 	m.SetCacheStatsFunc(func() CacheStats { return CacheStats{Objects: 12, DiskBytes: 1000} })
-	m.SetQueueDepthFunc("web", func() int { return 2 })
+	m.SetPoolStatsFunc("web", func() PoolStats { return PoolStats{Queued: 2} })
 
 	st = get()
 	want := map[string]any{

@@ -159,10 +159,10 @@ func buildRequest(dst *fasthttp.Request, head *parser.Request, body *requestBody
 
 // exchange sends head (and body) on a connection of hc and reads the response
 // head. done, if not nil, is called after the connection is given back, with
-// whether reading the body failed; the Body of the Response must be closed. The
+// the error that reading the body met, if any; the Body of the Response must be closed. The
 // caller's ctx interrupts the exchange until the head has arrived; after that
 // closing the Body does.
-func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *parser.Request, body *requestBody, timeout time.Duration, done func(failed bool)) (*Response, error) {
+func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *parser.Request, body *requestBody, timeout time.Duration, done func(error)) (*Response, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	buildRequest(req, head, body, addr)
@@ -245,7 +245,7 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 	keep := resp.Header.IsHTTP11() && !resp.Header.ConnectionClose() && resp.Header.StatusCode() != 101
 	// finish gives everything back: the connection to the pool when reuse
 	// is set, then the lease through done.
-	finish := func(reuse, failed bool) {
+	finish := func(reuse bool, failed error) {
 		resp.CloseBodyStream()
 		// Bytes past the end of the body belong to no request: a
 		// connection holding them must never answer the next one.
@@ -263,7 +263,7 @@ func exchange(ctx context.Context, hc *fasthttp.HostClient, addr string, head *p
 	}
 	stream := resp.BodyStream()
 	if stream == nil || resp.Header.ContentLength() == 0 {
-		finish(true, false)
+		finish(true, nil)
 		out.Body = emptyBody{}
 		return out, nil
 	}
@@ -370,7 +370,7 @@ type responseBody struct {
 	conn    net.Conn
 	timeout time.Duration
 	stream  io.Reader
-	finish  func(reuse, failed bool)
+	finish  func(reuse bool, failed error)
 
 	closed atomic.Bool
 	// mu is held by Read while it uses the connection; it guards the fields
@@ -423,6 +423,10 @@ func (b *responseBody) Close() error {
 	defer b.mu.Unlock()
 	// Without the lock the Read failed because of our own interrupt, which
 	// says nothing about the server.
-	b.finish(locked && b.eof, locked && b.err != nil)
+	var failed error
+	if locked {
+		failed = b.err
+	}
+	b.finish(locked && b.eof, failed)
 	return nil
 }

@@ -18,9 +18,15 @@
 // caller's context (so a gone client frees its connection). Request fields
 // are written as given, in order; only the framing is ours.
 //
-// Failures of a server (refused, reset, timed out, malformed answer) are
-// counted; FailThreshold of them within FailWindow eject it for Cooldown,
-// after which exactly one probe request is let through. Retries go to a
+// Failures of a server (refused, reset or timed-out connects, connections
+// cut before a complete response, malformed heads) are counted;
+// FailThreshold of them within FailWindow eject it for Cooldown, after which
+// exactly one probe request is let through. A timeout on a sent request
+// counts only when the server answered nothing else meanwhile, so one slow
+// URL never ejects a live server. Ejection never makes an outage: the only
+// server of a pool is never ejected, and while every server is ejected or
+// down each request may go to any of them, the first success bringing its
+// server back (nginx's behaviour when all servers of an upstream failed). Retries go to a
 // different server and only when they cannot send a request twice: a
 // Retryable request whose server failed before a complete response head, or
 // any request whose connection was never made.

@@ -14,9 +14,11 @@ var (
 	// ErrQueueTimeout is returned when a queued request got no connection
 	// within QueueTimeout.
 	ErrQueueTimeout = errors.New("upstream: timed out waiting for a connection")
-	// ErrNoHealthy is returned without waiting when every server of the pool
-	// is ejected or marked down by active checks.
-	ErrNoHealthy = errors.New("upstream: no healthy server")
+	// errNoServer is acquire's answer, without waiting, when every server a
+	// retry could go to is ejected or already tried; Do then returns the
+	// failure that made it look for one. A first try always finds a
+	// server: when all are failing, all take requests.
+	errNoServer = errors.New("upstream: no server left to try")
 	// ErrClosed is returned by Do after Close.
 	ErrClosed = errors.New("upstream: pool closed")
 	// ErrRequestBody marks a failure to read the request body from the

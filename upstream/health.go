@@ -17,22 +17,39 @@ const (
 	neutral outcome = iota
 	// success: a response head arrived, whatever its status.
 	success
-	// failure: refused, reset, timed out or malformed.
+	// failure: refused, reset, or a malformed answer; a connect timeout.
 	failure
+	// silent: a sent request met a timeout. It is a failure only if the
+	// server answered nothing else meanwhile (see report).
+	silent
 )
 
 // report records a try's outcome for passive health. A probe's outcome
 // decides alone: success brings its server back, failure starts another
-// cooldown. Otherwise FailThreshold failures within FailWindow eject.
+// cooldown. Otherwise FailThreshold failures within FailWindow eject, except
+// the only server of a pool, which has nowhere to send its requests.
 func (p *Pool) report(l lease, o outcome) {
 	s := l.srv
 	p.mu.Lock()
-	now := time.Now()
+	now := p.now()
+	if o == silent {
+		// The server timed out on this request. If it answered others
+		// within the same silence, it is alive and this URL is slow:
+		// ejecting it would fail every other URL it serves.
+		o = failure
+		if now.Sub(s.lastOK) < p.cfg.FirstByteTimeout {
+			o = neutral
+		}
+	}
 	ejected := false
 	switch o {
 	case success:
+		s.lastOK = now
 		if l.probe {
-			s.ejected, s.probing, s.nfail = false, false, 0
+			s.probing = false
+		}
+		if s.ejected && (l.probe || l.rescue) {
+			s.ejected, s.nfail = false, 0
 		}
 	case failure:
 		s.fails[s.nfail%len(s.fails)] = now
@@ -41,7 +58,10 @@ func (p *Pool) report(l lease, o outcome) {
 		case l.probe:
 			s.probing = false
 			s.downUntil = now.Add(p.cfg.Cooldown)
-		case !s.ejected && s.nfail >= len(s.fails) && now.Sub(s.fails[s.nfail%len(s.fails)]) <= p.cfg.FailWindow:
+		case l.rescue:
+			s.downUntil = now.Add(p.cfg.Cooldown)
+		case !s.ejected && len(p.servers) > 1 && s.nfail >= len(s.fails) &&
+			now.Sub(s.fails[s.nfail%len(s.fails)]) <= p.cfg.FailWindow:
 			// fails[nfail%len] is the oldest of the last FailThreshold.
 			s.ejected = true
 			s.downUntil = now.Add(p.cfg.Cooldown)
@@ -52,11 +72,31 @@ func (p *Pool) report(l lease, o outcome) {
 			s.probing = false
 		}
 	}
+	changed := p.updateFailingLocked()
+	failing := p.failing
 	p.dispatchLocked()
 	p.mu.Unlock()
 	if ejected && p.cfg.OnEject != nil {
 		p.cfg.OnEject(s.addr)
 	}
+	if changed && p.cfg.OnAllFailing != nil {
+		p.cfg.OnAllFailing(failing, s.addr)
+	}
+}
+
+// updateFailingLocked sets p.failing from the servers' states and reports
+// whether it changed.
+func (p *Pool) updateFailingLocked() bool {
+	all := true
+	for _, s := range p.servers {
+		if !s.ejected && !s.checkDown {
+			all = false
+			break
+		}
+	}
+	changed := all != p.failing
+	p.failing = all
+	return changed
 }
 
 // setChecked records an active check. A passing check also ends a passive
@@ -68,10 +108,15 @@ func (p *Pool) setChecked(s *server, up bool) {
 	if up && s.ejected && !s.probing {
 		s.ejected, s.nfail = false, 0
 	}
+	changed := p.updateFailingLocked()
+	failing := p.failing
 	p.dispatchLocked()
 	p.mu.Unlock()
 	if wentDown && p.cfg.OnEject != nil {
 		p.cfg.OnEject(s.addr)
+	}
+	if changed && p.cfg.OnAllFailing != nil {
+		p.cfg.OnAllFailing(failing, s.addr)
 	}
 }
 

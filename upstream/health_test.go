@@ -9,34 +9,21 @@ import (
 	"time"
 )
 
-func TestNoHealthyFailsFast(t *testing.T) {
-	p := newTestPool(t, Config{
-		Servers:       []ServerConfig{{Addr: closedAddr(t)}},
-		FailThreshold: 1,
-		Cooldown:      time.Hour,
-	})
-	_, _, err := fetch(p, get("/"))
-	var e *Error
-	if !errors.As(err, &e) || e.Sent || Status(err) != http.StatusBadGateway {
-		t.Fatalf("refused dial: %v, want an unsent *Error (502)", err)
-	}
-	_, _, err = fetch(p, get("/"))
-	if !errors.Is(err, ErrNoHealthy) || Status(err) != http.StatusBadGateway {
-		t.Fatalf("ejected pool: %v, want ErrNoHealthy (502)", err)
-	}
-}
-
 // After a cooldown exactly one probe is let through; its outcome decides.
+// The other server of the pool is kept out of the requests' way (excluded)
+// so that only the ejected one is looked at.
 func TestProbeAfterCooldown(t *testing.T) {
-	p := pickPool(t, RoundRobin, 1)
+	p := pickPool(t, RoundRobin, 1, 1)
 	defer p.Close()
+	clock := useClock(p)
 	p.cfg.FailThreshold, p.cfg.Cooldown = 2, 50*time.Millisecond
-	s := p.servers[0]
+	s, other := p.servers[0], p.servers[1]
 	s.fails = make([]time.Time, 2)
 	ctx := context.Background()
+	acquire := func() (lease, error) { return p.acquire(ctx, other.bit, time.Second) }
 
 	fail := func() {
-		l, err := p.acquire(ctx, 0, time.Second)
+		l, err := acquire()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,31 +38,31 @@ func TestProbeAfterCooldown(t *testing.T) {
 	if !s.ejected {
 		t.Fatal("not ejected after two failures")
 	}
-	if _, err := p.acquire(ctx, 0, time.Second); !errors.Is(err, ErrNoHealthy) {
+	if _, err := acquire(); !errors.Is(err, errNoServer) {
 		t.Fatalf("during cooldown: %v", err)
 	}
-	time.Sleep(60 * time.Millisecond)
-	probe, err := p.acquire(ctx, 0, time.Second)
+	clock.Advance(60 * time.Millisecond)
+	probe, err := acquire()
 	if err != nil || !probe.probe {
 		t.Fatalf("after cooldown: %+v, %v; want a probe", probe, err)
 	}
-	if _, err := p.acquire(ctx, 0, time.Second); !errors.Is(err, ErrNoHealthy) {
-		t.Fatalf("second request while probing: %v, want ErrNoHealthy", err)
+	if _, err := acquire(); !errors.Is(err, errNoServer) {
+		t.Fatalf("second request while probing: %v, want errNoServer", err)
 	}
 	p.report(probe, failure)
 	p.release(probe.srv)
-	if _, err := p.acquire(ctx, 0, time.Second); !errors.Is(err, ErrNoHealthy) {
+	if _, err := acquire(); !errors.Is(err, errNoServer) {
 		t.Fatalf("after failed probe: %v, want a new cooldown", err)
 	}
-	time.Sleep(60 * time.Millisecond)
-	probe, err = p.acquire(ctx, 0, time.Second)
+	clock.Advance(60 * time.Millisecond)
+	probe, err = acquire()
 	if err != nil || !probe.probe {
 		t.Fatalf("second probe: %+v, %v", probe, err)
 	}
 	p.report(probe, success)
 	p.release(probe.srv)
 	for range 3 {
-		l, err := p.acquire(ctx, 0, time.Second)
+		l, err := acquire()
 		if err != nil || l.probe {
 			t.Fatalf("after good probe: %+v, %v", l, err)
 		}

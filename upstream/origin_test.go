@@ -44,6 +44,11 @@ func startOrigin(t *testing.T, addr string, h http.HandlerFunc) *origin {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOrigin(t, ln, h)
+}
+
+// serveOrigin serves h on ln until the test ends or kill.
+func serveOrigin(t *testing.T, ln net.Listener, h http.HandlerFunc) *origin {
 	o := &origin{addr: ln.Addr().String()}
 	o.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +132,30 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// testClock is a pool's clock that moves only when the test says.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func useClock(p *Pool) *testClock {
+	c := &testClock{now: time.Now()}
+	p.now = c.Now
+	return c
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 // heapWatch samples the live heap until stopped and returns its peak.

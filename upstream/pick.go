@@ -14,12 +14,18 @@ type filter struct {
 	now      time.Time
 	exclude  uint64 // servers this request already tried
 	maxConns int
+	// all is set while every server is failing (Pool.failing): each may
+	// take requests, so that a pool never refuses everything.
+	all bool
 }
 
 // healthy reports whether s takes requests at all: not marked down by
 // active checks and not ejected, unless its cooldown is over and its one
-// probe is not in flight yet.
+// probe is not in flight yet, or every server is failing.
 func (f *filter) healthy(s *server) bool {
+	if f.all {
+		return true
+	}
 	if s.checkDown {
 		return false
 	}

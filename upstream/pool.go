@@ -54,8 +54,16 @@ type Config struct {
 	// try starts; default 10s. A running try is not cut by it.
 	RetryBudget time.Duration
 	// FailThreshold failures within FailWindow eject a server for Cooldown;
-	// defaults 3, 10s, 10s. A failure is a refused or failed connect, a reset,
-	// a timeout or a malformed response; an HTTP status is never one.
+	// defaults 3, 10s, 10s. A failure is a refused, reset or timed-out
+	// connect, a connection reset or closed before a complete response, or
+	// a malformed response head; an HTTP status is never one. A request
+	// that timed out on an established connection (first byte, or a pause
+	// in the body) counts only if the server answered nothing else within
+	// FirstByteTimeout: one hanging URL of a live server is the URL's
+	// problem, and ejecting the server for it would fail all its other
+	// URLs. The only server of a pool is never ejected, and when every
+	// server is ejected or down the pool sends to all of them (see
+	// OnAllFailing), so that a flaky origin never becomes an outage.
 	FailThreshold int
 	FailWindow    time.Duration
 	Cooldown      time.Duration
@@ -75,6 +83,11 @@ type Config struct {
 	OnRetry func(server string)
 	// OnEject is called when a server is taken out, passively or by checks.
 	OnEject func(server string)
+	// OnAllFailing is called with true when the last server still in use
+	// is ejected or marked down, from when on requests go to every server
+	// again, and with false and the server that answered when one
+	// recovers. It is called once per change, never per request.
+	OnAllFailing func(failing bool, server string)
 }
 
 // Balance values.
@@ -180,8 +193,9 @@ type server struct {
 	health *fasthttp.HostClient // active checks; nil without HealthPath
 
 	// Pool.mu guards the fields below.
-	active  int // leased connections
-	current int // smooth round-robin state
+	active  int       // leased connections
+	current int       // smooth round-robin state
+	lastOK  time.Time // the last response head from this server
 	// fails holds the times of the last FailThreshold failures, nfail
 	// counts all of them, so fails[nfail%len] is the oldest.
 	fails     []time.Time
@@ -198,10 +212,17 @@ type Pool struct {
 	servers []*server
 	pick    picker
 
-	// mu guards the servers' mutable fields, waiters and closed.
+	// now is time.Now; tests advance a clock of their own.
+	now func() time.Time
+
+	// mu guards the servers' mutable fields and the fields below.
 	mu      sync.Mutex
 	waiters []*waiter
 	closed  bool
+	// failing is set while every server is ejected or marked down: then
+	// each request may go to any of them, as nginx does when all servers
+	// of an upstream have failed and Envoy below its panic threshold.
+	failing bool
 
 	// stopChecks stops the active checks and waits for them; nil without a
 	// HealthPath.
@@ -214,7 +235,7 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg}
+	p := &Pool{cfg: cfg, now: time.Now}
 	if cfg.Balance == LeastConn {
 		p.pick = new(leastConn)
 	} else {
@@ -239,11 +260,37 @@ func NewPool(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-// QueueDepth is the number of requests waiting for a connection.
-func (p *Pool) QueueDepth() int {
+// Stats is a snapshot of a pool, for the metrics.
+type Stats struct {
+	Servers int // configured
+	Ejected int // taken out by passive health
+	Down    int // marked down by active checks
+	// AllFailing is set while every server is ejected or down and requests
+	// go to all of them.
+	AllFailing bool
+	Active     int // connections leased to requests
+	Open       int // connections open, leased or idle
+	Queued     int // requests waiting for a connection
+}
+
+// Stats reads the pool's state.
+func (p *Pool) Stats() Stats {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.waiters)
+	st := Stats{Servers: len(p.servers), AllFailing: p.failing, Queued: len(p.waiters)}
+	for _, s := range p.servers {
+		if s.ejected {
+			st.Ejected++
+		}
+		if s.checkDown {
+			st.Down++
+		}
+		st.Active += s.active
+	}
+	p.mu.Unlock()
+	for _, s := range p.servers {
+		st.Open += s.hc.ConnsCount()
+	}
+	return st
 }
 
 // Close stops the active checks, fails the queued requests with ErrClosed

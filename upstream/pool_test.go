@@ -113,7 +113,7 @@ func TestQueueBounds(t *testing.T) {
 	if peak.Load() > 2 {
 		t.Errorf("origin saw %d concurrent requests, max is 2", peak.Load())
 	}
-	if d := p.QueueDepth(); d != 0 {
+	if d := p.Stats().Queued; d != 0 {
 		t.Errorf("queue depth %d after all returned", d)
 	}
 }
@@ -158,7 +158,7 @@ func TestQueueWaitCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
 	go func() { _, err := p.Do(ctx, get("/")); second <- err }()
-	for p.QueueDepth() == 0 {
+	for p.Stats().Queued == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
@@ -169,7 +169,7 @@ func TestQueueWaitCanceled(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Error(err)
 	}
-	if d := p.QueueDepth(); d != 0 {
+	if d := p.Stats().Queued; d != 0 {
 		t.Errorf("queue depth %d", d)
 	}
 }
@@ -226,7 +226,7 @@ func TestClose(t *testing.T) {
 	}
 	queued := make(chan error, 1)
 	go func() { _, err := p.Do(context.Background(), get("/")); queued <- err }()
-	for p.QueueDepth() == 0 {
+	for p.Stats().Queued == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	p.Close()

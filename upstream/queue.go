@@ -13,7 +13,10 @@ type lease struct {
 	// probe is set when this request is the one let through after srv's
 	// cooldown: its outcome decides whether srv rejoins.
 	probe bool
-	err   error
+	// rescue is set when srv is ejected but every server is failing, so
+	// that requests went to it anyway: a success brings it back too.
+	rescue bool
+	err    error
 }
 
 // waiter is a request queued for a connection. ready is buffered so that
@@ -38,7 +41,7 @@ func (p *Pool) acquire(ctx context.Context, exclude uint64, wait time.Duration) 
 	}
 	if !p.anyHealthyLocked(f) {
 		p.mu.Unlock()
-		return lease{}, ErrNoHealthy
+		return lease{}, errNoServer
 	}
 	if len(p.waiters) >= p.cfg.QueueSize {
 		p.mu.Unlock()
@@ -77,7 +80,7 @@ func (p *Pool) acquire(ctx context.Context, exclude uint64, wait time.Duration) 
 }
 
 func (p *Pool) filter(exclude uint64) filter {
-	return filter{now: time.Now(), exclude: exclude, maxConns: p.cfg.MaxConnsPerServer}
+	return filter{now: p.now(), exclude: exclude, maxConns: p.cfg.MaxConnsPerServer, all: p.failing}
 }
 
 // tryLeaseLocked picks a server f admits and leases a connection to it.
@@ -88,7 +91,10 @@ func (p *Pool) tryLeaseLocked(f filter) (lease, bool) {
 	}
 	s.active++
 	l := lease{srv: s}
-	if s.ejected {
+	switch {
+	case s.ejected && f.all:
+		l.rescue = true
+	case s.ejected:
 		s.probing = true
 		l.probe = true
 	}
@@ -110,17 +116,16 @@ func (p *Pool) anyHealthyLocked(f filter) bool {
 // the first waiter that may use it, and fails at once the waiters for which
 // no healthy server is left.
 func (p *Pool) dispatchLocked() {
-	now := time.Now()
 	for i := 0; i < len(p.waiters); {
 		w := p.waiters[i]
-		f := filter{now: now, exclude: w.exclude, maxConns: p.cfg.MaxConnsPerServer}
+		f := p.filter(w.exclude)
 		l, ok := p.tryLeaseLocked(f)
 		if !ok && p.anyHealthyLocked(f) {
 			i++
 			continue
 		}
 		if !ok {
-			l.err = ErrNoHealthy
+			l.err = errNoServer
 		}
 		w.ready <- l
 		p.waiters = slices.Delete(p.waiters, i, i+1)

@@ -10,8 +10,8 @@ import (
 // body streaming. A failed try is retried on a server not tried yet, up to
 // Retries times and only while RetryBudget lasts, when that cannot send the
 // request twice (see retryable). The error is ErrQueueFull, ErrQueueTimeout,
-// ErrNoHealthy, ErrClosed, or the last try's *Error; Status maps it to the
-// answer for the client.
+// ErrClosed, or the last try's *Error; Status maps it to the answer for the
+// client.
 func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	start := time.Now()
 	var body *requestBody
@@ -69,9 +69,9 @@ func retryable(req *Request, body *requestBody, err error) bool {
 func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody) (*Response, error) {
 	s := l.srv
 	start := time.Now()
-	done := func(failed bool) {
-		if failed {
-			p.report(lease{srv: s}, failure)
+	done := func(err error) {
+		if err != nil {
+			p.report(lease{srv: s}, outcomeOf(err))
 		}
 		p.release(s)
 	}
@@ -85,11 +85,22 @@ func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody
 		p.report(l, neutral)
 		p.release(s)
 	default:
-		p.report(l, failure)
+		p.report(l, outcomeOf(err))
 		p.release(s)
 	}
 	if p.cfg.OnTry != nil {
 		p.cfg.OnTry(s.addr, time.Since(start), status, err)
 	}
 	return resp, err
+}
+
+// outcomeOf says what a failed try or body read tells of its server: a
+// timeout after the request was sent is a silence that may be the URL's
+// (see report); anything else, a connect timeout included, is the server's.
+func outcomeOf(err error) outcome {
+	var e *Error
+	if errors.As(err, &e) && e.Timeout && e.Sent {
+		return silent
+	}
+	return failure
 }
