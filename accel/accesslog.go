@@ -43,7 +43,7 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 	if ex.req.ContentLength > 0 {
 		in = ex.req.ContentLength
 	}
-	s.metrics.ObserveRequest(ex.proto, result, in, cw.bytes)
+	s.metrics.ObserveRequest(ex.proto, cw.status, result, in, cw.bytes, d)
 	st := s.state.Load()
 	if st.cfg.Log.Access != nil && !*st.cfg.Log.Access {
 		return

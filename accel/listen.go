@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -125,18 +126,23 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 	if string(first[:n]) == h2Preface {
 		c.SetReadDeadline(time.Time{})
 		s.track(c, nil)
-		if err := l.h2.Serve(&replayConn{Conn: c, pre: first[:n]}); err != nil {
-			c.Close()
+		rc := &replayConn{Conn: c, pre: first[:n]}
+		s.countH2(rc)
+		if err := l.h2.Serve(rc); err != nil {
+			rc.Close()
 		}
 		return
 	}
+	s.metrics.ConnOpened("h1")
 	s.serveHTTP1(c, st, first[:n], false)
 	c.Close()
+	s.metrics.ConnClosed("h1")
 }
 
 // serveTLS runs the handshake and dispatches by ALPN.
 func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
-	tc := tls.Server(&replayConn{Conn: c, pre: []byte{first}}, l.tls)
+	rc := &replayConn{Conn: c, pre: []byte{first}}
+	tc := tls.Server(rc, l.tls)
 	ctx, cancel := context.WithTimeout(context.Background(), l.handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -150,13 +156,23 @@ func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
 	c.SetReadDeadline(time.Time{})
 	if cs.NegotiatedProtocol == "h2" {
 		s.track(c, nil)
+		s.countH2(rc)
 		if err := l.h2.Serve(tc); err != nil {
 			tc.Close()
 		}
 		return
 	}
+	s.metrics.ConnOpened("h1")
 	s.serveHTTP1(tc, st, nil, true)
 	tc.Close()
+	s.metrics.ConnClosed("h1")
+}
+
+// countH2 counts an HTTP/2 connection as open until the HTTP/2 server
+// closes it (a TLS connection closes the socket under it, rc).
+func (s *Server) countH2(rc *replayConn) {
+	s.metrics.ConnOpened("h2")
+	rc.onClose = func() { s.metrics.ConnClosed("h2") }
 }
 
 // replayConn gives back the bytes read while sniffing before reading the
@@ -164,6 +180,17 @@ func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
 type replayConn struct {
 	net.Conn
 	pre []byte
+	// onClose, when set, runs once at the first Close.
+	onClose func()
+	closed  sync.Once
+}
+
+func (r *replayConn) Close() error {
+	err := r.Conn.Close()
+	if r.onClose != nil {
+		r.closed.Do(r.onClose)
+	}
+	return err
 }
 
 func (r *replayConn) Read(p []byte) (int, error) {

@@ -71,6 +71,7 @@ func New(cfg *policy.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{log: log, metrics: admin.NewMetrics(), open: map[net.Conn]*connState{}}
+	s.metrics.InitRejections(rejectionReasons()...)
 	st, err := s.build(cfg)
 	if err != nil {
 		return nil, err
@@ -93,6 +94,8 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 		}
 		st.pools[p.Name] = pool
 		s.metrics.SetPoolStatsFunc(p.Name, func() admin.PoolStats { return admin.PoolStats(pool.Stats()) })
+		s.metrics.InitPool(p.Name, serverAddrs(p))
+		s.metrics.SetServersFunc(p.Name, serverStates(pool))
 	}
 	return st, nil
 }
@@ -320,6 +323,7 @@ func (s *Server) Reload() error {
 	for name := range old.pools {
 		if _, ok := st.pools[name]; !ok {
 			s.metrics.SetPoolStatsFunc(name, nil)
+			s.metrics.SetServersFunc(name, nil)
 		}
 	}
 	old.retired.Store(true)

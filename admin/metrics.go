@@ -12,11 +12,24 @@ import (
 // The label values a request is counted under. Anything else a caller
 // passes is counted as "other", so a bug upstream of the metrics can never
 // grow the number of series.
+//
+// Status codes are counted by class, as HAProxy's hrsp_1xx..hrsp_5xx and
+// nginx's VTS do: a class per series keeps every series known at start,
+// so all of them are exported at 0 before the first request and a
+// dashboard's rate() never starts from a missing series.
 var (
-	protocols     = []string{"h1", "h2", "other"}
-	cacheStatuses = []string{"hit", "stale", "revalidated", "miss", "pass", "bypass", "purge", "error", "other"}
-	purgeKinds    = []string{"url", "prefix", "tags", "all", "other"}
+	protocols      = []string{"h1", "h2", "other"}
+	statusClasses  = []string{"1xx", "2xx", "3xx", "4xx", "5xx", "other"}
+	cacheStatuses  = []string{"hit", "stale", "revalidated", "miss", "pass", "bypass", "purge", "error", "other"}
+	purgeKinds     = []string{"url", "prefix", "tags", "all", "other"}
+	upstreamClass  = []string{"1xx", "2xx", "3xx", "4xx", "5xx", "error"}
+	connProtocols  = []string{"h1", "h2"}
+	handshakeTypes = []string{"full", "resumed"}
 )
+
+// requestBuckets cover a cache hit on loopback (tens of microseconds) up
+// to a slow origin.
+var requestBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // upstreamBuckets reach below net/http's defaults: an origin on the same
 // LAN answers in about a millisecond, and the defaults would put every such
@@ -57,9 +70,12 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	started time.Time
 
-	// requests is indexed [protocol][cache status], resolved once here so
-	// that ObserveRequest never hashes label values.
-	requests  [][]prometheus.Counter
+	// requests is indexed [protocol][status class][cache status] and
+	// duration [cache status], resolved once here so that ObserveRequest
+	// never hashes label values nor allocates.
+	requests  [][][]prometheus.Counter
+	duration  []prometheus.Observer
+	conns     []prometheus.Gauge // indexed like connProtocols
 	bytesIn   prometheus.Counter
 	bytesOut  prometheus.Counter
 	handshake [2]prometheus.Counter // [0] full, [1] resumed
@@ -73,8 +89,9 @@ type Metrics struct {
 	ejections   *prometheus.CounterVec
 	allFailing  *prometheus.CounterVec
 
-	pools *poolCollector
-	cache *cacheCollector
+	pools   *poolCollector
+	servers *serverCollector
+	cache   *cacheCollector
 }
 
 // NewMetrics registers accel's collectors, plus the Go runtime and process
@@ -84,15 +101,41 @@ func NewMetrics() *Metrics {
 
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accel_requests_total",
-		Help: "Client requests answered, by protocol (h1, h2) and cache status.",
-	}, []string{"proto", "cache"})
-	m.requests = make([][]prometheus.Counter, len(protocols))
+		Help: "Client requests answered, by protocol (h1, h2), status class (2xx...) and cache status.",
+	}, []string{"proto", "status", "cache"})
+	m.requests = make([][][]prometheus.Counter, len(protocols))
 	for i, p := range protocols {
-		m.requests[i] = make([]prometheus.Counter, len(cacheStatuses))
-		for j, c := range cacheStatuses {
-			m.requests[i][j] = reqs.WithLabelValues(p, c)
+		m.requests[i] = make([][]prometheus.Counter, len(statusClasses))
+		for j, sc := range statusClasses {
+			m.requests[i][j] = make([]prometheus.Counter, len(cacheStatuses))
+			for k, c := range cacheStatuses {
+				m.requests[i][j][k] = reqs.WithLabelValues(p, sc, c)
+			}
 		}
 	}
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "accel_request_duration_seconds",
+		Help:    "Client request duration, from the parsed head to the last response byte handed to the socket, by cache status.",
+		Buckets: requestBuckets,
+	}, []string{"cache"})
+	m.duration = make([]prometheus.Observer, len(cacheStatuses))
+	for i, c := range cacheStatuses {
+		m.duration[i] = dur.WithLabelValues(c)
+	}
+	conns := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "accel_client_connections",
+		Help: "Open client connections, by protocol once known (h1 for HTTP/1.x, cleartext or TLS; h2).",
+	}, []string{"proto"})
+	m.conns = make([]prometheus.Gauge, len(connProtocols))
+	for i, p := range connProtocols {
+		m.conns[i] = conns.WithLabelValues(p)
+	}
+	b := ReadBuild()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "accel_build_info",
+		Help: "Always 1; the labels say which accel runs (accel version).",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
 	m.bytesIn = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "accel_received_bytes_total",
 		Help: "Request body bytes received from clients.",
@@ -105,7 +148,7 @@ func NewMetrics() *Metrics {
 		Name: "accel_tls_handshakes_total",
 		Help: "Completed TLS handshakes, full or resumed.",
 	}, []string{"type"})
-	m.handshake = [2]prometheus.Counter{hs.WithLabelValues("full"), hs.WithLabelValues("resumed")}
+	m.handshake = [2]prometheus.Counter{hs.WithLabelValues(handshakeTypes[0]), hs.WithLabelValues(handshakeTypes[1])}
 	m.storeErrs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "accel_tls_session_store_errors_total",
 		Help: "TLS session store errors; each one gave a full handshake instead of a resumed one.",
@@ -146,9 +189,10 @@ func NewMetrics() *Metrics {
 		Help: "Times every server of the pool was ejected or down, so that requests went to all of them.",
 	}, []string{"pool"})
 	m.pools = newPoolCollector()
+	m.servers = newServerCollector()
 	m.cache = newCacheCollector()
 
-	m.reg.MustRegister(reqs, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, pv,
+	m.reg.MustRegister(reqs, dur, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, pv,
 		m.upLatency, m.upResponses, m.retries, m.ejections, m.allFailing, m.pools, m.cache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -157,10 +201,17 @@ func NewMetrics() *Metrics {
 }
 
 // ObserveRequest counts one answered client request: its protocol ("h1",
-// "h2"), its cache status ("hit", "stale", "revalidated", "miss", "pass",
-// "bypass", "purge", "error") and its body bytes in each direction.
-func (m *Metrics) ObserveRequest(proto, cacheStatus string, bytesIn, bytesOut int64) {
-	m.requests[index(protocols, proto)][index(cacheStatuses, cacheStatus)].Inc()
+// "h2"), its status, its cache status ("hit", "stale", "revalidated",
+// "miss", "pass", "bypass", "purge", "error"), its body bytes in each
+// direction and how long it took. It does not allocate.
+func (m *Metrics) ObserveRequest(proto string, status int, cacheStatus string, bytesIn, bytesOut int64, d time.Duration) {
+	class := len(statusClasses) - 1
+	if status >= 100 && status <= 599 {
+		class = status/100 - 1
+	}
+	c := index(cacheStatuses, cacheStatus)
+	m.requests[index(protocols, proto)][class][c].Inc()
+	m.duration[c].Observe(d.Seconds())
 	if bytesIn > 0 {
 		m.bytesIn.Add(float64(bytesIn))
 	}
@@ -178,6 +229,42 @@ func (m *Metrics) ObserveUpstream(pool, server string, d time.Duration, status i
 		class = strconv.Itoa(status/100) + "xx"
 	}
 	m.upResponses.WithLabelValues(pool, server, class).Inc()
+}
+
+// ConnOpened and ConnClosed move the open client connections gauge of
+// proto ("h1" or "h2"; anything else is not counted).
+func (m *Metrics) ConnOpened(proto string) { m.conn(proto, 1) }
+
+// ConnClosed is ConnOpened's other half.
+func (m *Metrics) ConnClosed(proto string) { m.conn(proto, -1) }
+
+func (m *Metrics) conn(proto string, d float64) {
+	for i, p := range connProtocols {
+		if p == proto {
+			m.conns[i].Add(d)
+		}
+	}
+}
+
+// InitPool exports pool's per-server series at 0 before the first request
+// reaches them.
+func (m *Metrics) InitPool(pool string, servers []string) {
+	for _, sv := range servers {
+		m.upLatency.WithLabelValues(pool, sv)
+		for _, c := range upstreamClass {
+			m.upResponses.WithLabelValues(pool, sv, c)
+		}
+		m.retries.WithLabelValues(pool, sv)
+		m.ejections.WithLabelValues(pool, sv)
+	}
+	m.allFailing.WithLabelValues(pool)
+}
+
+// InitRejections exports the rejection reasons known at start at 0.
+func (m *Metrics) InitRejections(reasons ...string) {
+	for _, r := range reasons {
+		m.rejects.WithLabelValues(r)
+	}
 }
 
 // IncRetry counts a request retried after server failed it.
@@ -226,6 +313,20 @@ type PoolStats struct {
 // scrape. A reload that rebuilds the pool calls it again and replaces f; a
 // nil f stops reporting the pool.
 func (m *Metrics) SetPoolStatsFunc(pool string, f func() PoolStats) { m.pools.set(pool, f) }
+
+// ServerState is one origin server of a pool.
+type ServerState struct {
+	Addr string
+	// Up is false while the server is ejected or failing health checks.
+	Up bool
+	// InFlight counts the requests it is answering now.
+	InFlight int
+}
+
+// SetServersFunc makes /metrics report pool's servers through f, called
+// once per scrape; like SetPoolStatsFunc, a reload replaces f and nil
+// drops the pool.
+func (m *Metrics) SetServersFunc(pool string, f func() []ServerState) { m.servers.set(pool, f) }
 
 // SetCacheStatsFunc makes /metrics and /stats report the cache through f,
 // called once per scrape.
@@ -310,6 +411,67 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.allFailing, failing, pool)
 		gauge(c.conns, s.Active, pool, "active")
 		gauge(c.conns, s.Open, pool, "open")
+	}
+}
+
+// serverCollector reads each pool's servers when scraped: up and in
+// flight per server.
+type serverCollector struct {
+	up, inFlight *prometheus.Desc
+	// mu guards funcs, which a reload replaces while a scrape reads.
+	mu    sync.Mutex
+	funcs map[string]func() []ServerState
+}
+
+func newServerCollector() *serverCollector {
+	return &serverCollector{
+		up:       prometheus.NewDesc("accel_upstream_server_up", "1 while the server takes requests, 0 while ejected or failing its health check.", []string{"pool", "server"}, nil),
+		inFlight: prometheus.NewDesc("accel_upstream_in_flight", "Requests the server is answering now (connections leased to it).", []string{"pool", "server"}, nil),
+		funcs:    map[string]func() []ServerState{},
+	}
+}
+
+func (c *serverCollector) set(pool string, f func() []ServerState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f == nil {
+		delete(c.funcs, pool)
+		return
+	}
+	c.funcs[pool] = f
+}
+
+// states reads every pool's servers, outside the lock so a slow pool
+// cannot block set.
+func (c *serverCollector) states() map[string][]ServerState {
+	c.mu.Lock()
+	funcs := make(map[string]func() []ServerState, len(c.funcs))
+	for p, f := range c.funcs {
+		funcs[p] = f
+	}
+	c.mu.Unlock()
+	out := make(map[string][]ServerState, len(funcs))
+	for p, f := range funcs {
+		out[p] = f()
+	}
+	return out
+}
+
+func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.inFlight
+}
+
+func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
+	for pool, servers := range c.states() {
+		for _, sv := range servers {
+			up := 0.0
+			if sv.Up {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, pool, sv.Addr)
+			ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(sv.InFlight), pool, sv.Addr)
+		}
 	}
 }
 

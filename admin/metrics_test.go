@@ -70,16 +70,16 @@ func TestMetricsEndpoint(t *testing.T) {
 	m := NewMetrics()
 	_, base := startServer(t, Config{Token: testToken}, m, Options{})
 
-	hit := map[string]string{"proto": "h2", "cache": "hit"}
+	hit := map[string]string{"proto": "h2", "status": "2xx", "cache": "hit"}
 	before := scrape(t, base)
 	if v := value(before, "accel_requests_total", hit); v != 0 {
 		t.Fatalf("h2 hits before any request: %v, want 0 (series exist from the start)", v)
 	}
 
-	m.ObserveRequest("h2", "hit", 0, 100)
-	m.ObserveRequest("h2", "hit", 10, 50)
-	m.ObserveRequest("h1", "miss", 0, 5)
-	m.ObserveRequest("h3", "weird", 0, 0) // unknown values land in "other"
+	m.ObserveRequest("h2", 200, "hit", 0, 100, time.Millisecond)
+	m.ObserveRequest("h2", 200, "hit", 10, 50, time.Millisecond)
+	m.ObserveRequest("h1", 200, "miss", 0, 5, time.Millisecond)
+	m.ObserveRequest("h3", 0, "weird", 0, 0, time.Millisecond) // unknown values land in "other"
 	m.ObserveUpstream("web", "10.0.0.1:80", 20*time.Millisecond, 200, nil)
 	m.ObserveUpstream("web", "10.0.0.1:80", time.Second, 0, errors.New("refused"))
 	m.IncRetry("web", "10.0.0.1:80")
@@ -105,8 +105,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		want   float64
 	}{
 		{"accel_requests_total", hit, 2},
-		{"accel_requests_total", map[string]string{"proto": "h1", "cache": "miss"}, 1},
-		{"accel_requests_total", map[string]string{"proto": "other", "cache": "other"}, 1},
+		{"accel_requests_total", map[string]string{"proto": "h1", "status": "2xx", "cache": "miss"}, 1},
+		{"accel_requests_total", map[string]string{"proto": "other", "status": "other", "cache": "other"}, 1},
 		{"accel_received_bytes_total", nil, 10},
 		{"accel_sent_bytes_total", nil, 155},
 		{"accel_upstream_request_duration_seconds", map[string]string{"pool": "web", "server": "10.0.0.1:80"}, 2},
@@ -183,11 +183,11 @@ func TestStats(t *testing.T) {
 	}
 
 	for range 3 {
-		m.ObserveRequest("h1", "hit", 0, 10)
+		m.ObserveRequest("h1", 200, "hit", 0, 10, time.Millisecond)
 	}
-	m.ObserveRequest("h2", "stale", 0, 10)
-	m.ObserveRequest("h2", "miss", 0, 10)
-	m.ObserveRequest("h2", "pass", 7, 10) // not a lookup: no effect on the ratio
+	m.ObserveRequest("h2", 200, "stale", 0, 10, time.Millisecond)
+	m.ObserveRequest("h2", 200, "miss", 0, 10, time.Millisecond)
+	m.ObserveRequest("h2", 200, "pass", 7, 10, time.Millisecond) // not a lookup: no effect on the ratio
 	m.ObserveUpstream("web", "a:80", 10*time.Millisecond, 503, nil)
 	m.ObserveUpstream("web", "a:80", 30*time.Millisecond, 200, nil)
 	m.IncRetry("web", "a:80")
@@ -251,7 +251,7 @@ func lookup(v any, path string) any {
 func TestObserveRequestAllocs(t *testing.T) {
 	m := NewMetrics()
 	if n := testing.AllocsPerRun(100, func() {
-		m.ObserveRequest("h1", "hit", 10, 1000)
+		m.ObserveRequest("h1", 200, "hit", 10, 1000, time.Millisecond)
 		m.IncHandshake(true)
 	}); n != 0 {
 		t.Errorf("ObserveRequest allocates %v times", n)

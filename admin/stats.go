@@ -132,7 +132,7 @@ func (m *Metrics) snapshot() (*statsAnswer, error) {
 				if st.Requests.ByProtocol[lp["proto"]] == nil {
 					st.Requests.ByProtocol[lp["proto"]] = map[string]uint64{}
 				}
-				st.Requests.ByProtocol[lp["proto"]][lp["cache"]] = c
+				st.Requests.ByProtocol[lp["proto"]][lp["cache"]] += c
 				st.Requests.ByCacheStatus[lp["cache"]] += c
 				st.Requests.Total += c
 			case "accel_received_bytes_total":
