@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"accel/parser"
@@ -66,7 +67,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		return
 	}
 	fields := withDate(resp.Fields.Clone(), received)
-	cc := policy.ParseCacheControl(fields)
+	cc := policy.ResponseCacheControl(fields, k.rules.TargetedField)
 	ok, _ := policy.Storable(k.req.Fields, k.cc, resp.Status, fields, cc, k.rules)
 	if resp.ContentLength > int64(k.rules.MaxObjectSize) {
 		ok = false
@@ -75,8 +76,11 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	if ok {
 		vary, _ := varyNames(fields)
 		o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
-			status: resp.Status, fields: storedFields(fields, cc), tags: tagsOf(fields)}
-		o.setFreshness(k.rules, fields.Get("age"), requested, received)
+			status: resp.Status, fields: storedFields(fields, cc, k.rules.TargetedField), tags: tagsOf(fields)}
+		if own := k.rules.TargetedField; own != "" {
+			o.targeted = fields.Get(own)
+		}
+		o.setFreshness(k.rules, cc, fields.Get("age"), requested, received)
 		// A response that is stale at once, cannot be validated and may
 		// not be served stale would only take space.
 		if o.lifetime <= 0 && o.swr <= 0 && o.sie <= 0 && !fields.Has("etag") && !fields.Has("last-modified") {
@@ -87,14 +91,14 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		if registered {
 			c.fl.setPass(f.key, received.Add(k.rules.Coalesce.HitForPass.D()))
 		}
-		resp.Fields = fields
+		resp.Fields = consumeTargeted(fields, k.rules.TargetedField)
 		f.kind, f.pass = resultPass, resp
 		finish()
 		return
 	}
 	c.fl.clearPass(f.key)
 	f.kind = resultStream
-	f.head = &head{status: resp.Status, fields: o.fields, own: ownFields(fields), length: resp.ContentLength,
+	f.head = &head{status: resp.Status, fields: o.fields, own: ownFields(fields, k.rules.TargetedField), length: resp.ContentLength,
 		vary: o.vary, variant: o.variant, initialAge: o.initialAge, lifetime: o.lifetime,
 		received: received, storable: true}
 	f.body = newStream(resp.ContentLength)
@@ -200,8 +204,8 @@ func (s *stream) bytes() []byte {
 var notStored = []string{"content-length", "transfer-encoding", "age", "set-cookie",
 	"surrogate-key", "cache-tag"}
 
-func storedFields(fs parser.Fields, cc policy.CacheControl) parser.Fields {
-	out := slices.Clone(fs)
+func storedFields(fs parser.Fields, cc policy.CacheControl, own string) parser.Fields {
+	out := consumeTargeted(slices.Clone(fs), own)
 	for _, n := range notStored {
 		out = out.Del(n)
 	}
@@ -230,8 +234,8 @@ func withDate(fs parser.Fields, received time.Time) parser.Fields {
 
 // ownFields is the head the fetching client gets: what the origin sent,
 // minus what the cache recomputes and its tag fields.
-func ownFields(fs parser.Fields) parser.Fields {
-	out := slices.Clone(fs)
+func ownFields(fs parser.Fields, own string) parser.Fields {
+	out := consumeTargeted(slices.Clone(fs), own)
 	for _, n := range []string{"content-length", "transfer-encoding", "age", "surrogate-key", "cache-tag"} {
 		out = out.Del(n)
 	}
@@ -252,4 +256,14 @@ func tagsOf(fs parser.Fields) []string {
 		}
 	}
 	return tags
+}
+
+// consumeTargeted removes the route's own targeted field, which is meant
+// for accel alone (RFC 9213 §2.1 lets a cache consume the field that
+// targets it); CDN-Cache-Control goes on to the caches downstream.
+func consumeTargeted(fs parser.Fields, own string) parser.Fields {
+	if own == "" || strings.EqualFold(own, policy.CDNCacheControl) {
+		return fs
+	}
+	return fs.Del(own)
 }

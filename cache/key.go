@@ -97,13 +97,12 @@ func extraKey(fs parser.Fields, ko *policy.KeyOptions) string {
 const absent = "\x01"
 
 // fieldValue is the normalised value of every line of the field name:
-// list members trimmed and joined by ",", and lower-cased for the Accept
-// family, whose tokens are case-insensitive. Other values keep their case:
-// lower-casing a Cookie would merge distinct users.
+// list members trimmed and joined by ",", and for the Accept family
+// normalised by normalAccept (its tokens are case-insensitive). Other
+// values keep their case: lower-casing a Cookie would merge distinct users.
 func fieldValue(fs parser.Fields, name string) string {
 	var b []byte
 	found := false
-	fold := len(name) >= 6 && strings.EqualFold(name[:6], "accept")
 	for _, f := range fs {
 		if !parser.EqualFold(f.Name, name) {
 			continue
@@ -117,14 +116,17 @@ func fieldValue(fs parser.Fields, name string) string {
 			if len(b) > 0 {
 				b = append(b, ',')
 			}
-			if fold {
-				item = bytes.ToLower(item)
-			}
 			b = append(b, item...)
 		}
 	}
 	if !found {
 		return absent
+	}
+	if len(name) >= 6 && strings.EqualFold(name[:6], "accept") {
+		// Accept, Accept-Encoding, Accept-Language, Accept-Charset:
+		// order, case and the spelling of weights do not change what the
+		// client asks for.
+		b = normalAccept(b)
 	}
 	return string(b)
 }

@@ -35,6 +35,10 @@ type object struct {
 	noCache    bool
 	mustReval  bool
 	tags       []string
+	// targeted is the value of the route's own targeted field (RFC
+	// 9213), which is consumed rather than stored with fields, kept so
+	// that a 304 without it revalidates under the same policy.
+	targeted []byte
 	// checked is the seq of the newest ban whose soft purge o reflects;
 	// in memory only, since a restart rebuilds the bans from disk.
 	checked uint64
@@ -57,17 +61,17 @@ func (o *object) clone() *object {
 	n := &object{id: o.id, uri: o.uri, variant: o.variant, vary: o.vary, status: o.status,
 		fields: o.fields, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
-		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, checked: o.checked}
+		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, checked: o.checked}
 	n.used.Store(o.used.Load())
 	return n
 }
 
-// setFreshness derives the freshness bookkeeping from o.fields for a
-// response requested and received at the given times. age is the Age
+// setFreshness derives the freshness bookkeeping from o.fields and the
+// response's caching policy cc for a response requested and received at
+// the given times. age is the Age
 // field of the response received (a 200 or a 304), which is never stored
 // but counts toward the current age (RFC 9111 §4.2.3).
-func (o *object) setFreshness(rules *policy.CacheRules, age []byte, requested, received time.Time) {
-	cc := policy.ParseCacheControl(o.fields)
+func (o *object) setFreshness(rules *policy.CacheRules, cc policy.CacheControl, age []byte, requested, received time.Time) {
 	o.received = received.UnixNano()
 	o.initialAge = policy.InitialAge(o.fields.Get("date"), age, requested, received)
 	o.lifetime, _ = policy.Lifetime(o.status, o.fields, cc, rules, received)
@@ -116,6 +120,9 @@ func (o *object) encode() []byte {
 	for _, t := range o.tags {
 		b = appendString(b, t)
 	}
+	if o.targeted != nil {
+		b = appendBytes(b, o.targeted)
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -157,6 +164,11 @@ func decodeObject(b []byte) (*object, error) {
 		for i := range o.tags {
 			o.tags[i] = d.string()
 		}
+	}
+	// The targeted field is optional at the end, so records written
+	// before it existed still decode.
+	if len(d.b) > 0 {
+		o.targeted = d.bytes()
 	}
 	if d.err || len(d.b) != 0 {
 		return nil, errCorrupt

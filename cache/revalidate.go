@@ -72,8 +72,21 @@ func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, r
 			fields = append(fields, f)
 		}
 	}
-	n.fields = storedFields(fields, policy.ParseCacheControl(fields))
-	n.setFreshness(rules, fs.Get("age"), requested, received)
+	// The policy comes from the merged fields and the route's own
+	// targeted field: the 304's, else the one stored.
+	own := rules.TargetedField
+	pf := fields
+	if own != "" {
+		if v := fs.Get(own); v != nil {
+			n.targeted = v
+		}
+		if n.targeted != nil {
+			pf = append(slices.Clone(fields).Del(own), parser.Field{Name: []byte(own), Value: n.targeted})
+		}
+	}
+	cc := policy.ResponseCacheControl(pf, own)
+	n.fields = storedFields(fields, cc, own)
+	n.setFreshness(rules, cc, fs.Get("age"), requested, received)
 	if c.ix.replace(o, n) && c.disk != nil {
 		_ = c.disk.update(n)
 	}

@@ -41,6 +41,9 @@ type CacheControl struct {
 	// forms leave them nil and set Private or NoCache.
 	PrivateFields []string
 	NoCacheFields []string
+	// Targeted is set when the directives came from a targeted field
+	// (RFC 9213): they replace Cache-Control, and Expires is ignored.
+	Targeted bool
 }
 
 // MaxStaleAny is the MaxStale of a bare "max-stale": any staleness is

@@ -33,6 +33,12 @@ type CacheRules struct {
 	MaxObjectSize ByteSize `yaml:"max_object_size"`
 	// Coalesce bounds request coalescing on a miss.
 	Coalesce CoalesceRules `yaml:"coalesce"`
+	// TargetedField names a targeted cache-control field of the route's
+	// own (RFC 9213), such as "Accel-Cache-Control": it takes precedence
+	// over CDN-Cache-Control, which takes precedence over Cache-Control,
+	// and it is consumed: never stored, never sent to clients.
+	// CDN-Cache-Control is honoured and passed on either way.
+	TargetedField string `yaml:"targeted_field"`
 }
 
 // KeyOptions change the primary cache key of a route.

@@ -550,6 +550,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		if strings.ContainsAny(r.Host, "/ :") {
 			k.failf(append(rp, "host"), "%q is not a host name", r.Host)
 		}
+		checkCacheRules(k, append(rp, "cache"), &r.Cache)
 		r.purgeNets = r.purgeNets[:0]
 		for j, s := range r.PurgeFrom {
 			pfx, err := netip.ParsePrefix(s)

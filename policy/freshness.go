@@ -94,7 +94,7 @@ func Storable(req parser.Fields, reqCC CacheControl, status int, resp parser.Fie
 			return false, "vary-star"
 		}
 	}
-	if cc.Public || cc.MaxAge >= 0 || cc.SMaxAge >= 0 || resp.Has("expires") ||
+	if cc.Public || cc.MaxAge >= 0 || cc.SMaxAge >= 0 || (!cc.Targeted && resp.Has("expires")) ||
 		HeuristicallyCacheable(status) || rules.TTLOverride > 0 {
 		return true, ""
 	}
@@ -118,7 +118,7 @@ func Lifetime(status int, resp parser.Fields, cc CacheControl, rules *CacheRules
 		lifetime = cc.SMaxAge
 	case cc.MaxAge >= 0:
 		lifetime = cc.MaxAge
-	case resp.Has("expires"):
+	case !cc.Targeted && resp.Has("expires"):
 		if exp, ok := ParseHTTPDate(resp.Get("expires")); ok && exp.After(date) {
 			lifetime = exp.Sub(date)
 		}
@@ -145,8 +145,14 @@ func InitialAge(date, age []byte, requested, received time.Time) time.Duration {
 	if d, ok := ParseHTTPDate(date); ok && received.After(d) {
 		apparent = received.Sub(d)
 	}
-	// An Age that is not delta-seconds is ignored (RFC 9111 §5.1); one too
-	// large to represent is 2^31 (§1.2.2).
+	// Of a list-based Age only the first member counts; an Age that is
+	// then not delta-seconds (junk after the number, a sign) is ignored,
+	// not a reason to refuse the response (RFC 9111 §5.1); one too large
+	// to represent is 2^31 (§1.2.2).
+	if i := bytes.IndexByte(age, ','); i >= 0 {
+		age = age[:i]
+	}
+	age = bytes.Trim(age, " \t")
 	var ageValue time.Duration
 	if len(age) > 0 && bytes.IndexFunc(age, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
 		ageValue = parseDelta(string(age))

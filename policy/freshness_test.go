@@ -99,7 +99,10 @@ func TestInitialAge(t *testing.T) {
 		{"negative", date(0), "-7200", 0, 0, 0},
 		{"signed", date(0), "+7200", 0, 0, 0},
 		{"float", date(0), "7200.0", 0, 0, 0},
-		{"list", date(0), "7200, 0", 0, 0, 0},
+		// ... after discarding all but the first member of a list.
+		{"list", date(0), "7200, 0", 0, 0, 7200 * s},
+		{"list, junk first", date(0), "7200x, 10", 0, 0, 0},
+		{"junk after the number", date(0), "7200 s", 0, 0, 0},
 	} {
 		var age []byte
 		if tc.age != "" {
