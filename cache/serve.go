@@ -98,7 +98,10 @@ func (k *call) serveCached() (Outcome, error) {
 		if k.cc.OnlyIfCached {
 			return k.gatewayTimeout()
 		}
-		if special || (k.head && candidate == nil) {
+		// A HEAD the cache cannot answer is fetched as a GET (stored for
+		// the GETs to come), unless the route passes HEADs; a range or a
+		// precondition the cache does not evaluate goes as it came.
+		if special || (k.head && k.rules.PassHead) {
 			return k.passRequest(false)
 		}
 		out, err, again := k.forward(attempt, fwd, candidate)
@@ -119,7 +122,14 @@ func (k *call) forward(attempt int, fwd string, candidate *object) (out Outcome,
 		secondary = secondaryKey(k.extras, vary, k.req.Fields)
 	}
 	key := k.uri + "\x00" + secondary
-	direct := attempt > 0 || k.cc.NoStore || c.fl.passing(key, c.now())
+	passing := c.fl.passing(key, c.now())
+	if passing && k.head {
+		// Fetching a body nobody will store is waste: a HEAD of a
+		// hit-for-pass key goes to the origin as HEAD.
+		out, err := k.passRequest(false)
+		return out, err, false
+	}
+	direct := attempt > 0 || k.cc.NoStore || passing
 	f, leader := newFlight(key), true
 	if !direct {
 		f, leader = c.fl.join(key, f)
@@ -358,12 +368,16 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 // passRequest sends the client's own request to the origin and relays the
 // answer; invalidate makes a 2xx or 3xx answer invalidate the target.
 func (k *call) passRequest(invalidate bool) (Outcome, error) {
+	requested := k.c.now()
 	resp, err := k.fetch(k.ctx, k.req)
 	if err != nil {
 		return Outcome{Status: "pass", Fwd: "bypass"}, err
 	}
 	if invalidate && resp.Status >= 200 && resp.Status < 400 {
 		k.c.invalidate(k.scheme, k.req, resp.Fields, &k.rules.Key)
+	}
+	if k.head && resp.Status == 200 {
+		k.headUpdate(resp.Fields, requested, k.c.now())
 	}
 	k.c.stats.passes.Add(1)
 	fwd := "bypass"
@@ -385,6 +399,11 @@ func (k *call) writeOrigin(resp *Response, status string) error {
 	k.w.SetContentLength(resp.ContentLength)
 	if err := k.w.WriteHead(resp.Status, fields); err != nil {
 		return err
+	}
+	if k.head {
+		// A GET fetched for a HEAD that turned out not storable: its
+		// body is not for this client.
+		return nil
 	}
 	buf := make([]byte, 32<<10)
 	var n int64

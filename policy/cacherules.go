@@ -39,6 +39,12 @@ type CacheRules struct {
 	// and it is consumed: never stored, never sent to clients.
 	// CDN-Cache-Control is honoured and passed on either way.
 	TargetedField string `yaml:"targeted_field"`
+	// PassHead sends HEAD requests the cache cannot answer to the origin
+	// as HEAD. By default (false) a HEAD miss is fetched as a GET, as
+	// Varnish does, so the object is stored for the GETs that follow;
+	// set it for origins whose GETs are expensive. Either way a 200 to a
+	// HEAD updates or invalidates the stored GET response.
+	PassHead bool `yaml:"pass_head"`
 }
 
 // KeyOptions change the primary cache key of a route.
