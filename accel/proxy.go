@@ -96,9 +96,14 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		resp, err := pool.Do(ctx, &ureq)
 		if err != nil {
 			g.release()
+			// The log names the server whose try failed, when one did.
+			if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
+				server.Store(&ue.Server)
+			}
 			return nil, err
 		}
-		server.Store(&resp.Server)
+		name := resp.Server // resp dies with its body; the log line is written later
+		server.Store(&name)
 		return &cache.Response{
 			Status:        resp.Head.Status,
 			Fields:        stripHopByHop(resp.Head.Fields),

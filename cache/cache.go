@@ -63,6 +63,8 @@ type Cache struct {
 // removed. The cache closes Body.
 type Response struct {
 	Status int
+	// Fields may alias buffers that Body.Close recycles: the cache clones
+	// what it keeps before closing the body.
 	Fields parser.Fields
 	// ContentLength is the body length, -1 when unknown.
 	ContentLength int64

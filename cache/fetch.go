@@ -56,8 +56,11 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		finish()
 		return
 	case resp.Status == 304 && candidate != nil:
+		// The stored object keeps the 304's fields; an origin's head
+		// lives only as long as its body.
+		fs := resp.Fields.Clone()
 		resp.Body.Close()
-		f.kind, f.obj = resultObject, c.freshen(candidate, resp.Fields, k.rules, requested, received)
+		f.kind, f.obj = resultObject, c.freshen(candidate, fs, k.rules, requested, received)
 		finish()
 		return
 	case resp.Status >= 500 && candidate != nil && policy.StaleIfError(candidate.stored(received), k.cc):

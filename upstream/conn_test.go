@@ -147,8 +147,8 @@ func TestResponseHead(t *testing.T) {
 	for _, f := range h.Fields {
 		got = append(got, string(f.Name)+": "+string(f.Value))
 	}
-	// Set-Cookie is gathered ahead of the rest, in its own order.
-	want := "Set-Cookie: a=1|Set-Cookie: b=2|x-a: 1|X-B: 2|Connection: keep-alive"
+	// The origin's order and spelling.
+	want := "x-a: 1|set-cookie: a=1|X-B: 2|Set-Cookie: b=2|Connection: keep-alive"
 	if strings.Join(got, "|") != want {
 		t.Errorf("fields %q, want %q", strings.Join(got, "|"), want)
 	}
@@ -301,5 +301,52 @@ func TestEarlyCloseDropsConnection(t *testing.T) {
 	}
 	if n := p.servers[0].hc.ConnsCount(); n != 0 {
 		t.Errorf("%d connections still counted", n)
+	}
+}
+
+// Origins face the parser's no-guessing rules: an ambiguous or malformed
+// head is a failure of the server (502), never a response.
+func TestStrictOriginHeads(t *testing.T) {
+	storm := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", maxInterim+1)
+	for _, tc := range []struct {
+		name, reply string
+		want        error
+	}{
+		{"duplicate content-length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", parser.ErrDupCL},
+		{"cl and te", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", parser.ErrCLTE},
+		{"obs-fold", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", parser.ErrObsFold},
+		{"bare cr", "HTTP/1.1 200 OK\r\nX-A: 1\r2\r\nContent-Length: 0\r\n\r\n", parser.ErrBareCR},
+		{"garbage", "hello there\r\n\r\n", parser.ErrBadVersion},
+		{"unrequested 101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", errUnrequested101},
+		{"1xx storm", storm + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", errInterimStorm},
+		{"closed before a head", "HTTP/1.1 200 OK\r\nContent-Le", io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := rawOrigin(t, tc.reply)
+			p := newTestPool(t, Config{Servers: []ServerConfig{{Addr: addr}}})
+			_, _, err := fetch(p, get("/"))
+			var e *Error
+			if !errors.As(err, &e) || !errors.Is(err, tc.want) || e.Server != addr {
+				t.Fatalf("err %v, want %v from %s", err, tc.want, addr)
+			}
+			if Status(err) != http.StatusBadGateway {
+				t.Errorf("Status %d, want 502", Status(err))
+			}
+			if s := p.Stats(); s.Open != 0 || s.Active != 0 {
+				t.Errorf("connection kept after a broken head: %+v", s)
+			}
+		})
+	}
+}
+
+// Interim responses below the bound are skipped: the client gets the final
+// one.
+func TestInterimResponsesSkipped(t *testing.T) {
+	addr, _ := rawOrigin(t, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	p := newTestPool(t, Config{Servers: []ServerConfig{{Addr: addr}}})
+	resp, body, err := fetch(p, get("/"))
+	if err != nil || resp.Head.Status != 200 || string(body) != "ok" || resp.Head.Fields.Has("Link") {
+		t.Fatalf("status %v, body %q, err %v", resp, body, err)
 	}
 }

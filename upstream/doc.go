@@ -10,13 +10,19 @@
 // queue or an expired wait is an error at once, never an unbounded pile.
 //
 // Each server has one fasthttp.HostClient, used as a connection pool only
-// (dialing, idle reaping, pooled buffers, request serialization and response
-// parsing). The exchange on a connection is ours, in conn.go, because a
-// proxy has to know what fasthttp's Do hides: whether any byte of the request
-// may have left (so a retry is safe), when the response head arrived (so the
-// read timeout bounds silence, not the length of a 1 GiB body), and the
-// caller's context (so a gone client frees its connection). Request fields
-// are written as given, in order; only the framing is ours.
+// (dialing, idle reaping, pooled read and write buffers). The exchange on a
+// connection is ours, in exchange.go: the request head is written as given
+// with our framing, and the response head is read with parser.ParseResponse,
+// so origins face the same no-guessing rules as clients (duplicate
+// Content-Length, Content-Length with Transfer-Encoding, obs-fold, bare CR,
+// an unrequested 101 and endless 1xx are failures, never responses). A proxy
+// also has to know what a client library hides: whether any byte of the
+// request may have left (so a retry is safe), when the response head arrived
+// (so the read timeout bounds silence, not the length of a 1 GiB body), and
+// the caller's context (so a gone client frees its connection). Each
+// exchange is a pooled object with the buffers it grew, so a miss allocates
+// nothing here; the price is that a Response lives only until its Body is
+// closed.
 //
 // Failures of a server (refused, reset or timed-out connects, connections
 // cut before a complete response, malformed heads) are counted;

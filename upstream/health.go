@@ -163,12 +163,13 @@ func (p *Pool) check(ctx context.Context, s *server) bool {
 		Major:  1, Minor: 1,
 		Fields: parser.Fields{{Name: []byte("Host"), Value: []byte(s.addr)}},
 	}
-	resp, err := exchange(ctx, s.health, s.addr, head, nil, p.cfg.FirstByteTimeout, nil)
+	resp, err := exchange(ctx, newCall(s.health, s.addr, p.cfg.FirstByteTimeout, nil, nil), head, nil)
 	if err != nil {
 		return false
 	}
+	up := resp.Head.Status >= 200 && resp.Head.Status < 400
 	// Drain a little so that the check's connection can be kept.
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
-	return resp.Head.Status >= 200 && resp.Head.Status < 400
+	return up
 }

@@ -120,7 +120,11 @@ func fetch(p *Pool, req *Request) (*Response, []byte, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
+	// A Response dies with its body: keep a copy.
+	out := &Response{Head: resp.Head, Server: resp.Server}
+	out.Head.Fields = resp.Head.Fields.Clone()
+	out.Head.Reason = append([]byte(nil), resp.Head.Reason...)
+	return out, b, err
 }
 
 // closedAddr is a loopback address nobody listens on.

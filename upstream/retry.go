@@ -69,13 +69,8 @@ func retryable(req *Request, body *requestBody, err error) bool {
 func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody) (*Response, error) {
 	s := l.srv
 	start := time.Now()
-	done := func(err error) {
-		if err != nil {
-			p.report(lease{srv: s}, outcomeOf(err))
-		}
-		p.release(s)
-	}
-	resp, err := exchange(ctx, s.hc, s.addr, req.Head, body, p.cfg.FirstByteTimeout, done)
+	c := newCall(s.hc, s.addr, p.cfg.FirstByteTimeout, p, s)
+	resp, err := exchange(ctx, c, req.Head, body)
 	status := 0
 	switch {
 	case err == nil:
