@@ -127,6 +127,12 @@ func (hc *h1conn) reject(err error) {
 	case errors.As(err, &pe):
 		status = pe.Status
 		hc.s.metrics.IncRejection(pe.Name)
+		if pe == parser.ErrBadVersion && !hc.httpLine() {
+			// A first line with no HTTP version at all (an HTTP/2 preface
+			// gone wrong, HTTP/0.9, another protocol) cannot be answered in
+			// HTTP/1.1: the connection closes unanswered (RFC 9113 §3.4).
+			status = 0
+		}
 	case err == errHeadTimeout:
 		status = 408
 		hc.s.metrics.IncRejection("head_timeout")
@@ -137,6 +143,15 @@ func (hc *h1conn) reject(err error) {
 	}
 	hc.bw.Flush()
 	hc.closeWrite()
+}
+
+// httpLine reports whether the buffered first line names an HTTP version.
+func (hc *h1conn) httpLine() bool {
+	b := hc.rb.buf[hc.rb.r:hc.rb.w]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.Contains(b, []byte("HTTP/"))
 }
 
 // closeWrite ends the connection so that the client reads our answer

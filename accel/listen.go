@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +16,9 @@ import (
 
 // h2Preface is the client connection preface of RFC 9113 §3.4.
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// h2PrefaceLine is the part of the preface no HTTP/1 request starts with.
+const h2PrefaceLine = "PRI * HTTP/2.0"
 
 // listener is one client-facing socket and the HTTP/2 server behind it.
 type listener struct {
@@ -48,12 +50,17 @@ func (s *Server) newListener(lc policy.Listener) (*listener, error) {
 	l.h2 = h2.New(h2.Config{
 		MaxConcurrentStreams: int(lc.HTTP2.MaxConcurrentStreams),
 		MaxHeaderListSize:    int(lc.HTTP2.MaxHeaderListSize),
+		MaxHeaderBlockSize:   int(lc.HTTP2.MaxHeaderBlockSize),
 		MaxFrameSize:         int(lc.HTTP2.MaxFrameSize),
+		MaxResets:            lc.HTTP2.MaxResets,
+		MaxIdleFrames:        lc.HTTP2.MaxIdleFrames,
+		AbuseWindow:          lc.HTTP2.AbuseWindow.D(),
 		IdleTimeout:          cfg.Limits.IdleTimeout.D(),
 		WriteTimeout:         cfg.Limits.WriteTimeout.D(),
 		ReadTimeout:          cfg.Limits.ReadTimeout.D(),
 		Log:                  s.log,
-	}, s.serveH2)
+		Count:                s.metrics.IncHTTP2Error,
+	}, h2Handler{s})
 	return l, nil
 }
 
@@ -126,11 +133,16 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 	if string(first[:n]) == h2Preface {
 		c.SetReadDeadline(time.Time{})
 		s.track(c, nil)
-		rc := &replayConn{Conn: c, pre: first[:n]}
-		s.countH2(rc)
-		if err := l.h2.Serve(rc); err != nil {
-			rc.Close()
-		}
+		s.metrics.ConnOpened("h2")
+		l.h2.Serve(c, first[:n], false)
+		s.metrics.ConnClosed("h2")
+		return
+	}
+	if bytes.HasPrefix(first[:n], []byte(h2PrefaceLine)) {
+		// An HTTP/2 preface gone wrong is not an HTTP/1 request: it is
+		// closed unanswered (RFC 9113 §3.4).
+		s.metrics.IncHTTP2Error("bad_preface")
+		c.Close()
 		return
 	}
 	s.metrics.ConnOpened("h1")
@@ -156,10 +168,9 @@ func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
 	c.SetReadDeadline(time.Time{})
 	if cs.NegotiatedProtocol == "h2" {
 		s.track(c, nil)
-		s.countH2(rc)
-		if err := l.h2.Serve(tc); err != nil {
-			tc.Close()
-		}
+		s.metrics.ConnOpened("h2")
+		l.h2.Serve(tc, nil, true)
+		s.metrics.ConnClosed("h2")
 		return
 	}
 	s.metrics.ConnOpened("h1")
@@ -168,29 +179,11 @@ func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
 	s.metrics.ConnClosed("h1")
 }
 
-// countH2 counts an HTTP/2 connection as open until the HTTP/2 server
-// closes it (a TLS connection closes the socket under it, rc).
-func (s *Server) countH2(rc *replayConn) {
-	s.metrics.ConnOpened("h2")
-	rc.onClose = func() { s.metrics.ConnClosed("h2") }
-}
-
 // replayConn gives back the bytes read while sniffing before reading the
 // socket again.
 type replayConn struct {
 	net.Conn
 	pre []byte
-	// onClose, when set, runs once at the first Close.
-	onClose func()
-	closed  sync.Once
-}
-
-func (r *replayConn) Close() error {
-	err := r.Conn.Close()
-	if r.onClose != nil {
-		r.closed.Do(r.onClose)
-	}
-	return err
 }
 
 func (r *replayConn) Read(p []byte) (int, error) {

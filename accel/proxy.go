@@ -77,6 +77,11 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	retryable := idempotent(req.Method, route.RetryUnsafe)
 	var bodySent atomic.Bool
 	fetch := func(ctx context.Context, h *parser.Request) (*cache.Response, error) {
+		if err := ctx.Err(); err != nil {
+			// The client is gone (an HTTP/2 stream reset, say): nothing
+			// is sent to the origin for it.
+			return nil, err
+		}
 		ureq := upstream.Request{Head: h, Retryable: retryable}
 		if ex.body != nil && h.ContentLength != 0 && bodySent.CompareAndSwap(false, true) {
 			// Only the client's own request carries its body; the cache's

@@ -81,6 +81,7 @@ type Metrics struct {
 	handshake [2]prometheus.Counter // [0] full, [1] resumed
 	storeErrs prometheus.Counter
 	rejects   *prometheus.CounterVec
+	h2errs    *prometheus.CounterVec
 	purges    []prometheus.Counter // indexed like purgeKinds
 
 	upLatency   *prometheus.HistogramVec
@@ -157,6 +158,10 @@ func NewMetrics() *Metrics {
 		Name: "accel_rejections_total",
 		Help: "Connections or requests refused before reaching the pipeline, by reason.",
 	}, []string{"reason"})
+	m.h2errs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_http2_errors_total",
+		Help: "HTTP/2 frames, streams and connections refused or cut, by reason (rapid reset, frame floods, malformed requests, ...).",
+	}, []string{"reason"})
 	pv := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accel_purges_total",
 		Help: "Purge requests served, by kind.",
@@ -192,7 +197,7 @@ func NewMetrics() *Metrics {
 	m.servers = newServerCollector()
 	m.cache = newCacheCollector()
 
-	m.reg.MustRegister(reqs, dur, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, pv,
+	m.reg.MustRegister(reqs, dur, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, m.h2errs, pv,
 		m.upLatency, m.upResponses, m.retries, m.ejections, m.allFailing, m.pools, m.cache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -293,6 +298,11 @@ func (m *Metrics) IncSessionStoreError() { m.storeErrs.Inc() }
 // name from the code (parser.Error.Name, "tls_handshake", ...), never
 // anything a client sent, which keeps the label's values few.
 func (m *Metrics) IncRejection(reason string) { m.rejects.WithLabelValues(reason).Inc() }
+
+// IncHTTP2Error counts an HTTP/2 refusal: a stream reset or refused, or a
+// connection cut by a limit. reason is a fixed name from package h2, never
+// anything a client sent.
+func (m *Metrics) IncHTTP2Error(reason string) { m.h2errs.WithLabelValues(reason).Inc() }
 
 // IncPurge counts a purge of kind "url", "prefix", "tags" or "all".
 func (m *Metrics) IncPurge(kind string) { m.purges[index(purgeKinds, kind)].Inc() }

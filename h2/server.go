@@ -1,34 +1,96 @@
 package h2
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"accel/parser"
 )
 
-// Config holds the HTTP/2 limits (RFC 9113 §6.5.2).
+// Config holds the HTTP/2 settings and limits of one listener. The zero
+// value is usable: New fills every unset field with its default.
 type Config struct {
-	// MaxConcurrentStreams per connection; 0 means 250.
+	// MaxConcurrentStreams is advertised in SETTINGS and also bounds the
+	// streams whose work is still running (a stream reset while its origin
+	// fetch runs still counts); 0 means 250. nginx uses 128, HAProxy 100.
 	MaxConcurrentStreams int
-	// MaxHeaderListSize bounds a decoded header list; 0 means 64 KiB.
+	// MaxHeaderListSize bounds a decoded header list (RFC 9113 §6.5.2,
+	// name + value + 32 per field): larger requests are answered 431. It
+	// is what stops an HPACK bomb, a small block that decodes into a huge
+	// list. 0 means 64 KiB.
 	MaxHeaderListSize int
+	// MaxHeaderBlockSize bounds the encoded bytes of one header block,
+	// HEADERS plus its CONTINUATION frames: a connection going past it is
+	// cut with ENHANCE_YOUR_CALM (the CONTINUATION flood of
+	// CVE-2024-27316). 0 means MaxHeaderListSize.
+	MaxHeaderBlockSize int
 	// MaxFrameSize is the largest frame accepted; 0 means 16 KiB.
 	MaxFrameSize int
-	// IdleTimeout closes a connection with no open stream; 0 means 75s.
+	// MaxResets is how many streams may end in a reset, by either side,
+	// within AbuseWindow (rapid reset, CVE-2023-44487; MadeYouReset,
+	// CVE-2025-8671; streams refused over the limit); one more and the
+	// connection gets GOAWAY ENHANCE_YOUR_CALM. 0 means 100.
+	MaxResets int
+	// MaxIdleFrames is how many frames that produce no response (SETTINGS,
+	// PING, PRIORITY, RST_STREAM, small WINDOW_UPDATE, small or empty DATA
+	// and CONTINUATION, unknown types) a connection may send within
+	// AbuseWindow before GOAWAY ENHANCE_YOUR_CALM. 0 means 1000.
+	MaxIdleFrames int
+	// AbuseWindow is the period MaxResets and MaxIdleFrames count over;
+	// 0 means 10s.
+	AbuseWindow time.Duration
+	// IdleTimeout closes a connection with no stream at work; 0 means 75s.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds each wait to send response bytes, flow-control
-	// window included; 0 means 30s.
+	// WriteTimeout bounds each write to the client and each wait for
+	// flow-control window; 0 means 30s. A stream stalled longer is reset; a
+	// connection that does not take its bytes is closed.
 	WriteTimeout time.Duration
 	// ReadTimeout bounds each wait for request body bytes; 0 means 30s.
 	ReadTimeout time.Duration
-	Log         *slog.Logger
+	// Log receives one line per connection cut by a limit, naming the
+	// peer; nil means slog.Default().
+	Log *slog.Logger
+	// Count is called with a fixed reason name ("rapid_reset",
+	// "idle_frames", "malformed_request", ...) for every frame, stream or
+	// connection refused, for metrics; nil counts nothing.
+	Count func(reason string)
+}
+
+func (cfg *Config) setDefaults() {
+	setInt(&cfg.MaxConcurrentStreams, 250)
+	setInt(&cfg.MaxHeaderListSize, 64<<10)
+	setInt(&cfg.MaxHeaderBlockSize, cfg.MaxHeaderListSize)
+	setInt(&cfg.MaxFrameSize, 16<<10)
+	setInt(&cfg.MaxResets, 100)
+	setInt(&cfg.MaxIdleFrames, 1000)
+	setDur(&cfg.AbuseWindow, 10*time.Second)
+	setDur(&cfg.IdleTimeout, 75*time.Second)
+	setDur(&cfg.WriteTimeout, 30*time.Second)
+	setDur(&cfg.ReadTimeout, 30*time.Second)
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Count == nil {
+		cfg.Count = func(string) {}
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p <= 0 {
+		*p = v
+	}
+}
+
+func setDur(p *time.Duration, v time.Duration) {
+	if *p <= 0 {
+		*p = v
+	}
 }
 
 // Conn carries what the pipeline needs to know about the connection a
@@ -38,132 +100,96 @@ type Conn struct {
 	TLS    bool
 }
 
-// Handler serves one request. body is nil when the request has none. The
-// request head and its fields are valid only until Handler returns.
-type Handler func(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn)
+// Handler is the pipeline as the HTTP/2 front needs it.
+type Handler interface {
+	// ServeFast answers req without waiting (a fresh cached hit, a
+	// refusal) on the connection's goroutine and reports true; false
+	// means it wrote nothing and the request goes to Serve. The bytes it
+	// gives w.Write must stay unchanged until the stream ends (stored
+	// bodies are immutable): they may be written from where they are. Only
+	// requests without a body are offered to ServeFast.
+	ServeFast(req *parser.Request, w *Writer, c Conn) bool
+	// Serve runs in a goroutine of its own for a request that must wait
+	// (an origin fetch, a request body, a coalesced waiter). body is nil
+	// when the request has none. ctx ends when the stream is reset by
+	// either side or the connection closes.
+	Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn)
+}
 
 // Server is an HTTP/2 server that takes its connections from Serve.
 type Server struct {
-	cfg     Config
-	srv     *http.Server
-	ln      *chanListener
-	handler Handler
-	done    chan struct{}
+	cfg Config
+	h   Handler
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown bool
+	// drained is closed when shutdown is set and the last conn ended.
+	drained chan struct{}
 }
 
-// New returns a running server; it serves nothing until given connections.
+// New returns a server; it serves nothing until given connections.
 func New(cfg Config, h Handler) *Server {
-	if cfg.MaxConcurrentStreams == 0 {
-		cfg.MaxConcurrentStreams = 250
-	}
-	if cfg.MaxHeaderListSize == 0 {
-		cfg.MaxHeaderListSize = 64 << 10
-	}
-	if cfg.MaxFrameSize == 0 {
-		cfg.MaxFrameSize = 16 << 10
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 75 * time.Second
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 30 * time.Second
-	}
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = 30 * time.Second
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	s := &Server{cfg: cfg, ln: newChanListener(), handler: h, done: make(chan struct{})}
-	var protos http.Protocols
-	protos.SetHTTP2(true)
-	protos.SetUnencryptedHTTP2(true)
-	s.srv = &http.Server{
-		Handler:        s,
-		Protocols:      &protos,
-		MaxHeaderBytes: cfg.MaxHeaderListSize,
-		IdleTimeout:    cfg.IdleTimeout,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
-			MaxReadFrameSize:     cfg.MaxFrameSize,
-			WriteByteTimeout:     cfg.WriteTimeout,
-			// A peer that opens streams and never reads them is caught by
-			// the write timeout; pings find the ones that just vanish.
-			SendPingTimeout: cfg.IdleTimeout,
-			PingTimeout:     15 * time.Second,
-		},
-		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
-		},
-	}
-	go func() {
-		defer close(s.done)
-		// Serve returns only once the listener is closed by Shutdown.
-		_ = s.srv.Serve(s.ln)
-	}()
-	return s
-}
-
-// Serve hands c, which speaks HTTP/2, to the server. c is a *tls.Conn that
-// completed its handshake with ALPN "h2", or a cleartext conn whose first
-// bytes (possibly replayed by a wrapper) are the h2c preface.
-func (s *Server) Serve(c net.Conn) error {
-	return s.ln.give(c)
-}
-
-// Shutdown stops taking connections, sends GOAWAY on the open ones and
-// waits for their in-flight streams, or until ctx is done.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	<-s.done
-	return err
-}
-
-// connKey keys the net.Conn a request came on in its context: net/http
-// keeps the peer address only as text.
-type connKey struct{}
-
-// chanListener is a net.Listener whose connections come from give, so that
-// net/http's server runs behind accel's own accept loop.
-type chanListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
+	cfg.setDefaults()
+	return &Server{cfg: cfg, h: h, conns: map[*conn]struct{}{}, drained: make(chan struct{})}
 }
 
 var errClosed = errors.New("h2: server closed")
 
-func newChanListener() *chanListener {
-	return &chanListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *chanListener) give(c net.Conn) error {
-	select {
-	case l.conns <- c:
-		return nil
-	case <-l.closed:
+// Serve runs the HTTP/2 connection nc until it ends, on the caller's
+// goroutine. nc is a *tls.Conn that completed its handshake with ALPN
+// "h2", or a cleartext conn; pre holds the bytes the caller already read
+// from it (the h2c preface, when it sniffed one). Serve closes nc.
+func (s *Server) Serve(nc net.Conn, pre []byte, isTLS bool) error {
+	c := newConn(s, nc, pre, isTLS)
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		nc.Close()
 		return errClosed
 	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.shutdown && len(s.conns) == 0 {
+			close(s.drained)
+		}
+		s.mu.Unlock()
+	}()
+	c.serve()
 	return nil
 }
 
-func (l *chanListener) Addr() net.Addr { return chanAddr{} }
+// Shutdown sends GOAWAY with the last stream id on every connection, lets
+// their streams finish and closes them as they become idle; when ctx ends
+// first, it closes the rest and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.shutdown {
+		s.shutdown = true
+		if len(s.conns) == 0 {
+			close(s.drained)
+		}
+	}
+	for c := range s.conns {
+		c.startShutdown()
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
 
-type chanAddr struct{}
-
-func (chanAddr) Network() string { return "accel" }
-func (chanAddr) String() string  { return "accel-h2" }
+// readerPool holds the connections' read buffers: 16 KiB takes a full
+// default-size frame, and a batch of small frames, in one read.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10+9) }}

@@ -94,6 +94,22 @@ type HTTP2 struct {
 	// MaxFrameSize is the largest frame we accept; default 16KiB, the
 	// protocol minimum, up to 16MiB.
 	MaxFrameSize ByteSize `yaml:"max_frame_size"`
+	// MaxHeaderBlockSize bounds the encoded bytes of one header block
+	// (HEADERS and its CONTINUATION frames); past it the connection gets
+	// GOAWAY ENHANCE_YOUR_CALM. Default: max_header_list_size.
+	MaxHeaderBlockSize ByteSize `yaml:"max_header_block_size"`
+	// MaxResets is how many streams may end in a reset (by the client,
+	// or by accel for the client's errors, or refused) per abuse_window
+	// before GOAWAY ENHANCE_YOUR_CALM (rapid reset, MadeYouReset);
+	// default 100.
+	MaxResets int `yaml:"max_resets"`
+	// MaxIdleFrames is how many frames that produce no response
+	// (SETTINGS, PING, PRIORITY, small WINDOW_UPDATE or DATA, ...) a
+	// connection may send per abuse_window; default 1000.
+	MaxIdleFrames int `yaml:"max_idle_frames"`
+	// AbuseWindow is the period max_resets and max_idle_frames count
+	// over; default 10s.
+	AbuseWindow Duration `yaml:"abuse_window"`
 }
 
 // Limits bound a client connection, so that a slow or hostile client cannot
@@ -310,6 +326,16 @@ func (c *Config) Defaults() {
 		if h.MaxFrameSize == 0 {
 			h.MaxFrameSize = 16 << 10
 		}
+		if h.MaxHeaderBlockSize == 0 {
+			h.MaxHeaderBlockSize = h.MaxHeaderListSize
+		}
+		if h.MaxResets == 0 {
+			h.MaxResets = 100
+		}
+		if h.MaxIdleFrames == 0 {
+			h.MaxIdleFrames = 1000
+		}
+		setDur(&h.AbuseWindow, 10e9)
 		if t := c.Listen[i].TLS; t != nil && t.MinVersion == "" {
 			t.MinVersion = "1.2"
 		}
@@ -499,6 +525,12 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		if fs := l.HTTP2.MaxFrameSize; fs < 16<<10 || fs > 1<<24-1 {
 			k.failf(append(p, "http2", "max_frame_size"), "%d is outside 16KiB..16MiB", fs)
+		}
+		if l.HTTP2.MaxResets < 0 {
+			k.failf(append(p, "http2", "max_resets"), "must not be negative")
+		}
+		if l.HTTP2.MaxIdleFrames < 0 {
+			k.failf(append(p, "http2", "max_idle_frames"), "must not be negative")
 		}
 	}
 	if c.Limits.MaxTargetBytes > c.Limits.MaxHeadBytes {

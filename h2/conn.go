@@ -1,0 +1,466 @@
+package h2
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// The receive windows accel grants. A stream's window bounds the request
+// body bytes buffered for it, the connection's window all of them: 1 MiB
+// per connection at most, whatever the number of streams.
+const (
+	streamWindow = 256 << 10
+	connWindow   = 1 << 20
+	// maxWindow is the largest flow-control window (RFC 9113 §6.9.1).
+	maxWindow = 1<<31 - 1
+)
+
+// flushThreshold is the output size at which a writer goroutine writes out
+// without waiting for the end of its body.
+const flushThreshold = 64 << 10
+
+// maxQueuedControl bounds the control frames (SETTINGS and PING acks,
+// resets) queued for the peer before they are written out: a peer that
+// sends them faster than it reads the answers is then cut by the write
+// timeout instead of filling memory (x/net queues 10000; one read here
+// holds at most about 1800).
+const maxQueuedControl = 1000
+
+// conn is one HTTP/2 connection. The fields above mu belong to the
+// connection's goroutine (serve); the ones below are shared with the
+// stream goroutines' writers and body readers.
+type conn struct {
+	s      *Server
+	cfg    *Config
+	nc     net.Conn
+	isTLS  bool
+	info   Conn
+	br     *bufio.Reader
+	fr     *http2.Framer
+	dec    *hpack.Decoder
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// lastStreamID is the highest stream id the client opened (changed
+	// under mu: Shutdown reads it for GOAWAY).
+	lastStreamID uint32
+	// ignoredMax is the highest stream id opened after our GOAWAY.
+	ignoredMax uint32
+	// recent holds the last stream ids opened.
+	recent  [recentIDs]uint32
+	recentN int
+	// hdr is the header block being decoded.
+	hdr headerBlock
+	// start lists the streams to hand to Serve at the end of this read:
+	// one reset within the same read never reaches the pipeline.
+	start []*stream
+	// free holds streams to reuse for requests answered inline.
+	free  []*stream
+	now   time.Time
+	abuse abuse
+	// fastW is the writer of requests answered inline.
+	fastW Writer
+	// hbuf holds a frame payload read by the loop itself (HEADERS,
+	// CONTINUATION).
+	hbuf []byte
+	// sawSettings is set once the client's first SETTINGS arrived.
+	sawSettings bool
+
+	mu sync.Mutex
+	// streams are the streams alive: open, or closed with a handler
+	// still running. Their number is the work in flight.
+	streams map[uint32]*stream
+	// open counts the streams not yet closed (RFC 9113 §5.1.2).
+	open int
+	// out holds the frames waiting for the next write; vec and mark
+	// splice in body bytes written from where they are (cleartext only).
+	out  []byte
+	vec  net.Buffers
+	mark int
+	// spare is the buffer out swaps with during a write.
+	spare    []byte
+	spareVec net.Buffers
+	enc      *hpack.Encoder
+	encBuf   appendWriter
+	intern   intern
+	// inflow is what the peer may still send on the connection;
+	// unacked what was consumed and not yet given back.
+	inflow  int64
+	unacked int64
+	// outflow is the connection's send window; peerWindow the peer's
+	// initial stream window; peerMaxFrame the largest frame it takes.
+	outflow      int64
+	peerWindow   int64
+	peerMaxFrame int
+	goingAway    bool
+	closed       bool
+	werr         error
+	// queuedControl counts control frames queued since the last write.
+	queuedControl int
+
+	// wmu is held while writing to nc, so that writes never interleave.
+	wmu sync.Mutex
+}
+
+// appendWriter is the hpack encoder's output.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func newConn(s *Server, nc net.Conn, pre []byte, isTLS bool) *conn {
+	c := &conn{
+		s:            s,
+		cfg:          &s.cfg,
+		nc:           nc,
+		isTLS:        isTLS,
+		info:         Conn{Remote: nc.RemoteAddr(), TLS: isTLS},
+		streams:      map[uint32]*stream{},
+		inflow:       connWindow,
+		outflow:      65535,
+		peerWindow:   65535,
+		peerMaxFrame: 16384,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.br = readerPool.Get().(*bufio.Reader)
+	var r io.Reader = nc
+	if len(pre) > 0 {
+		r = &preReader{pre: pre, r: nc}
+	}
+	c.br.Reset(r)
+	c.fr = http2.NewFramer(nil, c.br)
+	c.fr.SetMaxReadFrameSize(uint32(s.cfg.MaxFrameSize))
+	c.fr.SetReuseFrames()
+	c.dec = hpack.NewDecoder(4096, c.onField)
+	c.dec.SetMaxStringLength(s.cfg.MaxHeaderListSize)
+	c.enc = hpack.NewEncoder(&c.encBuf)
+	c.intern.init()
+	c.fastW.c = c
+	return c
+}
+
+// preReader gives back the bytes the listener read while sniffing.
+type preReader struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *preReader) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// connError ends the connection with GOAWAY code.
+type connError struct {
+	code   http2.ErrCode
+	reason string // the metric name; "" counts nothing
+}
+
+func (e connError) Error() string { return "h2: connection error " + e.code.String() + " " + e.reason }
+
+var errIdle = errors.New("h2: idle")
+
+// serve runs the connection: the preface, then frames until the peer goes,
+// a connection error, shutdown or idleness ends it.
+func (c *conn) serve() {
+	defer c.teardown()
+	c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+	var pre [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, pre[:]); err != nil || string(pre[:]) != http2.ClientPreface {
+		// Not HTTP/2: nothing sensible can be answered (RFC 9113 §3.4).
+		c.cfg.Count("bad_preface")
+		return
+	}
+	c.now = time.Now()
+	c.mu.Lock()
+	c.out = appendSettings(c.out, c.cfg)
+	c.out = appendWindowUpdate(c.out, 0, connWindow-65535)
+	c.mu.Unlock()
+	if c.flush() != nil {
+		return
+	}
+	for {
+		if !c.frameReady() {
+			c.endBatch()
+			if err := c.waitRead(); err != nil {
+				c.finish(err)
+				return
+			}
+		}
+		if err := c.readFrame(); err != nil {
+			c.finish(err)
+			return
+		}
+		c.mu.Lock()
+		many := c.queuedControl > maxQueuedControl
+		c.mu.Unlock()
+		if many {
+			c.flush()
+		}
+	}
+}
+
+// frameReady reports whether a whole frame is buffered, so that handling
+// it needs no read: the batch goes on.
+func (c *conn) frameReady() bool {
+	n := c.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := c.br.Peek(9)
+	return n >= 9+int(uint32(h[0])<<16|uint32(h[1])<<8|uint32(h[2]))
+}
+
+// endBatch starts the streams that must wait and writes out everything the
+// last read produced, in one write.
+func (c *conn) endBatch() {
+	for i, st := range c.start {
+		c.start[i] = nil
+		c.startStream(st)
+	}
+	c.start = c.start[:0]
+	c.flush()
+}
+
+// waitRead sets the read deadline for the wait ahead and fills the read
+// buffer: idle_timeout when no stream is at work, the first stalled
+// stream's write_timeout otherwise. A timeout that only ends stalled
+// streams is handled here and the wait goes on.
+func (c *conn) waitRead() error {
+	for {
+		c.mu.Lock()
+		if c.goingAway && len(c.streams) == 0 || c.werr != nil {
+			c.mu.Unlock()
+			return errIdle
+		}
+		idle := len(c.streams) == 0
+		deadline := time.Time{}
+		if idle {
+			deadline = time.Now().Add(c.cfg.IdleTimeout)
+		} else {
+			for _, st := range c.streams {
+				if st.stalled() && (deadline.IsZero() || st.stalledSince.Before(deadline)) {
+					deadline = st.stalledSince
+				}
+			}
+			if !deadline.IsZero() {
+				deadline = deadline.Add(c.cfg.WriteTimeout)
+			}
+		}
+		c.nc.SetReadDeadline(deadline)
+		c.mu.Unlock()
+		_, err := c.br.Peek(1)
+		c.now = time.Now()
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		c.mu.Lock()
+		shutdown := c.goingAway
+		idle = len(c.streams) == 0
+		c.resetStalled()
+		c.mu.Unlock()
+		if idle && !shutdown {
+			c.cfg.Count("idle_timeout")
+			return errIdle
+		}
+		c.flush()
+	}
+}
+
+// finish ends the connection after err: GOAWAY with the code of a
+// connection error, NO_ERROR when idle or shutting down, nothing when the
+// peer is gone.
+func (c *conn) finish(err error) {
+	var ce connError
+	switch {
+	case errors.As(err, &ce):
+		if ce.reason != "" {
+			c.cfg.Count(ce.reason)
+		}
+		c.goAway(ce.code)
+	case err == errIdle:
+		c.goAway(http2.ErrCodeNo)
+	default:
+		return
+	}
+	c.flush()
+	c.linger()
+}
+
+// linger shuts the write side and reads what the peer still sends, for a
+// second at most, so that the GOAWAY is read before a TCP reset could
+// discard it.
+func (c *conn) linger() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.nc.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(c.br, 256<<10))
+}
+
+// teardown closes the connection and tells every stream still at work.
+func (c *conn) teardown() {
+	c.mu.Lock()
+	c.closed = true
+	for _, st := range c.streams {
+		st.wakeAll(errConnClosed)
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.nc.Close()
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+}
+
+// startShutdown sends GOAWAY with the last stream id: the streams opened so
+// far finish, newer ones are refused, and the connection closes when its
+// last stream ends.
+func (c *conn) startShutdown() {
+	c.mu.Lock()
+	if c.goingAway {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.goAway(http2.ErrCodeNo)
+	c.flush()
+	// Wake the loop: if nothing is at work it ends now.
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// goAway queues GOAWAY once.
+func (c *conn) goAway(code http2.ErrCode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goingAway && code == http2.ErrCodeNo {
+		return
+	}
+	c.goingAway = true
+	c.out = appendGoAway(c.out, c.lastStreamIDLocked(), code)
+}
+
+// lastStreamIDLocked reads lastStreamID for GOAWAY; Shutdown calls it from
+// another goroutine, under mu, which the loop holds when it changes it.
+func (c *conn) lastStreamIDLocked() uint32 { return c.lastStreamID }
+
+// flush writes out the queued frames, in one write. Any goroutine may
+// call it.
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if c.werr != nil {
+		err := c.werr
+		c.mu.Unlock()
+		return err
+	}
+	if len(c.out) == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	buf, vec := c.out, c.vec
+	if len(vec) > 0 {
+		vec = append(vec, buf[c.mark:])
+	}
+	c.out, c.vec, c.mark = c.spare[:0], c.spareVec[:0], 0
+	c.spare, c.spareVec = nil, nil
+	c.queuedControl = 0
+	c.mu.Unlock()
+
+	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	var err error
+	if len(vec) > 0 {
+		keep := vec
+		_, err = vec.WriteTo(c.nc)
+		clear(keep)
+		vec = keep[:0]
+	} else {
+		_, err = c.nc.Write(buf)
+	}
+	c.mu.Lock()
+	c.spare, c.spareVec = buf[:0], vec
+	if err != nil && c.werr == nil {
+		// A peer that does not take its bytes within write_timeout, or
+		// is gone: the loop sees the closed conn and ends.
+		c.werr = err
+		c.nc.Close()
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// appendBody appends body bytes for a DATA frame: written from where they
+// are when the writer allows it and they are large, copied otherwise. TLS
+// copies anyway while encrypting, and one buffer makes fewer records.
+func (c *conn) appendBody(p []byte, inPlace bool) {
+	if inPlace && !c.isTLS && len(p) >= 2048 {
+		c.vec = append(c.vec, c.out[c.mark:], p)
+		c.mark = len(c.out)
+		return
+	}
+	c.out = append(c.out, p...)
+}
+
+var errConnClosed = errors.New("h2: connection closed")
+
+// Frame encoding. Every append holds mu.
+
+func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
+	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),
+		byte(id>>24), byte(id>>16), byte(id>>8), byte(id))
+}
+
+func appendSettings(b []byte, cfg *Config) []byte {
+	settings := [...]struct {
+		id  http2.SettingID
+		val uint32
+	}{
+		{http2.SettingMaxConcurrentStreams, uint32(cfg.MaxConcurrentStreams)},
+		{http2.SettingInitialWindowSize, streamWindow},
+		{http2.SettingMaxFrameSize, uint32(cfg.MaxFrameSize)},
+		{http2.SettingMaxHeaderListSize, uint32(cfg.MaxHeaderListSize)},
+		{http2.SettingEnablePush, 0},
+	}
+	b = appendFrameHeader(b, 6*len(settings), http2.FrameSettings, 0, 0)
+	for _, s := range settings {
+		b = append(b, byte(s.id>>8), byte(s.id))
+		b = binary.BigEndian.AppendUint32(b, s.val)
+	}
+	return b
+}
+
+func appendWindowUpdate(b []byte, id uint32, inc int64) []byte {
+	b = appendFrameHeader(b, 4, http2.FrameWindowUpdate, 0, id)
+	return binary.BigEndian.AppendUint32(b, uint32(inc))
+}
+
+func appendRST(b []byte, id uint32, code http2.ErrCode) []byte {
+	b = appendFrameHeader(b, 4, http2.FrameRSTStream, 0, id)
+	return binary.BigEndian.AppendUint32(b, uint32(code))
+}
+
+func appendGoAway(b []byte, last uint32, code http2.ErrCode) []byte {
+	b = appendFrameHeader(b, 8, http2.FrameGoAway, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, last)
+	return binary.BigEndian.AppendUint32(b, uint32(code))
+}
