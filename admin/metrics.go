@@ -317,6 +317,9 @@ type PoolStats struct {
 	Active     int  // connections leased to requests
 	Open       int  // connections open, leased or idle
 	Queued     int  // requests waiting for a connection
+	// BufferFileErrors counts temp files for response buffering that
+	// could not be made or written.
+	BufferFileErrors int64
 }
 
 // SetPoolStatsFunc makes /metrics report pool through f, called once per
@@ -356,7 +359,7 @@ func index(values []string, v string) int {
 // poolCollector reads each pool's state when scraped, so the request path
 // never updates a gauge.
 type poolCollector struct {
-	queue, servers, allFailing, conns *prometheus.Desc
+	queue, servers, allFailing, conns, fileErrs *prometheus.Desc
 	// mu guards funcs, which a reload replaces while a scrape reads.
 	mu    sync.Mutex
 	funcs map[string]func() PoolStats
@@ -368,6 +371,7 @@ func newPoolCollector() *poolCollector {
 		servers:    prometheus.NewDesc("accel_upstream_servers", "Servers of the pool by state: configured, ejected (passive health), down (active checks).", []string{"pool", "state"}, nil),
 		allFailing: prometheus.NewDesc("accel_upstream_all_failing", "1 while every server of the pool is ejected or down and requests go to all of them.", []string{"pool"}, nil),
 		conns:      prometheus.NewDesc("accel_upstream_connections", "Origin connections of the pool: active (leased to a request) and open (leased or idle).", []string{"pool", "state"}, nil),
+		fileErrs:   prometheus.NewDesc("accel_upstream_buffer_file_errors_total", "Temp files for response buffering that could not be made or written; each starts 10s of memory-only buffering.", []string{"pool"}, nil),
 		funcs:      map[string]func() PoolStats{},
 	}
 }
@@ -403,6 +407,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.servers
 	ch <- c.allFailing
 	ch <- c.conns
+	ch <- c.fileErrs
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -421,6 +426,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.allFailing, failing, pool)
 		gauge(c.conns, s.Active, pool, "active")
 		gauge(c.conns, s.Open, pool, "open")
+		ch <- prometheus.MustNewConstMetric(c.fileErrs, prometheus.CounterValue, float64(s.BufferFileErrors), pool)
 	}
 }
 

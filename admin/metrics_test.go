@@ -92,7 +92,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	m.IncPurge("tags")
 	m.IncAllFailing("web")
 	m.SetPoolStatsFunc("web", func() PoolStats {
-		return PoolStats{Servers: 3, Ejected: 2, Down: 1, AllFailing: true, Active: 4, Open: 6, Queued: 3}
+		return PoolStats{Servers: 3, Ejected: 2, Down: 1, AllFailing: true, Active: 4, Open: 6, Queued: 3, BufferFileErrors: 5}
 	})
 	m.SetCacheStatsFunc(func() CacheStats {
 		return CacheStats{MemoryObjects: 4, MemoryBytes: 400, DiskObjects: 9, DiskBytes: 900, Evictions: 2, CoalescedWaiters: 6}
@@ -122,6 +122,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"accel_upstream_all_failing_total", map[string]string{"pool": "web"}, 1},
 		{"accel_upstream_connections", map[string]string{"pool": "web", "state": "active"}, 4},
 		{"accel_upstream_connections", map[string]string{"pool": "web", "state": "open"}, 6},
+		{"accel_upstream_buffer_file_errors_total", map[string]string{"pool": "web"}, 5},
 		{"accel_tls_handshakes_total", map[string]string{"type": "resumed"}, 1},
 		{"accel_tls_handshakes_total", map[string]string{"type": "full"}, 2},
 		{"accel_tls_session_store_errors_total", nil, 1},

@@ -9,6 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -348,5 +352,159 @@ func TestInterimResponsesSkipped(t *testing.T) {
 	resp, body, err := fetch(p, get("/"))
 	if err != nil || resp.Head.Status != 200 || string(body) != "ok" || resp.Head.Fields.Has("Link") {
 		t.Fatalf("status %v, body %q, err %v", resp, body, err)
+	}
+}
+
+// bodyOrigin serves size pattern bytes on every request and reports each
+// handler's end on done.
+func bodyOrigin(t *testing.T, size int64, done chan<- struct{}) *origin {
+	return startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		io.CopyN(w, &pattern{}, size)
+		done <- struct{}{}
+	})
+}
+
+func patternSum(size int64) uint32 {
+	h := crc32.NewIEEE()
+	io.CopyN(h, &pattern{}, size)
+	return h.Sum32()
+}
+
+// waitIdle waits, bounded, until no connection of p is leased.
+func waitIdle(t *testing.T, p *Pool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Active != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a connection is still leased: %+v", p.Stats())
+		}
+	}
+}
+
+// A reader that takes nothing does not hold the origin connection: the
+// body is read into memory and a temp file at the origin's pace, and the
+// connection goes back to the pool, where the next request finds it.
+func TestSlowReaderFreesConnection(t *testing.T) {
+	for _, size := range []int64{256 << 10, 4 << 20} {
+		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
+			done := make(chan struct{}, 2)
+			o := bodyOrigin(t, size, done)
+			dir := t.TempDir()
+			p := newTestPool(t, Config{Servers: servers(o), BufferMemory: 64 << 10, TempDir: dir})
+			resp, err := p.Do(context.Background(), get("/big"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			waitIdle(t, p)
+			if s := p.Stats(); s.Open != 1 {
+				t.Fatalf("after the origin finished: %+v, want its connection idle in the pool", s)
+			}
+			if _, _, err := fetch(p, get("/other")); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			if n := o.accepts.Load(); n != 1 {
+				t.Errorf("origin accepted %d connections, want 1: the slow body's was reused", n)
+			}
+			h := crc32.NewIEEE()
+			n, err := io.Copy(h, resp.Body)
+			resp.Body.Close()
+			if err != nil || n != size || h.Sum32() != patternSum(size) {
+				t.Fatalf("body %d bytes, err %v, intact %v", n, err, h.Sum32() == patternSum(size))
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("temp files left: %v", left)
+			}
+		})
+	}
+}
+
+// Closing a body the pump is still reading closes the origin connection
+// and frees the lease.
+func TestSpoolCloseEarly(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		io.CopyN(w, &pattern{}, 1000)
+		w.(http.Flusher).Flush()
+		<-hold
+	})
+	p := newTestPool(t, Config{Servers: servers(o)})
+	resp, err := p.Do(context.Background(), get("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := p.Stats(); s.Active != 0 || s.Open != 0 {
+		t.Errorf("after closing a body mid-way: %+v", s)
+	}
+}
+
+// tinyDisk mounts a 64 KiB tmpfs for the test, or skips where mounting is
+// not allowed.
+func tinyDisk(t *testing.T) string {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	return dir
+}
+
+// A temp directory that cannot take the body (full, or not a directory)
+// costs buffering, not the response: the body completes at the reader's
+// pace, and the failure is reported once per back-off, not per response.
+func TestSpoolTempDirFailures(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		dir  func(*testing.T) string
+	}{
+		{"not a directory", func(*testing.T) string { return notDir }},
+		{"full", tinyDisk},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const size = 1 << 20
+			done := make(chan struct{}, 3)
+			o := bodyOrigin(t, size, done)
+			var reported atomic.Int64
+			p := newTestPool(t, Config{
+				Servers:           servers(o),
+				BufferMemory:      16 << 10,
+				TempDir:           tc.dir(t),
+				OnBufferFileError: func(error) { reported.Add(1) },
+			})
+			for i := range 2 {
+				resp, err := p.Do(context.Background(), get("/big"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Let the pump meet the disk before the reader starts.
+				for deadline := time.Now().Add(10 * time.Second); p.Stats().BufferFileErrors == 0; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("no temp file failure seen")
+					}
+				}
+				h := crc32.NewIEEE()
+				n, err := io.Copy(h, resp.Body)
+				resp.Body.Close()
+				<-done
+				if err != nil || n != size || h.Sum32() != patternSum(size) {
+					t.Fatalf("response %d: %d bytes, err %v", i, n, err)
+				}
+			}
+			if n := reported.Load(); n != 1 {
+				t.Errorf("%d failures reported for two responses within the back-off, want 1", n)
+			}
+			waitIdle(t, p)
+		})
 	}
 }

@@ -67,13 +67,15 @@ type call struct {
 	chunks parser.ChunkedReader
 	keep   bool // the connection may carry another request after this one
 
-	body responseBody
+	body  responseBody
+	spool spool // when the pool buffers the body
 }
 
 var calls = sync.Pool{New: func() any {
 	c := &call{lc: newLeasedConn()}
 	c.interruptFn = c.interrupt
 	c.body.c = c
+	c.spool.cond.L = &c.spool.mu
 	return c
 }}
 
@@ -107,6 +109,14 @@ func (c *call) free() {
 		c.wbuf = nil // one huge head must not pin its buffer for ever
 	}
 	calls.Put(c)
+}
+
+// holdsConn reports whether the body still has its connection, that is,
+// whether the origin has more to send.
+func (c *call) holdsConn() bool {
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	return c.conn != nil
 }
 
 // interrupt unblocks whatever uses the connection by closing it, unless it

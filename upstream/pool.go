@@ -3,8 +3,10 @@ package upstream
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -67,6 +69,24 @@ type Config struct {
 	FailThreshold int
 	FailWindow    time.Duration
 	Cooldown      time.Duration
+	// BufferMemory is the memory a response body is read into ahead of
+	// its reader, per response; default 64 KiB (nginx's proxy_buffers on
+	// x86-64). Beyond it the body goes to a temp file of at most
+	// BufferFile bytes (default 1 GiB, nginx's proxy_max_temp_file_size;
+	// negative: none) in TempDir (default the system's). So the origin
+	// connection is free as soon as the origin sent the body, however
+	// slowly the client takes it; past both bounds the body moves at the
+	// client's pace. Negative BufferMemory turns buffering off: bodies
+	// stream straight from the connection.
+	BufferMemory int
+	BufferFile   int64
+	TempDir      string
+	// OnBufferFileError is called when a temp file cannot be made or
+	// written (a full or read-only disk). The pool then keeps off its
+	// temp directory for 10s, buffering in memory only; the response
+	// in flight completes.
+	OnBufferFileError func(err error)
+
 	// HealthPath, when set, is fetched with GET from every server each
 	// HealthInterval (default 5s); an error or a status outside 2xx/3xx marks
 	// the server down until a check passes.
@@ -178,6 +198,15 @@ func (c *Config) Validate() error {
 	if c.Retries == 0 {
 		c.Retries = 2
 	}
+	if c.BufferMemory == 0 {
+		c.BufferMemory = 64 << 10
+	}
+	if c.BufferFile == 0 {
+		c.BufferFile = 1 << 30
+	}
+	if c.TempDir == "" {
+		c.TempDir = os.TempDir()
+	}
 	if c.HealthPath != "" && c.HealthPath[0] != '/' {
 		return field("health_path", fmt.Sprintf("%q must start with /", c.HealthPath))
 	}
@@ -223,6 +252,11 @@ type Pool struct {
 	// each request may go to any of them, as nginx does when all servers
 	// of an upstream have failed and Envoy below its panic threshold.
 	failing bool
+
+	// fileOffUntil is the UnixNano time until which responses buffer in
+	// memory only, after a temp file failed; fileErrors counts those.
+	fileOffUntil atomic.Int64
+	fileErrors   atomic.Int64
 
 	// stopChecks stops the active checks and waits for them; nil without a
 	// HealthPath.
@@ -271,12 +305,15 @@ type Stats struct {
 	Active     int // connections leased to requests
 	Open       int // connections open, leased or idle
 	Queued     int // requests waiting for a connection
+	// BufferFileErrors counts the temp files that could not be made or
+	// written (each starts a while of memory-only buffering).
+	BufferFileErrors int64
 }
 
 // Stats reads the pool's state.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
-	st := Stats{Servers: len(p.servers), AllFailing: p.failing, Queued: len(p.waiters)}
+	st := Stats{Servers: len(p.servers), AllFailing: p.failing, Queued: len(p.waiters), BufferFileErrors: p.fileErrors.Load()}
 	for _, s := range p.servers {
 		if s.ejected {
 			st.Ejected++

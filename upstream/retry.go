@@ -76,6 +76,9 @@ func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody
 	case err == nil:
 		status = resp.Head.Status
 		p.report(l, success)
+		if p.cfg.BufferMemory > 0 && c.holdsConn() {
+			p.startSpool(c)
+		}
 	case ctx.Err() != nil || errors.Is(err, ErrRequestBody):
 		p.report(l, neutral)
 		p.release(s)
