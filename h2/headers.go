@@ -127,9 +127,10 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 }
 
 func (c *conn) onContinuation(fh http2.FrameHeader, p []byte) error {
-	if len(p) == 0 {
-		// An empty CONTINUATION moves nothing: a flood of them is cut
-		// by the idle-frame budget.
+	if len(p) < 1024 {
+		// A small CONTINUATION moves next to nothing (one ends most long
+		// blocks, refunded with the request): a flood of them is cut by
+		// the idle-frame budget before the block's byte bound.
 		if err := c.idleFrame(); err != nil {
 			return err
 		}
