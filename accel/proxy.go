@@ -75,6 +75,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	}
 	head := forwardHead(req, host, target, ex)
 	retryable := idempotent(req.Method, route.RetryUnsafe)
+	client := addrOf(ex.remote)
 	var bodySent atomic.Bool
 	fetch := func(ctx context.Context, h *parser.Request) (*cache.Response, error) {
 		if err := ctx.Err(); err != nil {
@@ -98,9 +99,19 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		if pool == nil {
 			pool = st.pools[route.Pool]
 		}
+		limit := g.cfg.Limits.OriginFetchesPerClient
+		if !s.fetches.acquire(client, limit) {
+			g.release()
+			s.metrics.IncRejection("origin_fetches_per_client")
+			return nil, errClientLimit
+		}
+		done := func() {
+			s.fetches.release(client, limit)
+			g.release()
+		}
 		resp, err := pool.Do(ctx, &ureq)
 		if err != nil {
-			g.release()
+			done()
 			// The log names the server whose try failed, when one did.
 			if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
 				server.Store(&ue.Server)
@@ -113,7 +124,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			Status:        resp.Head.Status,
 			Fields:        stripHopByHop(resp.Head.Fields),
 			ContentLength: resp.Head.ContentLength,
-			Body:          &pinnedBody{ReadCloser: resp.Body, st: g},
+			Body:          &pinnedBody{ReadCloser: resp.Body, done: done},
 		}, nil
 	}
 
@@ -135,16 +146,17 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	}
 }
 
-// pinnedBody holds a config generation until the origin body is closed.
+// pinnedBody holds a config generation and the client's fetch count until
+// the origin body is closed.
 type pinnedBody struct {
 	io.ReadCloser
-	st   *state
+	done func()
 	once sync.Once
 }
 
 func (b *pinnedBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.st.release)
+	b.once.Do(b.done)
 	return err
 }
 
@@ -198,6 +210,9 @@ func writeUpstreamError(w responseWriter, err error) {
 	var fields parser.Fields
 	msg := "the origin could not be reached"
 	switch {
+	case errors.Is(err, errClientLimit):
+		status, msg = 503, "too many requests from this address are waiting for the origin"
+		fields = append(fields, parser.Field{Name: []byte("Retry-After"), Value: []byte("1")})
 	case errors.Is(err, upstream.ErrRequestBody):
 		msg = "the request body could not be read"
 	case status == 504:

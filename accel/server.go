@@ -36,6 +36,9 @@ type Server struct {
 	sessions *tlsstore.Store
 	admin    *admin.Server
 
+	// fetches bounds the origin fetches of each client address.
+	fetches fetchLimiter
+
 	listeners []*listener
 	draining  atomic.Bool
 	// conns counts client connections being served, for a graceful stop.
@@ -118,6 +121,9 @@ func (s *Server) poolConfig(p policy.Pool) upstream.Config {
 		}
 		s.log.Warn("origin server recovered; the pool leaves its all-failing state", "pool", p.Name, "server", server)
 	}
+	uc.OnBufferFileError = func(err error) {
+		s.log.Warn("response buffering: no temp file; buffering in memory only for 10s", "pool", p.Name, "dir", uc.TempDir, "err", err)
+	}
 	return uc
 }
 
@@ -141,13 +147,27 @@ func poolConfig(p policy.Pool) upstream.Config {
 		HealthInterval:    p.Health.Interval.D(),
 	}
 	// Unset keeps upstream's default (2); upstream spells "none" as a
-	// negative count, since its zero means the default.
+	// negative count, since its zero means the default. So do the buffer
+	// sizes.
 	if p.Retries != nil {
 		uc.Retries = *p.Retries
 		if uc.Retries == 0 {
 			uc.Retries = -1
 		}
 	}
+	if m := p.Buffer.Memory; m != nil {
+		uc.BufferMemory = int(*m)
+		if *m == 0 {
+			uc.BufferMemory = -1
+		}
+	}
+	if f := p.Buffer.MaxTempFile; f != nil {
+		uc.BufferFile = int64(*f)
+		if *f == 0 {
+			uc.BufferFile = -1
+		}
+	}
+	uc.TempDir = p.Buffer.TempDir
 	for _, sv := range p.Servers {
 		uc.Servers = append(uc.Servers, upstream.ServerConfig{Addr: sv.Address, Weight: sv.Weight})
 	}

@@ -129,6 +129,15 @@ type Limits struct {
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection with no request; 75s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// OriginFetchesPerClient bounds the origin fetches one client address
+	// has under way at once, from the request to the end of its response
+	// body; one more is answered 503 with Retry-After, as HAProxy's
+	// connection limits answer. Default 0: no limit, as in nginx
+	// (limit_conn) and HAProxy, since behind a load balancer or a CDN
+	// every client has the same few addresses. Response buffering already
+	// keeps slow readers off the origin connections; this bounds what one
+	// address may take of the queue and the buffers.
+	OriginFetchesPerClient int `yaml:"origin_fetches_per_client"`
 }
 
 // Pool is a group of origin servers and how to use them.
@@ -151,6 +160,21 @@ type Pool struct {
 	FailWindow    Duration `yaml:"fail_window"`
 	Cooldown      Duration `yaml:"cooldown"`
 	Health        Health   `yaml:"health"`
+	Buffer        Buffer   `yaml:"buffer"`
+}
+
+// Buffer is how a response body is read from the origin ahead of a slow
+// client, as nginx's proxy buffering does: into memory, then a temp file,
+// so that the origin connection is free once the origin finished.
+type Buffer struct {
+	// Memory per response; unset means 64KiB, 0 turns buffering off
+	// (bodies move at the client's pace, holding their origin connection).
+	Memory *ByteSize `yaml:"memory"`
+	// MaxTempFile bounds the temp file of one response; unset means 1GiB,
+	// 0 means memory only.
+	MaxTempFile *ByteSize `yaml:"max_temp_file"`
+	// TempDir holds the (unlinked) temp files; default the system's.
+	TempDir string `yaml:"temp_dir"`
 }
 
 // Server is one origin server of a pool.
@@ -411,6 +435,9 @@ func (c *Config) resolvePaths(base string) {
 	}
 	abs(&c.Cache.Dir)
 	abs(&c.TLSSessions.Dir)
+	for i := range c.Pools {
+		abs(&c.Pools[i].Buffer.TempDir)
+	}
 }
 
 func setSize(v *ByteSize, d ByteSize) {
@@ -533,6 +560,9 @@ func (c *Config) validate(root *yaml.Node) error {
 			k.failf(append(p, "http2", "max_idle_frames"), "must not be negative")
 		}
 	}
+	if c.Limits.OriginFetchesPerClient < 0 {
+		k.failf([]any{"limits", "origin_fetches_per_client"}, "is negative")
+	}
 	if c.Limits.MaxTargetBytes > c.Limits.MaxHeadBytes {
 		k.failf([]any{"limits", "max_target_bytes"}, "is larger than max_head_bytes")
 	}
@@ -563,6 +593,14 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		if p.Health.Path != "" && !strings.HasPrefix(p.Health.Path, "/") {
 			k.failf(append(pp, "health", "path"), "%q does not start with /", p.Health.Path)
+		}
+		if m := p.Buffer.Memory; m != nil && *m > 64<<20 {
+			k.failf(append(pp, "buffer", "memory"), "%d is over 64MiB per response", *m)
+		}
+		if d := p.Buffer.TempDir; d != "" {
+			if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+				k.failf(append(pp, "buffer", "temp_dir"), "%q is not a directory", d)
+			}
 		}
 	}
 	if len(c.Routes) == 0 {
