@@ -15,7 +15,7 @@ var _ h2.Handler = h2Handler{}
 
 // ServeFast answers on the connection's goroutine what needs no waiting.
 // The pipeline has no such fast path yet: every request goes to Serve.
-func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c h2.Conn) bool {
+func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool {
 	return false
 }
 

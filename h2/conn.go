@@ -88,11 +88,10 @@ type conn struct {
 	vec  net.Buffers
 	mark int
 	// spare is the buffer out swaps with during a write.
-	spare    []byte
-	spareVec net.Buffers
-	enc      *hpack.Encoder
-	encBuf   appendWriter
-	intern   intern
+	spare  []byte
+	enc    *hpack.Encoder
+	encBuf appendWriter
+	intern intern
 	// inflow is what the peer may still send on the connection;
 	// unacked what was consumed and not yet given back.
 	inflow  int64
@@ -108,8 +107,10 @@ type conn struct {
 	// queuedControl counts control frames queued since the last write.
 	queuedControl int
 
-	// wmu is held while writing to nc, so that writes never interleave.
-	wmu sync.Mutex
+	// wmu is held while writing to nc, so that writes never interleave;
+	// it guards wvec, the segments being written.
+	wmu  sync.Mutex
+	wvec net.Buffers
 }
 
 // appendWriter is the hpack encoder's output.
@@ -378,27 +379,30 @@ func (c *conn) flush() error {
 		c.mu.Unlock()
 		return nil
 	}
-	buf, vec := c.out, c.vec
-	if len(vec) > 0 {
-		vec = append(vec, buf[c.mark:])
+	buf := c.out
+	// The spliced segments move to wvec, owned by the writer (wmu), so
+	// that writing them costs no allocation.
+	c.wvec, c.vec = c.vec, c.wvec[:0]
+	if len(c.wvec) > 0 {
+		c.wvec = append(c.wvec, buf[c.mark:])
 	}
-	c.out, c.vec, c.mark = c.spare[:0], c.spareVec[:0], 0
-	c.spare, c.spareVec = nil, nil
+	c.out, c.mark = c.spare[:0], 0
+	c.spare = nil
 	c.queuedControl = 0
 	c.mu.Unlock()
 
 	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	var err error
-	if len(vec) > 0 {
-		keep := vec
-		_, err = vec.WriteTo(c.nc)
+	if len(c.wvec) > 0 {
+		keep := c.wvec
+		_, err = c.wvec.WriteTo(c.nc)
 		clear(keep)
-		vec = keep[:0]
+		c.wvec = keep[:0]
 	} else {
 		_, err = c.nc.Write(buf)
 	}
 	c.mu.Lock()
-	c.spare, c.spareVec = buf[:0], vec
+	c.spare = buf[:0]
 	if err != nil && c.werr == nil {
 		// A peer that does not take its bytes within write_timeout, or
 		// is gone: the loop sees the closed conn and ends.

@@ -430,7 +430,7 @@ func (c *conn) newRequest() error {
 	}
 	if h.endStream {
 		c.fastW.reset(st, true, isHead)
-		if c.s.h.ServeFast(req, &c.fastW, c.info) {
+		if c.s.h.ServeFast(req, &c.fastW, &c.info) {
 			c.finishInline(st)
 			return nil
 		}

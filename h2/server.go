@@ -98,6 +98,10 @@ func setDur(p *time.Duration, v time.Duration) {
 type Conn struct {
 	Remote net.Addr
 	TLS    bool
+	// Fast is the handler's own, for the requests ServeFast answers on
+	// the connection's goroutine (state it reuses from one to the next);
+	// h2 never touches it.
+	Fast any
 }
 
 // Handler is the pipeline as the HTTP/2 front needs it.
@@ -108,7 +112,7 @@ type Handler interface {
 	// gives w.Write must stay unchanged until the stream ends (stored
 	// bodies are immutable): they may be written from where they are. Only
 	// requests without a body are offered to ServeFast.
-	ServeFast(req *parser.Request, w *Writer, c Conn) bool
+	ServeFast(req *parser.Request, w *Writer, c *Conn) bool
 	// Serve runs in a goroutine of its own for a request that must wait
 	// (an origin fetch, a request body, a coalesced waiter). body is nil
 	// when the request has none. ctx ends when the stream is reset by

@@ -269,7 +269,7 @@ func (c *conn) startStream(st *stream) {
 				st.w.Abort()
 			}
 		}()
-		c.s.h.Serve(ctx, &st.req, body, &st.w, c.info)
+		c.s.h.Serve(ctx, &st.req, body, &st.w, Conn{Remote: c.info.Remote, TLS: c.info.TLS})
 	}()
 }
 

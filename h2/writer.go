@@ -56,7 +56,7 @@ func (w *Writer) WriteHead(status int, fields parser.Fields) error {
 		w.err = errStreamReset
 		return w.err
 	}
-	c.writeHeadersLocked(w.st.id, status, fields, w.length, end)
+	c.writeHeadersLocked(w.st.id, status, fields, nil, w.length, end)
 	if end {
 		w.ended = true
 		c.endLocalLocked(w.st)
@@ -176,6 +176,50 @@ func (w *Writer) writeWait(p []byte, end bool) error {
 	}
 }
 
+// WriteStored sends a whole response whose body is at hand, a stored one:
+// status, fields then extra as the head, a content-length of len(body),
+// then body unless the request was HEAD. wire (the fields in HTTP/1 form)
+// is of no use to HTTP/2. The fields are encoded before it returns; body,
+// which never changes once stored, may be written from where it is.
+func (w *Writer) WriteStored(status int, fields parser.Fields, wire []byte, extra parser.Fields, body []byte) error {
+	if w.wroteHead {
+		return errHeadTwice
+	}
+	w.wroteHead = true
+	w.length = int64(len(body))
+	w.noBody = w.head || !bodyAllowed(status)
+	end := w.noBody || len(body) == 0
+	c, st := w.c, w.st
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.closed {
+		w.err = errStreamReset
+		return w.err
+	}
+	c.writeHeadersLocked(st.id, status, fields, extra, w.length, end)
+	if end {
+		w.ended = true
+		c.endLocalLocked(st)
+		return nil
+	}
+	w.written, w.ended = w.length, true
+	n := c.sendDataLocked(st, body, true, w.inline)
+	if n == len(body) {
+		return nil
+	}
+	if w.inline {
+		st.pending, st.pendingEnd = body[n:], true
+		return nil
+	}
+	c.mu.Unlock()
+	err := w.writeWait(body[n:], true)
+	c.mu.Lock()
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
 // Flush pushes what was written to the client. Inline, the end of the
 // read does it for every stream at once.
 func (w *Writer) Flush() error {
@@ -231,10 +275,17 @@ var errorFields = parser.Fields{{Name: []byte("content-type"), Value: []byte("te
 
 // writeHeadersLocked encodes a response head into HEADERS and, past the
 // peer's frame size, CONTINUATION frames.
-func (c *conn) writeHeadersLocked(id uint32, status int, fields parser.Fields, length int64, end bool) {
+func (c *conn) writeHeadersLocked(id uint32, status int, fields, extra parser.Fields, length int64, end bool) {
 	c.encBuf.b = c.encBuf.b[:0]
 	c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
-	hasDate := false
+	hasDate := c.encodeFieldsLocked(fields, false)
+	hasDate = c.encodeFieldsLocked(extra, hasDate)
+	c.appendHeaderFramesLocked(id, status, hasDate, length, end)
+}
+
+// encodeFieldsLocked encodes response fields, reporting whether a Date
+// was among them (or hasDate already).
+func (c *conn) encodeFieldsLocked(fields parser.Fields, hasDate bool) bool {
 	for _, f := range fields {
 		name := c.intern.lower(f.Name)
 		if connectionSpecific(name) {
@@ -246,6 +297,12 @@ func (c *conn) writeHeadersLocked(id uint32, status int, fields parser.Fields, l
 		hasDate = hasDate || name == "date"
 		c.enc.WriteField(hpack.HeaderField{Name: name, Value: c.intern.str(f.Value, volatile), Sensitive: volatile})
 	}
+	return hasDate
+}
+
+// appendHeaderFramesLocked finishes the head: content-length, Date when
+// the fields had none, then the frames.
+func (c *conn) appendHeaderFramesLocked(id uint32, status int, hasDate bool, length int64, end bool) {
 	if length >= 0 && bodyAllowed(status) {
 		c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: c.intern.int(length)})
 	}

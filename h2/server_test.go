@@ -1,0 +1,77 @@
+package h2
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// A stored body larger than the client's window goes out as the window
+// opens, from where it is stored, byte for byte, and the stream ends
+// after its last byte.
+func TestH2StoredBodyFollowsWindow(t *testing.T) {
+	h := newStoredHit()
+	h.body = make([]byte, 200<<10)
+	for i := range h.body {
+		h.body[i] = byte(i * 7)
+	}
+	addr := serveLoopback(t, h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	var got []byte
+	var status, length string
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			status, length = f.PseudoValue("status"), ""
+			for _, hf := range f.Fields {
+				if hf.Name == "content-length" {
+					length = hf.Value
+				}
+			}
+		case *http2.DataFrame:
+			if len(f.Data()) > 1000 {
+				t.Fatalf("DATA of %d bytes with a 1000-byte window", len(f.Data()))
+			}
+			got = append(got, f.Data()...)
+			if f.StreamEnded() {
+				if status != "200" || length != "204800" {
+					t.Errorf("head: status %s, content-length %s", status, length)
+				}
+				if !bytes.Equal(got, h.body) {
+					t.Fatalf("body differs from the stored one (%d bytes, want %d)", len(got), len(h.body))
+				}
+				return
+			}
+			if n := uint32(len(f.Data())); n > 0 {
+				fr.WriteWindowUpdate(1, n)
+				fr.WriteWindowUpdate(0, n)
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("server sent %v", f)
+		}
+	}
+}
