@@ -2,6 +2,7 @@ package accel
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -320,7 +321,8 @@ func TestH2RapidReset(t *testing.T) {
 		name := map[bool]string{false: "same_write", true: "paced"}[paced]
 		t.Run(name, func(t *testing.T) {
 			o := startAttackOrigin(t)
-			s := startAccel(t, baseConfig, o.addr)
+			cfg := strings.Replace(baseConfig, "admin:\n  listen: \"off\"\n", "admin:\n  listen: \"127.0.0.1:0\"\n  token: \""+adminToken+"\"\n", 1)
+			s := startAccel(t, cfg, o.addr)
 			check := heapGuard(t)
 			by := startBystander(t, s)
 			a := dialAttacker(t, s)
@@ -346,6 +348,9 @@ func TestH2RapidReset(t *testing.T) {
 			}
 			o.allCancelled(t)
 			t.Logf("%d frames, origin received %d of the reset requests", a.frames, o.slow.Load())
+			if _, body := adminDo(t, s, adminToken, "GET", "/metrics", nil); !strings.Contains(body, `accel_http2_errors_total{reason="too_many_resets"} 1`) {
+				t.Errorf("/metrics does not count the cut connection:\n%s", body)
+			}
 		})
 	}
 }
@@ -508,6 +513,66 @@ func TestH2ControlFloods(t *testing.T) {
 			by.stop(t)
 			check()
 		})
+	}
+}
+
+// A graceful stop sends GOAWAY with the last stream id: the stream in
+// flight finishes, a newer one is ignored and never reaches the origin,
+// then the connection closes.
+func TestH2ShutdownGoAway(t *testing.T) {
+	o := startAttackOrigin(t)
+	s := startAccel(t, baseConfig, o.addr)
+	c := dialAccel(t, s)
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	request := func(id uint32, path string) {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	request(1, "/slow")
+	deadline := time.Now().Add(10 * time.Second)
+	for o.slow.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Shutdown(context.Background()) }()
+	var answered bool
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			if f.ErrCode != http2.ErrCodeNo || f.LastStreamID != 1 {
+				t.Errorf("GOAWAY %v last stream %d, want NO_ERROR and 1", f.ErrCode, f.LastStreamID)
+			}
+			// Opened after the GOAWAY: ignored.
+			request(3, "/late")
+			close(o.release)
+			o.release = make(chan struct{})
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == 3 {
+				t.Errorf("stream 3, opened after GOAWAY, was answered")
+			}
+			answered = answered || f.StreamID == 1 && f.PseudoValue("status") == "200"
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if !answered {
+		t.Errorf("the stream in flight at shutdown was not answered")
+	}
+	if n := o.requests.Load(); n != 1 {
+		t.Errorf("origin received %d requests, want 1 (none after GOAWAY)", n)
 	}
 }
 

@@ -132,12 +132,12 @@ func (rc *rawClient) round(tb testing.TB, n int) {
 	}
 }
 
-func serveLoopback(tb testing.TB, h Handler) string {
+func serveLoopback(tb testing.TB, h Handler, cfg Config) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := New(Config{}, h)
+	s := New(cfg, h)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -159,7 +159,7 @@ func serveLoopback(tb testing.TB, h Handler) string {
 // nothing, so allocs/op is the server's per hit; ns/op includes the
 // client's side of loopback.
 func BenchmarkH2Hit(b *testing.B) {
-	addr := serveLoopback(b, newStoredHit())
+	addr := serveLoopback(b, newStoredHit(), Config{})
 	rc := dialRaw(b, addr)
 	defer rc.c.Close()
 	rc.round(b, 32) // settings, first table entries
@@ -176,7 +176,7 @@ func BenchmarkH2Hit(b *testing.B) {
 // TestH2HitAllocatesNothing: a hit answered inline costs the server no
 // allocation (the client here allocates nothing either).
 func TestH2HitAllocatesNothing(t *testing.T) {
-	addr := serveLoopback(t, newStoredHit())
+	addr := serveLoopback(t, newStoredHit(), Config{})
 	rc := dialRaw(t, addr)
 	defer rc.c.Close()
 	rc.round(t, 32)

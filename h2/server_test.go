@@ -20,7 +20,7 @@ func TestH2StoredBodyFollowsWindow(t *testing.T) {
 	for i := range h.body {
 		h.body[i] = byte(i * 7)
 	}
-	addr := serveLoopback(t, h)
+	addr := serveLoopback(t, h, Config{})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +72,61 @@ func TestH2StoredBodyFollowsWindow(t *testing.T) {
 			}
 		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
 			t.Fatalf("server sent %v", f)
+		}
+	}
+}
+
+// A client that opens no window for a response answered inline costs no
+// goroutine: the connection's own loop resets the stream once it stalled
+// for write_timeout, and goes on serving the connection.
+func TestH2ZeroWindowInlineReset(t *testing.T) {
+	h := newStoredHit()
+	h.body = make([]byte, 64<<10)
+	addr := serveLoopback(t, h, Config{WriteTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	request := func(id uint32) {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	request(1)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no reset of the stalled stream: %v", err)
+		}
+		if rst, ok := f.(*http2.RSTStreamFrame); ok && rst.StreamID == 1 {
+			if rst.ErrCode != http2.ErrCodeCancel {
+				t.Errorf("reset with %v, want CANCEL", rst.ErrCode)
+			}
+			break
+		}
+		if d, ok := f.(*http2.DataFrame); ok && len(d.Data()) > 0 {
+			t.Fatalf("DATA with a zero window")
+		}
+	}
+	// The connection still serves: a PING is answered.
+	fr.WritePing(false, [8]byte{1})
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection gone after the reset: %v", err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+			return
 		}
 	}
 }
