@@ -77,18 +77,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	}
 	var o *object
 	if ok {
-		vary, _ := varyNames(fields)
-		o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
-			status: resp.Status, fields: storedFields(fields, cc, k.rules.TargetedField), tags: tagsOf(fields)}
-		if own := k.rules.TargetedField; own != "" {
-			o.targeted = fields.Get(own)
-		}
-		o.setFreshness(k.rules, cc, fields.Get("age"), requested, received)
-		// A response that is stale at once, cannot be validated and may
-		// not be served stale would only take space.
-		if o.lifetime <= 0 && o.swr <= 0 && o.sie <= 0 && !fields.Has("etag") && !fields.Has("last-modified") {
-			ok = false
-		}
+		o, ok = k.newObject(resp.Status, fields, cc, requested, received)
 	}
 	if !ok {
 		if registered {
@@ -110,6 +99,21 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	c.bg.Add(1)
 	go c.fill(f, resp, o, limit, hfp, registered, gen)
 	finish()
+}
+
+// newObject is the object a storable response with fields (Date added)
+// and policy cc becomes, not yet stored. ok is false when it is not worth
+// storing: stale at once, without validators, and not to be served stale.
+func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheControl, requested, received time.Time) (o *object, ok bool) {
+	vary, _ := varyNames(fields)
+	o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
+		status: status, fields: storedFields(fields, cc, k.rules.TargetedField), tags: tagsOf(fields)}
+	if own := k.rules.TargetedField; own != "" {
+		o.targeted = fields.Get(own)
+	}
+	o.setFreshness(k.rules, cc, fields.Get("age"), requested, received)
+	ok = o.lifetime > 0 || o.swr > 0 || o.sie > 0 || fields.Has("etag") || fields.Has("last-modified")
+	return o, ok
 }
 
 // fill reads the origin body into the flight's stream and stores it when

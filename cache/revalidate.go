@@ -20,7 +20,9 @@ func (k *call) fetchHead(candidate *object) *parser.Request {
 	if k.head {
 		fh.ContentLength, fh.Chunked = 0, false
 	}
-	fs := slices.Clone(h.Fields).Del("if-none-match").Del("if-modified-since")
+	// The whole object is fetched for a Range: the cache answers the
+	// range from it, and stores it for the next.
+	fs := slices.Clone(h.Fields).Del("if-none-match").Del("if-modified-since").Del("range").Del("if-range")
 	if candidate != nil {
 		if v := candidate.fields.Get("etag"); v != nil {
 			fs = append(fs, parser.Field{Name: []byte("If-None-Match"), Value: v})

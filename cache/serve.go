@@ -22,9 +22,13 @@ type call struct {
 	fetch  Fetch
 	w      ResponseWriter
 	head   bool // HEAD: the stored GET's head, no body
-	uri    string
-	extras string
-	cc     policy.CacheControl
+	// rng is the request's Range when hasRange: a GET's byte ranges,
+	// answered from a complete 200 (range.go).
+	rng      rangeSpec
+	hasRange bool
+	uri      string
+	extras   string
+	cc       policy.CacheControl
 }
 
 // Serve answers one request through the cache for a route whose rules
@@ -60,13 +64,18 @@ func (k *call) serveCached() (Outcome, error) {
 	k.uri = primaryKey(k.scheme, h.Host, h.Target, &k.rules.Key)
 	k.extras = extraKey(h.Fields, &k.rules.Key)
 	k.cc = policy.ParseRequestCacheControl(h.Fields)
-	// Ranges and the preconditions the cache does not evaluate go to the
-	// origin unless a fresh stored response answers them whole.
-	special := h.Fields.Has("range") || h.Fields.Has("if-match") ||
-		h.Fields.Has("if-unmodified-since") || h.Fields.Has("if-range")
+	if !k.head && h.Fields.Has("range") {
+		k.rng, k.hasRange = parseRange(h.Fields)
+	}
+	// The preconditions the cache does not evaluate go to the origin
+	// unless a fresh stored response answers them whole.
+	special := h.Fields.Has("if-match") || h.Fields.Has("if-unmodified-since")
 	for attempt := 0; attempt < 4; attempt++ {
 		o, uriKnown := c.lookup(k.uri, k.extras, h.Fields)
 		now := c.now()
+		if o != nil && o.status == 206 && !k.partialServes(o, now) {
+			o = nil
+		}
 		fwd, candidate := "uri-miss", (*object)(nil)
 		if uriKnown {
 			fwd = "vary-miss"
@@ -123,9 +132,10 @@ func (k *call) forward(attempt int, fwd string, candidate *object) (out Outcome,
 	}
 	key := k.uri + "\x00" + secondary
 	passing := c.fl.passing(key, c.now())
-	if passing && k.head {
-		// Fetching a body nobody will store is waste: a HEAD of a
-		// hit-for-pass key goes to the origin as HEAD.
+	if passing && (k.head || k.hasRange) {
+		// Fetching a body nobody will store is waste: a HEAD or a Range
+		// of a hit-for-pass key goes to the origin as it came (and a 206
+		// answering the Range may be stored, partial.go).
 		out, err := k.passRequest(false)
 		return out, err, false
 	}
@@ -298,17 +308,34 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 	out = Outcome{Status: a.status, Fwd: a.fwd, Coalesced: a.collapsed}
 	status := o.status
 	fields := o.fields
+	length := o.size
+	var ra rangeAnswer
+	ranged := false
 	if status == 200 && notModified(k.req.Fields, fields) {
 		status, fields = 304, notModifiedFields(fields)
+	} else if status == 200 {
+		if ra, ranged = k.plan(fields, o.size, o.id); ranged {
+			status, fields, length = ra.head(fields)
+		}
+	}
+	src := storedSource(body)
+	if o.status == 206 {
+		// partialServes checked that it holds what is asked.
+		held, size, _ := partRange(fields)
+		ra, ranged, src = k.answerRanges(fields, size, o.id), true, partialSource(body, held)
+		status, fields, length = ra.head(fields)
 	}
 	fields = append(fields[:len(fields):len(fields)],
 		parser.Field{Name: []byte("Age"), Value: ageValue(age)},
 		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
 	if status != 304 {
-		k.w.SetContentLength(o.size)
+		k.w.SetContentLength(length)
 	}
 	if err := k.w.WriteHead(status, fields); err != nil {
 		return out, true, err
+	}
+	if ranged {
+		return out, true, k.writeRanges(&ra, src)
 	}
 	if k.head || status == 304 || len(body) == 0 {
 		return out, true, nil
@@ -332,17 +359,36 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 		fields = hd.own
 	}
 	status := hd.status
+	length := hd.length
+	var ra rangeAnswer
+	ranged := false
 	if status == 200 && notModified(k.req.Fields, fields) {
 		status, fields = 304, notModifiedFields(fields)
+	} else if status == 200 && k.hasRange && !k.head && ifRange(k.req.Fields, fields) {
+		// The range is answered as soon as its bytes arrive; only a body
+		// of unknown length is awaited whole, for the complete length.
+		if length < 0 {
+			n, err := streamLength(k.ctx, f.body)
+			if err != nil {
+				return out, err, false
+			}
+			length = n
+		}
+		if ra, ranged = k.plan(fields, length, uint64(hd.received.UnixNano())); ranged {
+			status, fields, length = ra.head(fields)
+		}
 	}
 	fields = append(fields[:len(fields):len(fields)],
 		parser.Field{Name: []byte("Age"), Value: ageValue(age)},
 		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
-	if hd.length >= 0 && status != 304 {
-		k.w.SetContentLength(hd.length)
+	if length >= 0 && status != 304 {
+		k.w.SetContentLength(length)
 	}
 	if err := k.w.WriteHead(status, fields); err != nil {
 		return out, err, false
+	}
+	if ranged {
+		return out, k.writeRanges(&ra, streamSource(k.ctx, f.body)), false
 	}
 	if k.head || status == 304 {
 		return out, nil, false
@@ -376,15 +422,22 @@ func (k *call) passRequest(invalidate bool) (Outcome, error) {
 	if invalidate && resp.Status >= 200 && resp.Status < 400 {
 		k.c.invalidate(k.scheme, k.req, resp.Fields, &k.rules.Key)
 	}
+	received := k.c.now()
 	if k.head && resp.Status == 200 {
-		k.headUpdate(resp.Fields, requested, k.c.now())
+		k.headUpdate(resp.Fields, requested, received)
 	}
+	gen := k.c.purgeGen.Load()
+	part, cp := k.partialObject(resp, requested, received)
 	k.c.stats.passes.Add(1)
 	fwd := "bypass"
 	if !invalidate && (string(k.req.Method) == "GET" || string(k.req.Method) == "HEAD") {
 		fwd = "miss"
 	}
-	return Outcome{Status: "pass", Fwd: fwd}, k.writeOrigin(resp, cacheStatus(answer{fwd: fwd, fwdStatus: resp.Status}))
+	err = k.writeOrigin(resp, cacheStatus(answer{fwd: fwd, fwdStatus: resp.Status}))
+	if err == nil && part != nil && !cp.over && int64(len(cp.buf)) == cp.want && k.c.purgeGen.Load() == gen {
+		k.c.store(part, cp.buf)
+	}
+	return Outcome{Status: "pass", Fwd: fwd}, err
 }
 
 // errTruncated reports a body shorter than its Content-Length.
@@ -395,6 +448,20 @@ var errTruncated = errors.New("cache: origin body shorter than its Content-Lengt
 func (k *call) writeOrigin(resp *Response, status string) error {
 	defer resp.Body.Close()
 	fields := resp.Fields.Clone().Del("content-length").Del("transfer-encoding")
+	fields = consumeTargeted(fields, k.rules.TargetedField)
+	if resp.Status == 200 && resp.ContentLength >= 0 {
+		// An origin that ignored the Range (or was not sent it): the
+		// cache cuts the ranges out of the body as it passes, when they
+		// come in order.
+		if ra, ok := k.plan(fields, resp.ContentLength, 0); ok && ascending(ra.ranges) {
+			st, fs, n := ra.head(fields)
+			k.w.SetContentLength(n)
+			if err := k.w.WriteHead(st, fs.Add("Cache-Status", status)); err != nil {
+				return err
+			}
+			return k.writeRanges(&ra, readerSource(resp.Body))
+		}
+	}
 	fields = fields.Add("Cache-Status", status)
 	k.w.SetContentLength(resp.ContentLength)
 	if err := k.w.WriteHead(resp.Status, fields); err != nil {
