@@ -140,6 +140,7 @@ func poolConfig(p policy.Pool) upstream.Config {
 		FirstByteTimeout:  p.FirstByteTimeout.D(),
 		IdleTimeout:       p.IdleTimeout.D(),
 		RetryBudget:       p.RetryBudget.D(),
+		RedialWindow:      p.RedialWindow.D(),
 		FailThreshold:     p.FailThreshold,
 		FailWindow:        p.FailWindow.D(),
 		Cooldown:          p.Cooldown.D(),

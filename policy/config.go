@@ -154,8 +154,11 @@ type Pool struct {
 	IdleTimeout       Duration `yaml:"idle_timeout"`
 	// Retries is how many other servers an idempotent request may try;
 	// unset means 2.
-	Retries       *int     `yaml:"retries"`
-	RetryBudget   Duration `yaml:"retry_budget"`
+	Retries     *int     `yaml:"retries"`
+	RetryBudget Duration `yaml:"retry_budget"`
+	// RedialWindow is how long refused connections are dialled again
+	// (an origin restarting); default 2s.
+	RedialWindow  Duration `yaml:"redial_window"`
 	FailThreshold int      `yaml:"fail_threshold"`
 	FailWindow    Duration `yaml:"fail_window"`
 	Cooldown      Duration `yaml:"cooldown"`

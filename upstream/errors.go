@@ -39,6 +39,9 @@ type Error struct {
 	Sent    bool
 	Timeout bool
 	Err     error
+	// stale is set when a kept-alive connection broke before any byte of
+	// the answer (see Do).
+	stale bool
 }
 
 func (e *Error) Error() string {

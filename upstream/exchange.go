@@ -55,6 +55,8 @@ type call struct {
 	interrupted bool
 	interruptFn func() // c.interrupt, made once per call
 
+	answered bool // some byte of an answer arrived
+
 	wbuf   []byte          // the request head
 	parsed parser.Response // as ParseResponse left it; aliases br
 	head   []byte          // the response head's bytes, copied out of br
@@ -185,6 +187,8 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	c.cmu.Lock()
 	c.conn = conn
 	c.cmu.Unlock()
+	reused := c.lc.reused()
+	c.answered = false
 	var stop func() bool
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.interruptFn)
@@ -200,8 +204,9 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		c.conn = nil
 		c.cmu.Unlock()
 		c.lc.release(c.hc, false)
+		stale := reused && !c.answered && ctx.Err() == nil && !isTimeout(err) && !errors.Is(err, ErrRequestBody)
 		c.free()
-		return nil, &Error{Server: c.addr, Sent: true, Timeout: isTimeout(err), Err: err}
+		return nil, &Error{Server: c.addr, Sent: true, Timeout: isTimeout(err), Err: err, stale: stale}
 	}
 
 	if err := c.write(conn, head, body); err != nil {
@@ -272,6 +277,7 @@ func (c *call) readHead(conn net.Conn) error {
 func (c *call) parseNext(conn net.Conn) (int, error) {
 	for {
 		if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
+			c.answered = true
 			n, err := parser.ParseResponse(buf, &c.parsed, originLimits)
 			if err != parser.ErrIncomplete {
 				return n, err

@@ -293,3 +293,54 @@ func TestAllCheckedDownStillServes(t *testing.T) {
 		t.Errorf("OnAllFailing calls %q", got)
 	}
 }
+
+// An origin restarting on its port under load costs a delay, not errors:
+// refused connections are dialled again within RedialWindow, and a request
+// whose kept-alive connection died unanswered goes again on a new one. The
+// bound asserted: no more failures than requests in flight at the cut (one
+// per loop).
+func TestRestartGapUnderLoad(t *testing.T) {
+	o := startOrigin(t, "127.0.0.1:0", ok)
+	p := newTestPool(t, Config{Servers: servers(o)})
+	const loops = 4
+	var okN, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range loops {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, body, err := fetch(p, get("/")); err == nil && string(body) == "ok" {
+					okN.Add(1)
+				} else {
+					failed.Add(1)
+					t.Logf("failed: %v", err)
+				}
+			}
+		})
+	}
+	waitCount := func(what string, c *atomic.Int64, n int64) {
+		for deadline := time.Now().Add(20 * time.Second); c.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(stop)
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitCount("requests before the cut", &okN, 200)
+	o.kill()
+	cut := okN.Load()
+	time.Sleep(300 * time.Millisecond) // the restart gap itself, not a wait for an event
+	startOrigin(t, o.addr, ok)
+	waitCount("requests after the restart", &okN, cut+200)
+	close(stop)
+	wg.Wait()
+	if n := failed.Load(); n > loops {
+		t.Errorf("%d requests failed across a 300ms restart, want at most the %d in flight at the cut", n, loops)
+	}
+	t.Logf("%d served, %d failed", okN.Load(), failed.Load())
+}

@@ -52,6 +52,11 @@ type Config struct {
 	// Negative means none (zero is the default, so Validate stays
 	// idempotent).
 	Retries int
+	// RedialWindow is how long a request whose every server refused the
+	// connection keeps dialling them again, pausing 10ms doubling up to
+	// 500ms, so that an origin restarting on its port costs a delay, not
+	// errors; default 2s. Past it, the refusal is the answer (502).
+	RedialWindow time.Duration
 	// RetryBudget bounds the time from the start of Do after which no new
 	// try starts; default 10s. A running try is not cut by it.
 	RetryBudget time.Duration
@@ -183,6 +188,7 @@ func (c *Config) Validate() error {
 		{"first_byte_timeout", &c.FirstByteTimeout, 60 * time.Second},
 		{"idle_timeout", &c.IdleTimeout, 60 * time.Second},
 		{"retry_budget", &c.RetryBudget, 10 * time.Second},
+		{"redial_window", &c.RedialWindow, 2 * time.Second},
 		{"fail_window", &c.FailWindow, 10 * time.Second},
 		{"cooldown", &c.Cooldown, 10 * time.Second},
 		{"health_interval", &c.HealthInterval, 5 * time.Second},

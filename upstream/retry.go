@@ -3,15 +3,20 @@ package upstream
 import (
 	"context"
 	"errors"
+	"syscall"
 	"time"
 )
 
 // Do sends req to a server of the pool and returns its response head with the
 // body streaming. A failed try is retried on a server not tried yet, up to
 // Retries times and only while RetryBudget lasts, when that cannot send the
-// request twice (see retryable). The error is ErrQueueFull, ErrQueueTimeout,
-// ErrClosed, or the last try's *Error; Status maps it to the answer for the
-// client.
+// request twice (see retryable). Two failures that say nothing of the
+// request are retried on the same servers: a kept-alive connection the
+// origin closed as we used it (once, on a new connection), and refused
+// connections from every server left (an origin restarting: dialled again
+// with a growing pause, within RedialWindow). The error is ErrQueueFull,
+// ErrQueueTimeout, ErrClosed, or the last try's *Error; Status maps it to
+// the answer for the client.
 func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	start := time.Now()
 	var body *requestBody
@@ -20,33 +25,80 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	var tried uint64
 	var last error
+	redials, staleRetried := 0, false
 	for n := 0; ; n++ {
 		wait := p.cfg.QueueTimeout
-		if n > 0 {
+		if n > 0 || redials > 0 {
 			wait = min(wait, p.cfg.RetryBudget-time.Since(start))
 		}
 		l, err := p.acquire(ctx, tried, wait)
 		if err != nil {
-			if last != nil {
-				// No other server to go to: the failure that made us
-				// look for one is the answer.
-				return nil, last
+			if last == nil {
+				return nil, err
 			}
-			return nil, err
+			if errors.Is(err, errNoServer) && refused(last) && p.pauseRedial(ctx, start, redials) {
+				redials++
+				tried, n = 0, -1
+				continue
+			}
+			// No other server to go to: the failure that made us look
+			// for one is the answer.
+			return nil, last
 		}
 		resp, err := p.try(ctx, l, req, body)
 		if err == nil {
 			return resp, nil
 		}
 		last = err
-		if n >= p.cfg.Retries || time.Since(start) >= p.cfg.RetryBudget ||
-			ctx.Err() != nil || !retryable(req, body, err) {
+		if ctx.Err() != nil || !retryable(req, body, err) {
+			return nil, err
+		}
+		if !staleRetried && stale(err) {
+			staleRetried = true
+			n--
+			continue
+		}
+		if n >= p.cfg.Retries || time.Since(start) >= p.cfg.RetryBudget {
 			return nil, err
 		}
 		tried |= l.srv.bit
 		if p.cfg.OnRetry != nil {
 			p.cfg.OnRetry(l.srv.addr)
 		}
+	}
+}
+
+// refused reports whether a try's connection was refused: nothing was sent
+// and the server's host is up but nothing listens, as while an origin
+// restarts.
+func refused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && !e.Sent && errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// stale reports whether a try failed on a kept-alive connection that the
+// origin closed before answering a byte: what a client library retries at
+// once, since the request most likely met the origin's idle close.
+func stale(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.stale
+}
+
+// pauseRedial waits before the servers are dialled again, 10ms doubling up
+// to 500ms, and reports false when that would end past RedialWindow or the
+// caller gave up.
+func (p *Pool) pauseRedial(ctx context.Context, start time.Time, redials int) bool {
+	d := min(10*time.Millisecond<<min(redials, 6), 500*time.Millisecond)
+	if time.Since(start)+d > p.cfg.RedialWindow {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
