@@ -56,6 +56,7 @@ type call struct {
 	interruptFn func() // c.interrupt, made once per call
 
 	answered bool // some byte of an answer arrived
+	lost     bool // an interrupt may still run: never reuse
 
 	wbuf   []byte          // the request head
 	parsed parser.Response // as ParseResponse left it; aliases br
@@ -93,6 +94,10 @@ func newCall(hc *fasthttp.HostClient, addr string, timeout time.Duration, p *Poo
 // caller that kept a slice of a Response past its Body's Close reads
 // garbage in tests rather than another response's fields in production.
 func (c *call) free() {
+	if c.lost {
+		// An interrupt may still hold it: leave it to the collector.
+		return
+	}
 	if c.br != nil {
 		c.hc.ReleaseReader(c.br)
 		c.br = nil
@@ -194,8 +199,10 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		stop = context.AfterFunc(ctx, c.interruptFn)
 	}
 	fail := func(err error) (*Response, error) {
-		if stop != nil {
-			stop()
+		if stop != nil && !stop() {
+			// The interrupt was started on its own goroutine and may
+			// still run: this call must not be reused under it.
+			c.lost = true
 		}
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -221,6 +228,8 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	}
 	if stop != nil && !stop() {
 		// ctx fired after the head arrived; its interrupt closed conn.
+		c.lost = true
+		stop = nil
 		return fail(ctx.Err())
 	}
 	return c.start(head), nil
