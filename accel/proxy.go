@@ -105,13 +105,10 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			s.metrics.IncRejection("origin_fetches_per_client")
 			return nil, errClientLimit
 		}
-		done := func() {
-			s.fetches.release(client, limit)
-			g.release()
-		}
 		resp, err := pool.Do(ctx, &ureq)
 		if err != nil {
-			done()
+			s.fetches.release(client, limit)
+			g.release()
 			// The log names the server whose try failed, when one did.
 			if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
 				server.Store(&ue.Server)
@@ -124,7 +121,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			Status:        resp.Head.Status,
 			Fields:        stripHopByHop(resp.Head.Fields),
 			ContentLength: resp.Head.ContentLength,
-			Body:          &pinnedBody{ReadCloser: resp.Body, done: done},
+			Body:          &pinnedBody{ReadCloser: resp.Body, s: s, st: g, client: client, limit: limit},
 		}, nil
 	}
 
@@ -150,14 +147,22 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 // the origin body is closed.
 type pinnedBody struct {
 	io.ReadCloser
-	done func()
-	once sync.Once
+	s      *Server
+	st     *state
+	client netip.Addr
+	limit  int
+	once   sync.Once
 }
 
 func (b *pinnedBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.done)
+	b.once.Do(b.release)
 	return err
+}
+
+func (b *pinnedBody) release() {
+	b.s.fetches.release(b.client, b.limit)
+	b.st.release()
 }
 
 // passThrough answers from the origin without the cache.

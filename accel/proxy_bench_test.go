@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +54,31 @@ func BenchmarkProxyCacheHit(b *testing.B) { benchProxy(b, cacheConfig) }
 
 func BenchmarkProxyPass(b *testing.B) {
 	benchProxy(b, strings.Replace(cacheConfig, "    cache: {enabled: true}\n", "", 1))
+}
+
+// BenchmarkProxyMiss is the store path: every request is for a new URL,
+// fetched from the origin, stored in both tiers and answered.
+func BenchmarkProxyMiss(b *testing.B) {
+	o := startHTTPOrigin(b, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Write(make([]byte, 1024))
+	})
+	s := startAccel(b, cacheConfig, o.addr)
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	br := bufio.NewReader(c)
+	var req []byte
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		req = append(req[:0], "GET /bench/"...)
+		req = strconv.AppendInt(req, int64(n), 10)
+		req = append(req, " HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"...)
+		benchExchange(b, c, br, req)
+	}
 }

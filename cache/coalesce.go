@@ -18,7 +18,11 @@ type stream struct {
 	buf  []byte
 	done bool
 	err  error
-	wake chan struct{} // closed and replaced whenever buf grows or done is set
+	wake chan struct{} // closed when buf grows or done is set, if waited
+	// waited is set when a reader took wake to wait on: only then does an
+	// append close and replace it, so that storing allocates per object
+	// and per wake-up, not per read from the origin.
+	waited bool
 }
 
 func newStream(capacity int64) *stream {
@@ -34,8 +38,12 @@ func (s *stream) append(p []byte) {
 
 // wakeLocked wakes the readers waiting for more; s.mu is held.
 func (s *stream) wakeLocked() {
+	if !s.waited {
+		return
+	}
 	close(s.wake)
 	s.wake = make(chan struct{})
+	s.waited = false
 }
 
 // publish replaces the buffer with b, which extends it (the same bytes
@@ -62,6 +70,9 @@ func (s *stream) next(ctx context.Context, off int) (p []byte, done bool, err er
 	for {
 		s.mu.Lock()
 		buf, fin, serr, wake := s.buf, s.done, s.err, s.wake
+		if len(buf) <= off && !fin && serr == nil {
+			s.waited = true
+		}
 		s.mu.Unlock()
 		switch {
 		case serr != nil:
