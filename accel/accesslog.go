@@ -3,6 +3,7 @@ package accel
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"accel/parser"
@@ -14,9 +15,14 @@ type countingWriter struct {
 	responseWriter
 	status int
 	bytes  int64
+	// mu orders interim heads before the final one; final is set once
+	// the final head is on its way or the request ended (interim.go).
+	mu    sync.Mutex
+	final bool
 }
 
 func (c *countingWriter) WriteHead(status int, fields parser.Fields) error {
+	c.finish()
 	c.status = status
 	via := []byte("1.1 accel")
 	out := make(parser.Fields, 0, len(fields)+1)

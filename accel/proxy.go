@@ -27,6 +27,9 @@ type responseWriter interface {
 	Written() bool
 	// Abort breaks a response whose head went out but whose body failed.
 	Abort()
+	// WriteInterim sends a 1xx head (an origin's 103 Early Hints, or the
+	// cache's) before the final one.
+	WriteInterim(status int, fields parser.Fields) error
 }
 
 // exchange is one request as the pipeline sees it, from either front.
@@ -54,6 +57,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	var server atomic.Pointer[string]
 	var err error
 	defer func() {
+		cw.finish()
 		s.logAccess(ex, host, target, cw, result, server.Load(), err, time.Since(start))
 	}()
 
@@ -83,7 +87,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			// is sent to the origin for it.
 			return nil, err
 		}
-		ureq := upstream.Request{Head: h, Retryable: retryable}
+		ureq := upstream.Request{Head: h, Retryable: retryable, Interim: cw.forwardInterim}
 		if ex.body != nil && h.ContentLength != 0 && bodySent.CompareAndSwap(false, true) {
 			// Only the client's own request carries its body; the cache's
 			// background revalidations are bodiless GETs.

@@ -96,6 +96,10 @@ type ResponseWriter interface {
 	SetContentLength(n int64)
 	Write(p []byte) (int, error)
 	Flush() error
+	// WriteInterim sends a 1xx head before the final one: the cache's
+	// 103 Early Hints. A front that may not send one (to an HTTP/1.0
+	// client) drops it.
+	WriteInterim(status int, fields parser.Fields) error
 }
 
 // Outcome says how Serve answered, for logs and metrics.

@@ -95,6 +95,12 @@ type recorder struct {
 	length    int64
 	body      bytes.Buffer
 	firstByte chan struct{}
+	interim   []interimHead
+}
+
+type interimHead struct {
+	status int
+	fields parser.Fields
 }
 
 func newRecorder() *recorder { return &recorder{length: -1, firstByte: make(chan struct{})} }
@@ -115,6 +121,18 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return r.body.Write(p)
 }
 func (r *recorder) Flush() error { return nil }
+
+// WriteInterim keeps the 1xx heads; one that comes after the final head
+// is a test failure, reported as the status -1.
+func (r *recorder) WriteInterim(status int, fs parser.Fields) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.status != 0 {
+		status = -1
+	}
+	r.interim = append(r.interim, interimHead{status, fs.Clone()})
+	return nil
+}
 
 func (r *recorder) get(name string) string {
 	r.mu.Lock()

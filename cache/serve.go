@@ -113,6 +113,9 @@ func (k *call) serveCached() (Outcome, error) {
 		if special || (k.head && k.rules.PassHead) {
 			return k.passRequest(false)
 		}
+		if candidate != nil && attempt == 0 && !k.head {
+			k.earlyHints(candidate)
+		}
 		out, err, again := k.forward(attempt, fwd, candidate)
 		if !again {
 			return out, err

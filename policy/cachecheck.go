@@ -17,4 +17,9 @@ func checkCacheRules(k *checker, path []any, r *CacheRules) {
 			k.failf(append(path, "targeted_field"), "Cache-Control is not a targeted field (RFC 9213)")
 		}
 	}
+	switch r.EarlyHints {
+	case "", "html", "all", "off":
+	default:
+		k.failf(append(path, "early_hints"), "%q is not html, all or off", r.EarlyHints)
+	}
 }

@@ -45,6 +45,11 @@ type CacheRules struct {
 	// set it for origins whose GETs are expensive. Either way a 200 to a
 	// HEAD updates or invalidates the stored GET response.
 	PassHead bool `yaml:"pass_head"`
+	// EarlyHints says when, on a miss or a revalidation, the Link
+	// rel=preload and rel=preconnect fields of the stored version go out
+	// at once as a 103 Early Hints while the origin works: "html" (the
+	// default, "" too) for text/html responses, "all", or "off".
+	EarlyHints string `yaml:"early_hints"`
 }
 
 // KeyOptions change the primary cache key of a route.

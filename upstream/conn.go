@@ -34,6 +34,12 @@ type Request struct {
 	// PUT or DELETE where the route allows. A request whose body was read in
 	// part is never sent again.
 	Retryable bool
+	// Interim, when set, is given each 1xx the origin sends before its
+	// final response, except 100 (accel answers Expect itself) and 101
+	// (an error: no upgrade is ever forwarded), so that a proxy forwards
+	// them (RFC 9110 §15.2). fields are valid only during the call; it
+	// runs on the goroutine that called Do.
+	Interim func(status int, fields parser.Fields)
 }
 
 // Response is a server's answer. It is pooled: the Response, its Head and

@@ -62,6 +62,8 @@ type call struct {
 	parsed parser.Response // as ParseResponse left it; aliases br
 	head   []byte          // the response head's bytes, copied out of br
 	resp   Response
+	// interim receives the 1xx heads before the final one (Request.Interim).
+	interim func(status int, fields parser.Fields)
 
 	// The body's framing: src is one of the readers below, or br itself
 	// for a body that the connection's close ends.
@@ -111,7 +113,7 @@ func (c *call) free() {
 	fields := c.resp.Head.Fields[:0]
 	// Body stays: a Read after Close finds it closed.
 	c.resp = Response{Head: parser.Response{Fields: fields}, Body: &c.body}
-	c.src, c.hc, c.pool, c.srv = nil, nil, nil, nil
+	c.src, c.hc, c.pool, c.srv, c.interim = nil, nil, nil, nil, nil
 	if cap(c.wbuf) > 64<<10 {
 		c.wbuf = nil // one huge head must not pin its buffer for ever
 	}
@@ -271,6 +273,9 @@ func (c *call) readHead(conn net.Conn) error {
 		case st < 200:
 			if interim == maxInterim {
 				return errInterimStorm
+			}
+			if st != 100 && c.interim != nil {
+				c.interim(st, c.parsed.Fields)
 			}
 			c.br.Discard(n)
 			continue
