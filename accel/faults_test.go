@@ -223,3 +223,91 @@ func TestOriginRestartUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d served, %d failed", served.Load(), failed.Load())
 }
+
+// syncBuffer is a log destination tests read while accel writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// lines returns the log lines that contain every one of subs.
+func (b *syncBuffer) lines(subs ...string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.b.String(), "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(l, s)
+		}
+		if all {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestFailedTryLogsServer: the access line of a request whose origin
+// failed names the server that failed it, and a pool whose every server
+// fails says so once, until one answers again.
+func TestFailedTryLogsServer(t *testing.T) {
+	o := startFaultOrigin(t)
+	dead := closedAddr(t)
+	cfg := strings.Replace(faultConfig, `      - address: "ORIGIN"`, `      - address: "ORIGIN"
+      - address: "`+dead+`"`, 1)
+	cfg = strings.Replace(cfg, "    first_byte_timeout: 500ms\n", "    first_byte_timeout: 500ms\n    fail_threshold: 1\n    redial_window: 1ms\n", 1)
+	var logs syncBuffer
+	s := startAccelLog(t, cfg, o.addr, t.TempDir(), &logs)
+	c := client(t, "h1")
+	garbage := func(c net.Conn, br *bufio.Reader) { io.WriteString(c, "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n") }
+	o.fault.Store(&garbage)
+	for i := range 4 {
+		resp, err := c.Get(baseURL(s, "h1") + "/x" + strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 502 {
+			t.Fatalf("request %d: %d, want 502", i, resp.StatusCode)
+		}
+	}
+	failed := logs.lines(`"msg":"access"`, `"status":502`)
+	if len(failed) != 4 {
+		t.Fatalf("%d access lines with 502, want 4:\n%s", len(failed), strings.Join(failed, "\n"))
+	}
+	for _, l := range failed {
+		if !strings.Contains(l, `"upstream":"`+o.addr+`"`) && !strings.Contains(l, `"upstream":"`+dead+`"`) {
+			t.Errorf("failed try logged without its server: %s", l)
+		}
+	}
+	if n := len(logs.lines("every server of the pool is failing")); n != 1 {
+		t.Errorf("%d all-failing lines, want 1", n)
+	}
+	o.fault.Store(nil)
+	resp, err := c.Get(baseURL(s, "h1") + "/ok")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after the origin recovered: %v", err)
+	}
+	resp.Body.Close()
+	if n := len(logs.lines("origin server recovered", o.addr)); n != 1 {
+		t.Errorf("%d recovery lines naming %s, want 1", n, o.addr)
+	}
+}
+
+// closedAddr is a loopback address nobody listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}

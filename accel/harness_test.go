@@ -150,6 +150,13 @@ func startAccel(t testing.TB, yamlText string, originAddr string) *Server {
 // startAccelDir is startAccel with a given data directory, for restarts.
 func startAccelDir(t testing.TB, yamlText string, originAddr, dir string) *Server {
 	t.Helper()
+	return startAccelLog(t, yamlText, originAddr, dir, nil)
+}
+
+// startAccelLog is startAccelDir with the log going to logw as JSON lines,
+// when logw is not nil.
+func startAccelLog(t testing.TB, yamlText string, originAddr, dir string, logw io.Writer) *Server {
+	t.Helper()
 	yamlText = strings.ReplaceAll(yamlText, "ORIGIN", originAddr)
 	yamlText = strings.ReplaceAll(yamlText, "DATADIR", dir)
 	file := filepath.Join(dir, "accel.yaml")
@@ -161,7 +168,10 @@ func startAccelDir(t testing.TB, yamlText string, originAddr, dir string) *Serve
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case logw != nil:
+		log = slog.New(slog.NewJSONHandler(logw, nil))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	s, err := New(cfg, log)
