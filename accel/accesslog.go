@@ -1,8 +1,7 @@
 package accel
 
 import (
-	"context"
-	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -43,41 +42,76 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// upstreamUse is which origin server answered a request and how long it
+// took to its response head.
+type upstreamUse struct {
+	addr string
+	took time.Duration
+}
+
 // logAccess writes the access log line and counts the request.
-func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countingWriter, result string, server *string, err error, d time.Duration) {
+func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
 	var in int64
 	if ex.req.ContentLength > 0 {
 		in = ex.req.ContentLength
 	}
 	s.metrics.ObserveRequest(ex.proto, cw.status, result, in, cw.bytes, d)
-	st := s.state.Load()
-	if st.cfg.Log.Access != nil && !*st.cfg.Log.Access {
+	al := s.state.Load().access
+	if !al.on {
 		return
 	}
-	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
-		return
+	req := ex.req
+	r := accessRecord{
+		end:          time.Now(),
+		client:       clientIP(ex.remote),
+		proto:        ex.proto,
+		minor:        req.Minor,
+		method:       req.Method,
+		host:         host,
+		target:       target,
+		status:       cw.status,
+		bytes:        cw.bytes,
+		duration:     d,
+		upstreamTime: -1,
+		cache:        result,
+		userAgent:    req.Fields.Get("User-Agent"),
+		referer:      req.Fields.Get("Referer"),
+		xff:          req.Fields.Get("X-Forwarded-For"),
+		requestID:    ex.requestID(),
 	}
-	attrs := []slog.Attr{
-		slog.String("proto", ex.proto),
-		slog.String("method", string(ex.req.Method)),
-		slog.String("host", host),
-		slog.String("path", string(target)),
-		slog.Int("status", cw.status),
-		slog.Int64("bytes", cw.bytes),
-		slog.Duration("duration", d),
-		slog.String("cache", result),
-		slog.String("upstream", upstreamName(server)),
-		slog.String("client", clientIP(ex.remote)),
+	if ex.route != nil {
+		r.route = ex.route.Host + ex.route.Path
+	}
+	if up != nil {
+		r.upstream, r.upstreamTime = up.addr, up.took
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("err", err.Error()))
+		r.err = err.Error()
 	}
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
+	al.write(&r)
 }
 
-func upstreamName(s *string) string {
-	if s == nil {
-		return ""
+// logRefused writes the access log line of a request the parser refused
+// before it reached the pipeline, with the reason (nginx logs these as
+// 400s with what it could read).
+func (s *Server) logRefused(remote net.Addr, status int, reason string) {
+	al := s.state.Load().access
+	if !al.on {
+		return
 	}
-	return *s
+	al.write(&accessRecord{
+		end:          time.Now(),
+		client:       clientIP(remote),
+		proto:        "h1",
+		minor:        1,
+		status:       status,
+		upstreamTime: -1,
+		refused:      reason,
+	})
+}
+
+// ReopenLogs reopens the access log file (SIGUSR1), so that new lines go
+// to a file of the configured name after logrotate moved the old one.
+func (s *Server) ReopenLogs() error {
+	return s.state.Load().access.Reopen()
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 
 	"accel/admin"
 	"accel/policy"
@@ -42,6 +44,18 @@ func Check(cfg *policy.Config) error {
 		_, err := admin.New(admin.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, TokenEnv: cfg.Admin.TokenEnv}, nil, admin.Options{Log: quiet})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("admin"), err))
+		}
+	}
+	if cfg.Log.AccessFormat == "template" {
+		if _, err := parseTemplate(cfg.Log.AccessTemplate); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("log", "access_template"), err))
+		}
+	}
+	if f := cfg.Log.AccessFile; f != "" {
+		// The file itself is left alone (a running instance writes it);
+		// its directory must be there.
+		if fi, err := os.Stat(filepath.Dir(f)); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("%s: directory of %s does not exist", cfg.Where("log", "access_file"), f))
 		}
 	}
 	return errors.Join(errs...)

@@ -138,6 +138,11 @@ func (hc *h1conn) reject(err error) {
 		hc.s.metrics.IncRejection("head_timeout")
 	}
 	if status != 0 {
+		reason := "head_timeout"
+		if pe != nil {
+			reason = pe.Name
+		}
+		hc.s.logRefused(hc.c.RemoteAddr(), status, reason)
 		msg := err.Error() + "\n"
 		hc.bw.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + statusText(status) + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(msg)) + "\r\nConnection: close\r\n\r\n" + msg)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"accel/cache"
 	"accel/parser"
+	"accel/policy"
 	"accel/upstream"
 )
 
@@ -40,6 +41,10 @@ type exchange struct {
 	proto  string // "h1" or "h2", for metrics and Via
 	remote net.Addr
 	w      responseWriter
+	// route is the matched route and reqID the request id (see
+	// requestID), for the access log and the origin.
+	route *policy.Route
+	reqID []byte
 }
 
 // serve is the pipeline: route, then cache or origin, then the answer.
@@ -54,7 +59,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	result := "pass"
 	// server is set by fetch, which the cache may also run in the
 	// background after this request ended.
-	var server atomic.Pointer[string]
+	var server atomic.Pointer[upstreamUse]
 	var err error
 	defer func() {
 		cw.finish()
@@ -62,6 +67,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	}()
 
 	route := st.cfg.Match(host, pathOf(target))
+	ex.route = route
 	if route == nil {
 		result = "error"
 		writeError(cw, 404, "no route for this host and path")
@@ -109,18 +115,19 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			s.metrics.IncRejection("origin_fetches_per_client")
 			return nil, errClientLimit
 		}
+		t0 := time.Now()
 		resp, err := pool.Do(ctx, &ureq)
 		if err != nil {
 			s.fetches.release(client, limit)
 			g.release()
 			// The log names the server whose try failed, when one did.
 			if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
-				server.Store(&ue.Server)
+				server.Store(&upstreamUse{addr: ue.Server, took: time.Since(t0)})
 			}
 			return nil, err
 		}
-		name := resp.Server // resp dies with its body; the log line is written later
-		server.Store(&name)
+		// resp dies with its body; the log line is written later.
+		server.Store(&upstreamUse{addr: resp.Server, took: time.Since(t0)})
 		return &cache.Response{
 			Status:        resp.Head.Status,
 			Fields:        stripHopByHop(resp.Head.Fields),
@@ -250,7 +257,7 @@ func writeErrorFields(w responseWriter, status int, msg string, fields parser.Fi
 // without hop-by-hop ones, with Host from the request, origin-form target,
 // and X-Forwarded-For, X-Forwarded-Proto and Via added.
 func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) *parser.Request {
-	fields := make(parser.Fields, 0, len(req.Fields)+3)
+	fields := make(parser.Fields, 0, len(req.Fields)+4)
 	opts := connectionOptions(req.Fields)
 	var xff []byte
 	var via []byte
@@ -258,7 +265,8 @@ func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) 
 		switch {
 		case hopByHop(f.Name), listed(opts, f.Name),
 			parser.EqualFold(f.Name, "Host"), parser.EqualFold(f.Name, "Content-Length"),
-			parser.EqualFold(f.Name, "Expect"), parser.EqualFold(f.Name, "X-Forwarded-Proto"):
+			parser.EqualFold(f.Name, "Expect"), parser.EqualFold(f.Name, "X-Forwarded-Proto"),
+			parser.EqualFold(f.Name, "X-Request-Id"):
 		case parser.EqualFold(f.Name, "X-Forwarded-For"):
 			xff = appendList(xff, f.Value)
 		case parser.EqualFold(f.Name, "Via"):
@@ -274,6 +282,9 @@ func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) 
 		fields = append(fields, parser.Field{Name: []byte("X-Forwarded-For"), Value: xff})
 	}
 	fields = append(fields, parser.Field{Name: []byte("X-Forwarded-Proto"), Value: []byte(schemeOf(ex))})
+	// The origin sees the id the access log writes: the client's when it
+	// sent a usable one, else ours.
+	fields = append(fields, parser.Field{Name: []byte("X-Request-Id"), Value: ex.requestID()})
 	fields = append(fields, parser.Field{Name: []byte("Via"), Value: appendList(via, []byte(viaToken(req)))})
 	h := &parser.Request{
 		Method:        req.Method,

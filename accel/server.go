@@ -58,8 +58,9 @@ type connState struct {
 
 // state is one generation of config: routes and the pools they send to.
 type state struct {
-	cfg   *policy.Config
-	pools map[string]*upstream.Pool
+	cfg    *policy.Config
+	pools  map[string]*upstream.Pool
+	access *accessLog
 	// refs counts requests using this generation; the pools of a retired
 	// generation close when the last one ends.
 	refs    atomic.Int64
@@ -88,11 +89,22 @@ func (s *Server) SetConfigSource(f func() (*policy.Config, error)) { s.source = 
 
 // build makes the pools of a config generation.
 func (s *Server) build(cfg *policy.Config) (*state, error) {
-	st := &state{cfg: cfg, pools: map[string]*upstream.Pool{}}
+	var prev *logFile
+	if old := s.state.Load(); old != nil {
+		prev = old.access.file
+	}
+	al, err := newAccessLog(cfg, s.log, prev)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{cfg: cfg, pools: map[string]*upstream.Pool{}, access: al}
 	for _, p := range cfg.Pools {
 		pool, err := upstream.NewPool(s.poolConfig(p))
 		if err != nil {
 			st.close()
+			if al.file != nil && al.file != prev {
+				al.file.Close()
+			}
 			return nil, fmt.Errorf("%s: pool %q: %w", cfg.File, p.Name, err)
 		}
 		st.pools[p.Name] = pool
@@ -341,6 +353,12 @@ func (s *Server) Reload() error {
 		return err
 	}
 	old := s.state.Swap(st)
+	if f := old.access.file; f != nil && f != st.access.file {
+		// Lines of requests still finishing under the old generation
+		// would go to a closed file: they are few, and the new file has
+		// everything from now on.
+		f.Close()
+	}
 	for name := range old.pools {
 		if _, ok := st.pools[name]; !ok {
 			s.metrics.SetPoolStatsFunc(name, nil)
@@ -388,6 +406,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	st.refs.Add(1)
 	st.release()
 	s.stopStores()
+	if f := st.access.file; f != nil {
+		f.Close()
+	}
 	return err
 }
 

@@ -252,12 +252,28 @@ type Admin struct {
 	TokenEnv string `yaml:"token_env"`
 }
 
-// Log sets the log format.
+// Log sets the log format and where the access log goes.
 type Log struct {
 	// Format is text (default) or json.
 	Format string `yaml:"format"`
 	// Access turns the access log on (default) or off.
 	Access *bool `yaml:"access"`
+	// AccessFile is the access log's file; empty (default) writes it to
+	// stderr with the rest of the log. The file is reopened on SIGUSR1,
+	// after an external logrotate moved it.
+	AccessFile string `yaml:"access_file"`
+	// AccessFormat is "log" (default: a record of the error log, in its
+	// format), "combined" (nginx's and Apache's), "json" (one object a
+	// line, durations in seconds) or "template" (AccessTemplate).
+	AccessFormat string `yaml:"access_format"`
+	// AccessTemplate is the line for access_format template, with nginx's
+	// $variables ($remote_addr, $status, $request_time, ...).
+	AccessTemplate string `yaml:"access_template"`
+	// AccessMaxSize rotates the access file when it would grow past this
+	// size (file to file.1, file.1 to file.2, ...); 0, the default, never.
+	AccessMaxSize ByteSize `yaml:"access_max_size"`
+	// AccessKeep is how many rotated files are kept; default 5.
+	AccessKeep int `yaml:"access_keep"`
 }
 
 // Load reads and validates the config file at path. Relative paths in
@@ -418,6 +434,12 @@ func (c *Config) Defaults() {
 		on := true
 		c.Log.Access = &on
 	}
+	if c.Log.AccessFormat == "" {
+		c.Log.AccessFormat = "log"
+	}
+	if c.Log.AccessKeep == 0 {
+		c.Log.AccessKeep = 5
+	}
 }
 
 // resolvePaths makes the file's relative paths relative to base.
@@ -441,6 +463,7 @@ func (c *Config) resolvePaths(base string) {
 	for i := range c.Pools {
 		abs(&c.Pools[i].Buffer.TempDir)
 	}
+	abs(&c.Log.AccessFile)
 }
 
 func setSize(v *ByteSize, d ByteSize) {
@@ -655,6 +678,18 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		k.failf([]any{"log", "format"}, "%q is not text or json", c.Log.Format)
+	}
+	switch c.Log.AccessFormat {
+	case "log", "combined", "json":
+	case "template":
+		if c.Log.AccessTemplate == "" {
+			k.failf([]any{"log", "access_template"}, "access_format template needs a template")
+		}
+	default:
+		k.failf([]any{"log", "access_format"}, "%q is not log, combined, json or template", c.Log.AccessFormat)
+	}
+	if c.Log.AccessKeep < 0 {
+		k.failf([]any{"log", "access_keep"}, "is negative")
 	}
 	return errors.Join(k.errs...)
 }

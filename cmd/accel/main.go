@@ -7,7 +7,8 @@
 //	accel version
 //
 // SIGHUP reloads the config file (a bad file is refused and the running
-// config stays); SIGTERM and SIGINT drain in-flight requests and stop.
+// config stays); SIGUSR1 reopens the access log file (after logrotate);
+// SIGTERM and SIGINT drain in-flight requests and stop.
 package main
 
 import (
@@ -163,11 +164,19 @@ func run(args []string, stderr io.Writer) int {
 		log.Info("admin API", "addr", a.String())
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	for sig := range sigs {
-		if sig == syscall.SIGHUP {
+		switch sig {
+		case syscall.SIGHUP:
 			if err := srv.Reload(); err != nil {
 				log.Error("reload failed", "err", err)
+			}
+			continue
+		case syscall.SIGUSR1:
+			if err := srv.ReopenLogs(); err != nil {
+				log.Error("reopening the access log failed; still writing to the old file", "err", err)
+			} else {
+				log.Info("access log reopened")
 			}
 			continue
 		}

@@ -1,0 +1,111 @@
+package accel
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// logFile is the access log's file: appended to, reopened on SIGUSR1
+// (after an external logrotate renamed it, the nginx convention) and
+// rotated by size when a maximum is set. Writes are whole lines under
+// mu, so concurrent requests never interleave.
+type logFile struct {
+	path    string
+	maxSize int64 // 0: never rotate by size
+	keep    int   // rotated files kept: path.1 .. path.keep
+
+	mu   sync.Mutex // guards the fields below
+	f    *os.File
+	size int64
+}
+
+func openLogFile(path string, maxSize int64, keep int) (*logFile, error) {
+	l := &logFile{path: path, maxSize: maxSize, keep: keep}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *logFile) open() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("access log: %w", err)
+	}
+	l.f, l.size = f, fi.Size()
+	return nil
+}
+
+// Write appends one line, rotating first if it would pass maxSize. A
+// failed rotation keeps writing to the current file: losing lines is
+// worse than a large file.
+func (l *logFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(p)) > l.maxSize {
+		l.rotateLocked()
+	}
+	n, err := l.f.Write(p)
+	l.size += int64(n)
+	return n, err
+}
+
+// rotateLocked shifts path.N-1 to path.N down to path to path.1, dropping
+// the oldest, and opens a new path.
+func (l *logFile) rotateLocked() {
+	if l.keep == 0 {
+		l.f.Truncate(0)
+		l.size = 0
+		return
+	}
+	for i := l.keep - 1; i >= 1; i-- {
+		os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1))
+	}
+	if err := os.Rename(l.path, l.path+".1"); err != nil {
+		return
+	}
+	old := l.f
+	if err := l.open(); err != nil {
+		l.f = old
+		return
+	}
+	old.Close()
+}
+
+// Reopen closes the file and opens path again: after logrotate moved the
+// file away, new lines go to a new file of the configured name.
+func (l *logFile) Reopen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.f
+	if err := l.open(); err != nil {
+		return err
+	}
+	old.Close()
+	return nil
+}
+
+func (l *logFile) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
+
+// lockedWriter serialises whole-line writes to a shared stream (stderr).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
