@@ -24,6 +24,13 @@
 // nothing here; the price is that a Response lives only until its Body is
 // closed.
 //
+// A response body is read at the origin's pace into a spool (spool.go):
+// memory up to BufferMemory, then an unlinked temp file up to BufferFile,
+// as nginx's proxy buffering does. The connection goes back to the pool as
+// soon as the origin sent the whole body, so a client that reads slowly, or
+// not at all, holds buffers but no origin connection. Bytes are handed on as
+// they arrive, so streamed responses are not held back.
+//
 // Failures of a server (refused, reset or timed-out connects, connections
 // cut before a complete response, malformed heads) are counted;
 // FailThreshold of them within FailWindow eject it for Cooldown, after which

@@ -254,18 +254,9 @@ func (s *spool) Read(p []byte) (int, error) {
 			return 0, errBodyClosed
 		}
 		s.settlePendingLocked()
-		if len(s.mem) > 0 {
-			ch := s.mem[0]
-			if s.r < ch.n {
-				n := copy(p, ch.b[s.r:ch.n])
-				s.r += n
-				s.dropReadLocked()
-				s.cond.Broadcast()
-				return n, nil
-			}
-			if s.dropReadLocked() {
-				continue
-			}
+		if n := s.readMemLocked(p); n > 0 {
+			s.cond.Broadcast()
+			return n, nil
 		}
 		if s.fileR < s.fileW {
 			off, want := s.fileR, min(int64(len(p)), s.fileW-s.fileR)
@@ -286,6 +277,22 @@ func (s *spool) Read(p []byte) (int, error) {
 		}
 		s.cond.Wait()
 	}
+}
+
+// readMemLocked copies into p what memory holds, across chunks, so that a
+// reader with a large buffer gets it filled.
+func (s *spool) readMemLocked(p []byte) int {
+	n := 0
+	for n < len(p) && len(s.mem) > 0 {
+		ch := s.mem[0]
+		m := copy(p[n:], ch.b[s.r:ch.n])
+		s.r += m
+		n += m
+		if !s.dropReadLocked() {
+			break
+		}
+	}
+	return n
 }
 
 // dropReadLocked gives back the first memory chunk once it is read and
