@@ -63,7 +63,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		f.kind, f.obj = resultObject, c.freshen(candidate, fs, k.rules, requested, received)
 		finish()
 		return
-	case resp.Status >= 500 && candidate != nil && policy.StaleIfError(candidate.stored(received), k.cc):
+	case resp.Status >= 500 && candidate != nil && policy.StaleIfError(candidate.stored(requested), k.cc):
 		resp.Body.Close()
 		f.kind, f.obj, f.fwdStatus = resultStale, candidate, resp.Status
 		finish()

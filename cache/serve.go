@@ -29,6 +29,10 @@ type call struct {
 	uri      string
 	extras   string
 	cc       policy.CacheControl
+	// at is when the request arrived: stale-if-error is judged then, so
+	// that the time the origin took to fail (timeouts, retries, redials
+	// of a restarting origin) does not eat the window.
+	at time.Time
 }
 
 // Serve answers one request through the cache for a route whose rules
@@ -73,6 +77,9 @@ func (k *call) serveCached() (Outcome, error) {
 	for attempt := 0; attempt < 4; attempt++ {
 		o, uriKnown := c.lookup(k.uri, k.extras, h.Fields)
 		now := c.now()
+		if k.at.IsZero() {
+			k.at = now
+		}
 		if o != nil && o.status == 206 && !k.partialServes(o, now) {
 			o = nil
 		}
@@ -174,14 +181,14 @@ func (k *call) serveFlight(f *flight, leader bool, fwd string, candidate *object
 	c := k.c
 	switch f.kind {
 	case resultError:
-		if candidate != nil && policy.StaleIfError(candidate.stored(c.now()), k.cc) {
+		if candidate != nil && policy.StaleIfError(candidate.stored(k.at), k.cc) {
 			if out, ok, err := k.serveObject(candidate, answer{status: "stale", fwd: "stale", detail: "origin-error"}); ok {
 				return out, err, false
 			}
 		}
 		return Outcome{Fwd: fwd}, f.err, false
 	case resultStale:
-		if policy.StaleIfError(f.obj.stored(c.now()), k.cc) {
+		if policy.StaleIfError(f.obj.stored(k.at), k.cc) {
 			if out, ok, err := k.serveObject(f.obj, answer{status: "stale", fwd: "stale", fwdStatus: f.fwdStatus, collapsed: !leader}); ok {
 				return out, err, false
 			}

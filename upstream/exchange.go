@@ -218,6 +218,10 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		return nil, &Error{Server: c.addr, Sent: true, Timeout: isTimeout(err), Err: err, stale: stale}
 	}
 
+	if ctx.Err() != nil {
+		// Gone before a byte left: the origin never sees it.
+		return fail(ctx.Err())
+	}
 	if err := c.write(conn, head, body); err != nil {
 		if body != nil && body.err != nil {
 			err = errors.Join(ErrRequestBody, body.err)
