@@ -2,6 +2,7 @@ package accel
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,7 +68,7 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 		proto:        ex.proto,
 		minor:        req.Minor,
 		method:       req.Method,
-		host:         host,
+		host:         keyedHost(schemeOf(ex), req.Host),
 		target:       target,
 		status:       cw.status,
 		bytes:        cw.bytes,
@@ -89,6 +90,18 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 		r.err = err.Error()
 	}
 	al.write(&r)
+}
+
+// keyedHost is the request's host as the cache keys it and a purge names
+// it: lower-cased, with its port unless it is the scheme's default. (The
+// host without its port would send an operator purging
+// http://127.0.0.1/p for what was stored under 127.0.0.1:8080.)
+func keyedHost(scheme string, h []byte) string {
+	s := strings.ToLower(string(h))
+	if scheme == "http" {
+		return strings.TrimSuffix(s, ":80")
+	}
+	return strings.TrimSuffix(s, ":443")
 }
 
 // logRefused writes the access log line of a request the parser refused

@@ -185,7 +185,7 @@ func TestAdminSoftPurge(t *testing.T) {
 		t.Fatalf("soft purge: %d %s", code, body)
 	}
 	r := cachedGet(t, s, "/soft/1")
-	if r.body != first.body || !isHit(r) {
+	if r.body != first.body || !isHit(r) || !strings.Contains(r.status, "detail=stale") {
 		t.Fatalf("after soft purge got %q (%q), want the stale body %q", r.body, r.status, first.body)
 	}
 	for i := 0; i < 100 && o.hits("/soft/1") < 2; i++ {

@@ -269,6 +269,11 @@ func cacheStatus(a answer) string {
 	if a.detail != "" {
 		b = append(b, "; detail="...)
 		b = append(b, a.detail...)
+	} else if a.fwd == "" && a.status == "stale" {
+		// RFC 9211 has no member for "served stale" but a hit with a
+		// negative ttl; operators look for the word (a soft purge is
+		// served this way until its refresh), so detail says it.
+		b = append(b, "; detail=stale"...)
 	}
 	return string(b)
 }

@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"accel/policy"
 )
 
 const purgeUsage = `usage: accel purge [flags] KIND [ARG...]
@@ -20,8 +23,16 @@ const purgeUsage = `usage: accel purge [flags] KIND [ARG...]
   tag TAG...        every object carrying any of the tags (Surrogate-Key, Cache-Tag)
   all               everything
 
-Prints the number of objects purged. Exit status 0 on success, 1 when the
-admin API refused or could not be reached, 2 on a usage error.
+Prints the number of objects purged. Exit status 0 when something was
+purged, 3 when the purge matched nothing, 1 when the admin API refused or
+could not be reached, 2 on a usage error.
+
+A URL is keyed as the clients sent its host: with the port unless it is the
+scheme's default (the access log's host field shows it as keyed), so
+http://127.0.0.1/p does not purge what clients fetched from 127.0.0.1:8080.
+
+With -config, the admin address and the token (admin.token, or the variable
+admin.token_env names) come from accel's config file.
 
 flags (before or right after KIND):
 `
@@ -39,6 +50,7 @@ func runPurge(args []string, stdout, stderr io.Writer) int {
 	}
 	admin := fs.String("admin", "http://127.0.0.1:9090", "admin API `URL` (a bare host:port means http://)")
 	tokenEnv := fs.String("token-env", "ACCEL_ADMIN_TOKEN", "environment `variable` holding the admin token")
+	config := fs.String("config", "", "accel's config `file`: the admin address and token are read from it")
 	soft := fs.Bool("soft", false, "mark objects stale instead of removing them")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -86,7 +98,29 @@ func runPurge(args []string, stdout, stderr io.Writer) int {
 	if len(forms) == 0 {
 		return usageErr(kind + " needs at least one argument")
 	}
-	token := strings.TrimSpace(os.Getenv(*tokenEnv))
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	token := ""
+	if *config != "" {
+		cfg, err := policy.Load(*config)
+		if err != nil {
+			fmt.Fprintln(stderr, "accel purge:", err)
+			return 2
+		}
+		if cfg.Admin.Listen == "off" && !set["admin"] {
+			return usageErr(*config + ": the admin API is off (admin.listen)")
+		}
+		if !set["admin"] {
+			*admin = adminURL(cfg.Admin.Listen)
+		}
+		if !set["token-env"] {
+			*tokenEnv = cfg.Admin.TokenEnv
+			token = strings.TrimSpace(cfg.Admin.Token)
+		}
+	}
+	if token == "" {
+		token = strings.TrimSpace(os.Getenv(*tokenEnv))
+	}
 	if token == "" {
 		return usageErr("$" + *tokenEnv + " is empty: set it to the admin API token")
 	}
@@ -115,7 +149,27 @@ func runPurge(args []string, stdout, stderr io.Writer) int {
 		total += n
 	}
 	fmt.Fprintln(stdout, total)
+	if total == 0 {
+		fmt.Fprintln(stderr, "accel purge: nothing matched; cache keys carry the host as clients sent it, with its port unless it is the default (the access log's host field shows it)")
+		return 3
+	}
 	return 0
+}
+
+// adminURL turns admin.listen into a URL to call: a wildcard address is
+// called on loopback.
+func adminURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // parseStatus is the exit status for a flag error: 0 when help was
