@@ -23,6 +23,10 @@ var rank = map[string]int{
 	"accel/cmd/accel":       4,
 	"accel/cmd/demo-origin": 4,
 	"accel/internal/house":  4,
+	// bench/'s programs (the benchmark origin and clients) import nothing
+	// of ours: they measure accel from outside, as they measure its peers.
+	"accel/bench/origin": 4,
+	"accel/bench/client": 4,
 	// testproc starts real servers for tests; anything may use it.
 	"accel/internal/testproc": 1,
 }
