@@ -181,15 +181,17 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 			c.hc.CloseIdleConnections()
 		}
 		if i > maxDirtyConns {
+			addr := c.addr
 			c.free()
-			return nil, &Error{Server: c.addr, Err: errDirtyConn}
+			return nil, &Error{Server: addr, Err: errDirtyConn}
 		}
 		conn, err = c.lc.acquire(c.hc)
 	}
 	if err != nil {
 		// A dial failure, or no free connection: nothing was written.
+		addr := c.addr
 		c.free()
-		return nil, &Error{Server: c.addr, Timeout: isTimeout(err), Err: err}
+		return nil, &Error{Server: addr, Timeout: isTimeout(err), Err: err}
 	}
 	c.cmu.Lock()
 	c.conn = conn
@@ -214,8 +216,9 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		c.cmu.Unlock()
 		c.lc.release(c.hc, false)
 		stale := reused && !c.answered && ctx.Err() == nil && !isTimeout(err) && !errors.Is(err, ErrRequestBody)
-		c.free()
-		return nil, &Error{Server: c.addr, Sent: true, Timeout: isTimeout(err), Err: err, stale: stale}
+		addr := c.addr
+		c.free() // c belongs to the pool from here on
+		return nil, &Error{Server: addr, Sent: true, Timeout: isTimeout(err), Err: err, stale: stale}
 	}
 
 	if ctx.Err() != nil {
