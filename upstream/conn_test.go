@@ -510,3 +510,48 @@ func TestSpoolTempDirFailures(t *testing.T) {
 		})
 	}
 }
+
+// Close on another goroutine ends a Read that waits for the origin, and
+// frees the connection.
+func TestSpoolCloseDuringRead(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		io.CopyN(w, &pattern{}, 100)
+		w.(http.Flusher).Flush()
+		<-hold
+	})
+	p := newTestPool(t, Config{Servers: servers(o)})
+	resp, err := p.Do(context.Background(), get("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		got <- err
+	}()
+	waitFor := func() {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if s := &resp.Body.(*spool).mu; s.TryLock() {
+				n := resp.Body.(*spool).readers
+				s.Unlock()
+				if n > 0 {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the reader never started")
+			}
+		}
+	}
+	waitFor()
+	resp.Body.Close()
+	if err := <-got; err == nil {
+		t.Error("a Read cut by Close returned no error")
+	}
+	if s := p.Stats(); s.Active != 0 || s.Open != 0 {
+		t.Errorf("after Close: %+v", s)
+	}
+}

@@ -50,7 +50,9 @@ type spool struct {
 	done   bool  // the pump saw the end of the body, or failed
 	err    error // io.EOF or the failure
 	closed bool  // the consumer closed
-	exited chan struct{}
+	// readers counts the Reads under way, which Close waits out.
+	readers int
+	exited  chan struct{}
 	// pending holds bytes read from the origin that a failed file write
 	// could not take; they go to memory once the file is drained.
 	pending []byte
@@ -248,7 +250,12 @@ func (s *spool) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.readers++
+	defer func() {
+		s.readers--
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}()
 	for {
 		if s.closed {
 			return 0, errBodyClosed
@@ -320,6 +327,11 @@ func (s *spool) Close() error {
 	s.closed = true
 	running := !s.done
 	s.cond.Broadcast()
+	for s.readers > 0 {
+		// A Read on another goroutine is under way: it must be out
+		// before the file closes and the call is reused.
+		s.cond.Wait()
+	}
 	s.mu.Unlock()
 	if running {
 		s.c.interrupt()
