@@ -90,7 +90,11 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	}
 	c.fl.clearPass(f.key)
 	f.kind = resultStream
-	f.head = &head{status: resp.Status, fields: o.fields, own: ownFields(fields, k.rules.TargetedField), length: resp.ContentLength,
+	own := ownFields(fields, k.rules.TargetedField)
+	if o.status == 200 && k.rules.Compress.Enabled && compressibleFields(o.fields, -1, &k.rules.Compress) {
+		own = withVaryEncoding(own)
+	}
+	f.head = &head{status: resp.Status, fields: o.fields, own: own, length: resp.ContentLength,
 		vary: o.vary, variant: o.variant, initialAge: o.initialAge, lifetime: o.lifetime,
 		received: received, storable: true}
 	f.body = newStream(resp.ContentLength)
@@ -106,8 +110,17 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 // storing: stale at once, without validators, and not to be served stale.
 func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheControl, requested, received time.Time) (o *object, ok bool) {
 	vary, _ := varyNames(fields)
+	stored := storedFields(fields, cc, k.rules.TargetedField)
+	if k.rules.Compress.Enabled && fields.Get("content-encoding") == nil {
+		// Asked without Accept-Encoding, the origin sent what every
+		// client gets; the cache picks the coding (compress.go).
+		vary = withoutAcceptEncoding(vary)
+		if status == 200 && compressibleFields(stored, -1, &k.rules.Compress) {
+			stored = withVaryEncoding(stored)
+		}
+	}
 	o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
-		status: status, fields: storedFields(fields, cc, k.rules.TargetedField), tags: tagsOf(fields)}
+		status: status, fields: stored, tags: tagsOf(fields)}
 	if own := k.rules.TargetedField; own != "" {
 		o.targeted = fields.Get(own)
 	}

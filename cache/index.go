@@ -86,6 +86,19 @@ func (ix *index) lookup(uri, extras string, fs parser.Fields) (o *object, uriKno
 	return o, true, v
 }
 
+// sibling returns the object stored under uri and the exact secondary
+// key, for a compressed sibling (compress.go); the key is looked up
+// without being copied.
+func (ix *index) sibling(uri string, key []byte) *object {
+	s := ix.shard(uri)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e := s.uris[uri]; e != nil {
+		return e.variants[string(key)]
+	}
+	return nil
+}
+
 // varyOf returns the Vary names under which uri's variants are selected.
 func (ix *index) varyOf(uri string) (vary []string, ok bool) {
 	s := ix.shard(uri)

@@ -39,6 +39,10 @@ type object struct {
 	// 9213), which is consumed rather than stored with fields, kept so
 	// that a 304 without it revalidates under the same policy.
 	targeted []byte
+	// enc is the content coding of a compressed sibling (compress.go),
+	// made from the identity object whose id is src; "" for others.
+	enc string
+	src uint64
 	// checked is the seq of the newest ban whose soft purge o reflects;
 	// in memory only, since a restart rebuilds the bans from disk.
 	checked uint64
@@ -61,7 +65,7 @@ func (o *object) clone() *object {
 	n := &object{id: o.id, uri: o.uri, variant: o.variant, vary: o.vary, status: o.status,
 		fields: o.fields, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
-		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, checked: o.checked}
+		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, enc: o.enc, src: o.src, checked: o.checked}
 	n.used.Store(o.used.Load())
 	return n
 }
@@ -85,7 +89,9 @@ func (o *object) setFreshness(rules *policy.CacheRules, cc policy.CacheControl, 
 // errCorrupt marks a record that failed its checksum or did not decode.
 var errCorrupt = errors.New("cache: corrupt record")
 
-const recordVersion = 1
+// recordVersion 2 added the targeted field and the coding; records of
+// version 1 still decode.
+const recordVersion = 2
 
 // encode is the persistent form of o's metadata, ending in a CRC-32C of
 // everything before it.
@@ -120,9 +126,9 @@ func (o *object) encode() []byte {
 	for _, t := range o.tags {
 		b = appendString(b, t)
 	}
-	if o.targeted != nil {
-		b = appendBytes(b, o.targeted)
-	}
+	b = appendBytes(b, o.targeted)
+	b = appendString(b, o.enc)
+	b = binary.AppendUvarint(b, o.src)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -131,7 +137,7 @@ func decodeObject(b []byte) (*object, error) {
 		return nil, errCorrupt
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum || body[0] != recordVersion {
+	if crc32.Checksum(body, castagnoli) != sum || body[0] != recordVersion && body[0] != 1 {
 		return nil, errCorrupt
 	}
 	d := decoder{b: body[1:]}
@@ -165,10 +171,12 @@ func decodeObject(b []byte) (*object, error) {
 			o.tags[i] = d.string()
 		}
 	}
-	// The targeted field is optional at the end, so records written
-	// before it existed still decode.
-	if len(d.b) > 0 {
-		o.targeted = d.bytes()
+	if body[0] >= 2 {
+		if t := d.bytes(); len(t) > 0 {
+			o.targeted = t
+		}
+		o.enc = d.string()
+		o.src = d.uvarint()
 	}
 	if d.err || len(d.b) != 0 {
 		return nil, errCorrupt

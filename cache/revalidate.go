@@ -23,6 +23,10 @@ func (k *call) fetchHead(candidate *object) *parser.Request {
 	// The whole object is fetched for a Range: the cache answers the
 	// range from it, and stores it for the next.
 	fs := slices.Clone(h.Fields).Del("if-none-match").Del("if-modified-since").Del("range").Del("if-range")
+	if k.rules.Compress.Enabled {
+		// The cache compresses the identity body itself, for every coding.
+		fs = fs.Del("accept-encoding")
+	}
 	if candidate != nil {
 		if v := candidate.fields.Get("etag"); v != nil {
 			fs = append(fs, parser.Field{Name: []byte("If-None-Match"), Value: v})
@@ -91,6 +95,9 @@ func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, r
 	n.setFreshness(rules, cc, fs.Get("age"), requested, received)
 	if c.ix.replace(o, n) && c.disk != nil {
 		_ = c.disk.update(n)
+	}
+	if rules.Compress.Enabled {
+		c.freshenSiblings(o, n, rules.Compress.Encodings)
 	}
 	return n
 }

@@ -26,9 +26,12 @@ type call struct {
 	// answered from a complete 200 (range.go).
 	rng      rangeSpec
 	hasRange bool
-	uri      string
-	extras   string
-	cc       policy.CacheControl
+	// enc is the content coding the request negotiated, when the route
+	// compresses; "" for identity.
+	enc    string
+	uri    string
+	extras string
+	cc     policy.CacheControl
 	// at is when the request arrived: stale-if-error is judged then, so
 	// that the time the origin took to fail (timeouts, retries, redials
 	// of a restarting origin) does not eat the window.
@@ -68,6 +71,9 @@ func (k *call) serveCached() (Outcome, error) {
 	k.uri = primaryKey(k.scheme, h.Host, h.Target, &k.rules.Key)
 	k.extras = extraKey(h.Fields, &k.rules.Key)
 	k.cc = policy.ParseRequestCacheControl(h.Fields)
+	if k.rules.Compress.Enabled {
+		k.enc = negotiate(h.Fields, k.rules.Compress.Encodings)
+	}
 	if !k.head && h.Fields.Has("range") {
 		k.rng, k.hasRange = parseRange(h.Fields)
 	}
@@ -306,9 +312,19 @@ func (c *Cache) drop(o *object) {
 // gone (the object has then been dropped) and nothing was written.
 func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error) {
 	c := k.c
-	body, ok := c.body(o)
-	if !ok {
-		return Outcome{}, false, nil
+	// The answer is o's, or that of its compressed sibling: fields, body
+	// and length from the sibling, freshness from o.
+	fields, length := o.fields, o.size
+	var body []byte
+	if k.enc != "" && compressible(o, &k.rules.Compress) {
+		if e, b, ok := c.encoded(o, k.enc, &k.rules.Compress); ok {
+			body, fields, length = b, e.fields, e.size
+		}
+	}
+	if body == nil {
+		if body, ok = c.body(o); !ok {
+			return Outcome{}, false, nil
+		}
 	}
 	now := c.now()
 	o.used.Store(now.UnixNano())
@@ -322,14 +338,12 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 	}
 	out = Outcome{Status: a.status, Fwd: a.fwd, Coalesced: a.collapsed}
 	status := o.status
-	fields := o.fields
-	length := o.size
 	var ra rangeAnswer
 	ranged := false
 	if status == 200 && notModified(k.req.Fields, fields) {
 		status, fields = 304, notModifiedFields(fields)
 	} else if status == 200 {
-		if ra, ranged = k.plan(fields, o.size, o.id); ranged {
+		if ra, ranged = k.plan(fields, length, o.id); ranged {
 			status, fields, length = ra.head(fields)
 		}
 	}

@@ -17,6 +17,7 @@ func checkCacheRules(k *checker, path []any, r *CacheRules) {
 			k.failf(append(path, "targeted_field"), "Cache-Control is not a targeted field (RFC 9213)")
 		}
 	}
+	checkCompress(k, append(path, "compress"), &r.Compress)
 	switch r.EarlyHints {
 	case "", "html", "all", "off":
 	default:

@@ -50,6 +50,8 @@ type CacheRules struct {
 	// at once as a 103 Early Hints while the origin works: "html" (the
 	// default, "" too) for text/html responses, "all", or "off".
 	EarlyHints string `yaml:"early_hints"`
+	// Compress has the cache compress what it stores (compress.go).
+	Compress CompressRules `yaml:"compress"`
 }
 
 // KeyOptions change the primary cache key of a route.
@@ -100,6 +102,9 @@ func (r CacheRules) WithDefaults() CacheRules {
 	}
 	if r.Coalesce.HitForPass <= 0 {
 		r.Coalesce.HitForPass = DefaultHitForPass
+	}
+	if r.Compress.Enabled {
+		r.Compress = r.Compress.WithDefaults()
 	}
 	return r
 }
