@@ -30,6 +30,7 @@ type attackOrigin struct {
 	slow      atomic.Int64
 	cancelled atomic.Int64
 	release   chan struct{}
+	once      sync.Once
 }
 
 func startAttackOrigin(t *testing.T) *attackOrigin {
@@ -50,9 +51,12 @@ func startAttackOrigin(t *testing.T) *attackOrigin {
 		}
 		io.WriteString(w, "ok")
 	})
-	t.Cleanup(func() { close(a.release) })
+	t.Cleanup(a.releaseAll)
 	return a
 }
+
+// releaseAll answers the /slow requests waiting and the ones to come.
+func (a *attackOrigin) releaseAll() { a.once.Do(func() { close(a.release) }) }
 
 // allCancelled waits until every /slow request the origin received was
 // cancelled by accel closing its connection.
@@ -556,8 +560,7 @@ func TestH2ShutdownGoAway(t *testing.T) {
 			}
 			// Opened after the GOAWAY: ignored.
 			request(3, "/late")
-			close(o.release)
-			o.release = make(chan struct{})
+			o.releaseAll()
 		case *http2.MetaHeadersFrame:
 			if f.StreamID == 3 {
 				t.Errorf("stream 3, opened after GOAWAY, was answered")

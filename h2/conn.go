@@ -106,11 +106,14 @@ type conn struct {
 	werr         error
 	// queuedControl counts control frames queued since the last write.
 	queuedControl int
+	// rdl is the read deadline set; zero for none.
+	rdl time.Time
 
 	// wmu is held while writing to nc, so that writes never interleave;
 	// it guards wvec, the segments being written.
 	wmu  sync.Mutex
 	wvec net.Buffers
+	wdl  time.Time // the write deadline set
 }
 
 // appendWriter is the hpack encoder's output.
@@ -264,7 +267,7 @@ func (c *conn) waitRead() error {
 				deadline = deadline.Add(c.cfg.WriteTimeout)
 			}
 		}
-		c.nc.SetReadDeadline(deadline)
+		c.setReadDeadlineLocked(deadline)
 		c.mu.Unlock()
 		_, err := c.br.Peek(1)
 		c.now = time.Now()
@@ -346,7 +349,9 @@ func (c *conn) startShutdown() {
 	c.goAway(http2.ErrCodeNo)
 	c.flush()
 	// Wake the loop: if nothing is at work it ends now.
-	c.nc.SetReadDeadline(time.Now())
+	c.mu.Lock()
+	c.setReadDeadlineLocked(time.Now())
+	c.mu.Unlock()
 }
 
 // goAway queues GOAWAY once.
@@ -359,6 +364,24 @@ func (c *conn) goAway(code http2.ErrCode) {
 	c.goingAway = true
 	c.out = appendGoAway(c.out, c.lastStreamIDLocked(), code)
 }
+
+// setReadDeadlineLocked sets the read deadline, unless it only moves an
+// idle deadline later by less than slack: the idle timeout may then come
+// that much early, and a batch of hits costs no timer update.
+func (c *conn) setReadDeadlineLocked(d time.Time) {
+	if !d.IsZero() && !c.rdl.IsZero() && d.After(c.rdl) && d.Sub(c.rdl) < slack(c.cfg.IdleTimeout) {
+		return
+	}
+	if d.Equal(c.rdl) {
+		return
+	}
+	c.rdl = d
+	c.nc.SetReadDeadline(d)
+}
+
+// slack is how far a deadline may lag behind its timeout: an eighth of
+// it, a second at most.
+func slack(timeout time.Duration) time.Duration { return min(time.Second, timeout/8) }
 
 // lastStreamIDLocked reads lastStreamID for GOAWAY; Shutdown calls it from
 // another goroutine, under mu, which the loop holds when it changes it.
@@ -391,7 +414,12 @@ func (c *conn) flush() error {
 	c.queuedControl = 0
 	c.mu.Unlock()
 
-	c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	// The deadline moves only by more than slack: a write may be cut that
+	// much before write_timeout, and a batch of hits costs no timer update.
+	if now := time.Now(); now.Add(c.cfg.WriteTimeout).Sub(c.wdl) > slack(c.cfg.WriteTimeout) {
+		c.wdl = now.Add(c.cfg.WriteTimeout)
+		c.nc.SetWriteDeadline(c.wdl)
+	}
 	var err error
 	if len(c.wvec) > 0 {
 		keep := c.wvec

@@ -292,9 +292,9 @@ func (c *conn) endStream(st *stream) {
 		// No work left: the loop, maybe waiting without a deadline,
 		// must now time out as idle, or end at once when going away.
 		if c.goingAway {
-			c.nc.SetReadDeadline(time.Now())
+			c.setReadDeadlineLocked(time.Now())
 		} else {
-			c.nc.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+			c.setReadDeadlineLocked(time.Now().Add(c.cfg.IdleTimeout))
 		}
 	}
 	c.mu.Unlock()
