@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"bytes"
 	"net"
 	"strings"
 	"sync"
@@ -57,6 +58,18 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 		in = ex.req.ContentLength
 	}
 	s.metrics.ObserveRequest(ex.proto, cw.status, result, in, cw.bytes, d)
+	path := target
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	s.metrics.ObserveTarget(host, path)
+	if err != nil || cw.status >= 500 {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		s.metrics.ObserveError(cw.status, host, string(target), msg)
+	}
 	al := s.state.Load().access
 	if !al.on {
 		return
@@ -108,6 +121,7 @@ func keyedHost(scheme string, h []byte) string {
 // before it reached the pipeline, with the reason (nginx logs these as
 // 400s with what it could read).
 func (s *Server) logRefused(remote net.Addr, status int, reason string) {
+	s.metrics.ObserveError(status, "", "", "refused: "+reason)
 	al := s.state.Load().access
 	if !al.on {
 		return

@@ -93,12 +93,16 @@ type Metrics struct {
 	pools   *poolCollector
 	servers *serverCollector
 	cache   *cacheCollector
+
+	// The status page's live lists.
+	topHosts, topPaths *topK
+	errors             recentErrors
 }
 
 // NewMetrics registers accel's collectors, plus the Go runtime and process
 // collectors, in a new registry.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), started: time.Now()}
+	m := &Metrics{reg: prometheus.NewRegistry(), started: time.Now(), topHosts: newTopK(64), topPaths: newTopK(256)}
 
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accel_requests_total",
@@ -329,11 +333,11 @@ func (m *Metrics) SetPoolStatsFunc(pool string, f func() PoolStats) { m.pools.se
 
 // ServerState is one origin server of a pool.
 type ServerState struct {
-	Addr string
+	Addr string `json:"addr"`
 	// Up is false while the server is ejected or failing health checks.
-	Up bool
+	Up bool `json:"up"`
 	// InFlight counts the requests it is answering now.
-	InFlight int
+	InFlight int `json:"in_flight"`
 }
 
 // SetServersFunc makes /metrics report pool's servers through f, called

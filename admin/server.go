@@ -162,14 +162,19 @@ func (s *Server) Handler() http.Handler { return s.handler }
 type endpoint struct {
 	method string // "GET" also admits HEAD
 	open   bool   // served without a token
-	h      http.HandlerFunc
+	// session admits the status page's session cookie as well as the
+	// token: read-only endpoints, so that a cookie can never purge.
+	session bool
+	h       http.HandlerFunc
 }
 
 func (s *Server) routes() http.Handler {
 	eps := map[string]endpoint{
+		"/":             {method: http.MethodGet, open: true, h: s.statusPage},
+		"/login":        {method: http.MethodPost, open: true, h: s.login},
 		"/healthz":      {method: http.MethodGet, open: true, h: s.healthz},
-		"/stats":        {method: http.MethodGet, h: s.stats},
-		"/metrics":      {method: http.MethodGet, h: s.metrics()},
+		"/stats":        {method: http.MethodGet, session: true, h: s.stats},
+		"/metrics":      {method: http.MethodGet, session: true, h: s.metrics()},
 		"/reload":       {method: http.MethodPost, h: s.reload},
 		"/purge/url":    {method: http.MethodPost, h: s.purge(kindURL)},
 		"/purge/prefix": {method: http.MethodPost, h: s.purge(kindPrefix)},
@@ -184,7 +189,7 @@ func (s *Server) routes() http.Handler {
 		}
 		// The token is checked before the method, so that a caller without
 		// one learns nothing but 401.
-		if !ep.open && !s.authorized(r) {
+		if !ep.open && !s.authorized(r) && !(ep.session && s.sessionOK(r)) {
 			s.log.Warn("admin request refused: missing or wrong token", "path", r.URL.Path, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="accel-admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")

@@ -45,6 +45,15 @@ type statsAnswer struct {
 	Rejections map[string]uint64 `json:"rejections"`
 	Purges     map[string]uint64 `json:"purges"`
 	Cache      *CacheStats       `json:"cache,omitempty"`
+	// ByStatus counts requests by status class (2xx, ...).
+	ByStatus map[string]uint64 `json:"by_status"`
+	// Servers is each pool's servers: up, in flight.
+	Servers map[string][]ServerState `json:"servers"`
+	// TopHosts and TopPaths are the most requested since start
+	// (approximate counts past the 64 hosts and 256 paths tracked).
+	TopHosts     []TopEntry    `json:"top_hosts"`
+	TopPaths     []TopEntry    `json:"top_paths"`
+	RecentErrors []RecentError `json:"recent_errors"`
 }
 
 // upstreamStats is one origin server, under its pool.
@@ -110,6 +119,11 @@ func (m *Metrics) snapshot() (*statsAnswer, error) {
 		Purges:        map[string]uint64{},
 	}
 	st.Requests.ByProtocol = map[string]map[string]uint64{}
+	st.ByStatus = map[string]uint64{}
+	st.Servers = m.servers.states()
+	st.TopHosts = m.topHosts.top(10)
+	st.TopPaths = m.topPaths.top(10)
+	st.RecentErrors = m.errors.list()
 	st.Requests.ByCacheStatus = map[string]uint64{}
 	server := func(lp labels) *upstreamStats {
 		pool, name := lp["pool"], lp["server"]
@@ -134,6 +148,7 @@ func (m *Metrics) snapshot() (*statsAnswer, error) {
 				}
 				st.Requests.ByProtocol[lp["proto"]][lp["cache"]] += c
 				st.Requests.ByCacheStatus[lp["cache"]] += c
+				st.ByStatus[lp["status"]] += c
 				st.Requests.Total += c
 			case "accel_received_bytes_total":
 				st.Bytes.In = c
