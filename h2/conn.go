@@ -80,8 +80,13 @@ type conn struct {
 	// streams are the streams alive: open, or closed with a handler
 	// still running. Their number is the work in flight.
 	streams map[uint32]*stream
-	// open counts the streams not yet closed (RFC 9113 §5.1.2).
-	open int
+	// open counts the streams not yet closed (RFC 9113 §5.1.2);
+	// resetRunning the reset ones whose handler still runs (an origin
+	// fetch, maybe): both count against MaxConcurrentStreams, so that
+	// resetting streams frees no room for more work (MadeYouReset). A
+	// stream whose answer went out whole counts no more.
+	open         int
+	resetRunning int
 	// out holds the frames waiting for the next write; vec and mark
 	// splice in body bytes written from where they are (cleartext only).
 	out  []byte

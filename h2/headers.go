@@ -372,7 +372,7 @@ func (c *conn) newRequest() error {
 		return c.streamError(h.id, http2.ErrCodeProtocol, "malformed_request")
 	}
 	c.mu.Lock()
-	refused := c.open >= c.cfg.MaxConcurrentStreams || len(c.streams) >= c.cfg.MaxConcurrentStreams
+	refused := c.open+c.resetRunning >= c.cfg.MaxConcurrentStreams
 	c.mu.Unlock()
 	if refused {
 		// Streams over the advertised limit, or over the work the limit

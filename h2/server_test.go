@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"accel/parser"
 )
 
 // A stored body larger than the client's window goes out as the window
@@ -127,6 +130,62 @@ func TestH2ZeroWindowInlineReset(t *testing.T) {
 		}
 		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
 			return
+		}
+	}
+}
+
+// lingering answers in a goroutine, then stays in its handler until the
+// test ends (an access log that is slow to write, say).
+type lingering struct{ hold chan struct{} }
+
+func (l lingering) ServeFast(req *parser.Request, w *Writer, c *Conn) bool { return false }
+
+func (l lingering) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn) {
+	w.SetContentLength(2)
+	w.WriteHead(200, nil)
+	w.Write([]byte("ok"))
+	w.Flush()
+	<-l.hold
+}
+
+// A stream whose answer went out whole no longer counts against the
+// stream limit, even while its handler still runs: only reset streams
+// keep counting until their work ends.
+func TestH2AnsweredStreamsFreeTheLimit(t *testing.T) {
+	l := lingering{hold: make(chan struct{})}
+	defer close(l.hold)
+	addr := serveLoopback(t, l, Config{MaxConcurrentStreams: 4})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for id := uint32(1); id < 40; id += 2 {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		for done := false; !done; {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("stream %d: %v", id, err)
+			}
+			switch f := f.(type) {
+			case *http2.RSTStreamFrame:
+				t.Fatalf("stream %d reset with %v while only answered streams linger", f.StreamID, f.ErrCode)
+			case *http2.GoAwayFrame:
+				t.Fatalf("GOAWAY %v", f.ErrCode)
+			case *http2.DataFrame:
+				done = f.StreamID == id && f.StreamEnded()
+			}
 		}
 	}
 }

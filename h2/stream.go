@@ -89,6 +89,9 @@ func (c *conn) closeLocked(st *stream, err error) {
 		st.remoteClosed = true
 		st.localClosed = true
 		c.open--
+		if st.running && st.reset {
+			c.resetRunning++
+		}
 	}
 	st.wakeAll(err)
 	c.maybeFreeLocked(st)
@@ -248,6 +251,11 @@ func (c *conn) resetStalled() {
 func (c *conn) startStream(st *stream) {
 	c.mu.Lock()
 	if st.closed {
+		// Reset within the read that opened it: the pipeline never
+		// sees it.
+		if st.reset {
+			c.resetRunning--
+		}
 		st.running = false
 		c.maybeFreeLocked(st)
 		c.mu.Unlock()
@@ -285,6 +293,9 @@ func (c *conn) endStream(st *stream) {
 		// The answer is complete before the request body: tell the
 		// client to stop sending it (RFC 9113 §8.1).
 		c.resetLocked(st, http2.ErrCodeNo)
+	}
+	if st.reset && st.closed {
+		c.resetRunning--
 	}
 	st.running = false
 	c.maybeFreeLocked(st)
