@@ -221,6 +221,7 @@ func (s *Server) Start() error {
 		MemoryBytes: int64(cfg.Cache.Memory),
 		Dir:         dirOrOff(cfg.Cache.Dir),
 		DiskBytes:   int64(cfg.Cache.Disk),
+		Log:         s.log,
 	})
 	if err != nil {
 		// The usual cause is another accel holding the directory's lock:
@@ -405,7 +406,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	st.retired.Store(true)
 	st.refs.Add(1)
 	st.release()
-	s.stopStores()
+	// The stores get what is left of ctx: a stuck disk must not hold the
+	// stop past the drain timeout.
+	stopped := make(chan struct{})
+	go func() {
+		s.stopStores()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.log.Warn("stores not closed within the drain timeout")
+		err = ctx.Err()
+	}
 	if f := st.access.file; f != nil {
 		f.Close()
 	}

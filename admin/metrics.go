@@ -51,6 +51,11 @@ type CacheStats struct {
 	// DiskObjects and DiskBytes are what the persistent tier holds.
 	DiskObjects int64 `json:"disk_objects"`
 	DiskBytes   int64 `json:"disk_bytes"`
+	// DiskState is the persistent tier's health: "ok", "read-only",
+	// "off", or "" without one.
+	DiskState string `json:"disk_state"`
+	// DiskFailures counts the persistent tier's write failures.
+	DiskFailures int64 `json:"disk_failures"`
 	// Evictions counts objects dropped for space.
 	Evictions int64 `json:"evictions"`
 	// CoalescedWaiters counts requests that waited for another request's
@@ -499,6 +504,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 // series; reading the cache once keeps them consistent with each other.
 type cacheCollector struct {
 	objects, bytes, evictions, coalesced *prometheus.Desc
+	diskState, diskFailures              *prometheus.Desc
 
 	mu sync.Mutex // guards f
 	f  func() CacheStats
@@ -510,6 +516,10 @@ func newCacheCollector() *cacheCollector {
 		bytes:     prometheus.NewDesc("accel_cache_bytes", "Bytes stored, by tier.", []string{"tier"}, nil),
 		evictions: prometheus.NewDesc("accel_cache_evictions_total", "Objects evicted to make room.", nil, nil),
 		coalesced: prometheus.NewDesc("accel_cache_coalesced_waiters_total", "Requests that waited for another request's origin fetch.", nil, nil),
+		diskState: prometheus.NewDesc("accel_cache_disk_state",
+			"1 for the persistent tier's current state: ok, read-only (new objects stay in memory until a retry succeeds) or off (until a restart).",
+			[]string{"state"}, nil),
+		diskFailures: prometheus.NewDesc("accel_cache_disk_failures_total", "Write failures of the persistent tier (full, read-only, I/O errors, stalls).", nil, nil),
 	}
 }
 
@@ -536,6 +546,8 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.bytes
 	ch <- c.evictions
 	ch <- c.coalesced
+	ch <- c.diskState
+	ch <- c.diskFailures
 }
 
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
@@ -549,4 +561,14 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.DiskBytes), "disk")
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(s.Evictions))
 	ch <- prometheus.MustNewConstMetric(c.coalesced, prometheus.CounterValue, float64(s.CoalescedWaiters))
+	if s.DiskState != "" {
+		for _, st := range []string{"ok", "read-only", "off"} {
+			v := 0.0
+			if st == s.DiskState {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.diskState, prometheus.GaugeValue, v, st)
+		}
+		ch <- prometheus.MustNewConstMetric(c.diskFailures, prometheus.CounterValue, float64(s.DiskFailures))
+	}
 }

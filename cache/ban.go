@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"accel/parser"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Tag and prefix purges are lazy, so that purging a million objects costs
@@ -124,9 +122,9 @@ func (c *Cache) addBan(b *ban) error {
 	c.banSeq++
 	b.seq = c.banSeq
 	if c.disk != nil {
-		if err := c.disk.db.Set(diskKey('n', b.seq), b.encode(), pebble.Sync); err != nil {
-			return err
-		}
+		// A ban the disk cannot take still holds in memory; the disk is
+		// then cleared before it takes writes again.
+		_ = c.disk.set(diskKey('n', b.seq), b.encode(), true)
 	}
 	c.bans = append(c.bans, b)
 	c.ix.bans.Store(newBanSet(c.bans))
@@ -161,7 +159,7 @@ func (c *Cache) sweep() {
 		// The records of what b removed went in earlier batches of the
 		// same log, so this delete cannot outlive them.
 		if c.disk != nil {
-			_ = c.disk.db.Delete(diskKey('n', b.seq), pebble.Sync)
+			_ = c.disk.remove(diskKey('n', b.seq), true)
 		}
 		c.banMu.Lock()
 		c.bans = c.bans[1:]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,14 @@ type Config struct {
 	// Dir is the persistent tier's directory (pebble); "" keeps the cache
 	// in memory only, and a restart starts cold.
 	Dir string
-	// DiskBytes bounds the bodies and metadata in the persistent tier;
-	// least recently used objects are evicted to stay under it. Zero: 1 GiB.
+	// DiskBytes bounds every file of the persistent tier, pebble's own
+	// included; least recently used objects are evicted to stay under it,
+	// and writes wait while pebble's files reach it. Zero: 1 GiB. A
+	// filesystem with less room lowers it.
 	DiskBytes int64
+	// Log receives the persistent tier's failures and pebble's messages;
+	// nil is slog.Default().
+	Log *slog.Logger
 	// Now is the clock; nil is time.Now. Tests inject one.
 	Now func() time.Time
 }
@@ -29,13 +35,16 @@ type Config struct {
 // Cache is the shared HTTP cache. It doesn't talk to origins on its own:
 // Serve is given a Fetch per request.
 type Cache struct {
-	cfg   Config
-	now   func() time.Time
-	ix    *index
-	mem   *memTier
-	disk  *diskTier // nil when memory only
-	tiers []tier
-	fl    flights
+	cfg  Config
+	now  func() time.Time
+	ix   *index
+	mem  *memTier
+	disk *diskTier // nil when memory only
+	// diskFailed is set when a persistent tier was configured but did
+	// not open.
+	diskFailed bool
+	tiers      []tier
+	fl         flights
 
 	nextID atomic.Uint64
 	// purgeGen counts purges; a fetch that started before one does not
@@ -140,8 +149,24 @@ func Open(cfg Config) (*Cache, error) {
 	}
 	c.fl.m = map[string]*flight{}
 	c.fl.pass = map[string]time.Time{}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Dir != "" {
+		// A persistent tier that cannot open leaves the cache in memory:
+		// accel serves, and says why the restart started cold.
+		d, err := c.openDisk(log)
+		if err != nil {
+			log.Error("cache: persistent tier unavailable, serving from memory only until restart",
+				"dir", cfg.Dir, "err", err)
+			c.diskFailed = true
+		} else {
+			c.disk = d
+		}
+	}
 	var onDrop func(*object)
-	if cfg.Dir == "" {
+	if c.disk == nil {
 		// Without a disk, a body ristretto drops is an object gone.
 		onDrop = func(o *object) {
 			if c.ix.remove(o) {
@@ -149,64 +174,73 @@ func Open(cfg Config) (*Cache, error) {
 			}
 		}
 	}
-	mem, err := newMemTier(cfg.MemoryBytes, cfg.Dir == "", onDrop)
+	mem, err := newMemTier(cfg.MemoryBytes, c.disk == nil, onDrop)
 	if err != nil {
+		if c.disk != nil {
+			_ = c.disk.close()
+		}
 		return nil, err
 	}
 	c.mem = mem
 	c.tiers = []tier{mem}
-	if cfg.Dir != "" {
-		d, err := openDisk(cfg.Dir)
-		if err != nil {
-			mem.rc.Close()
-			return nil, err
-		}
-		c.disk = d
-		c.tiers = append(c.tiers, d)
-		bans, err := d.loadBans()
-		if errors.Is(err, errCorrupt) {
-			// Which objects an unreadable purge covers is unknown, so
-			// none can be trusted: start cold.
-			bans, err = nil, d.dropAll()
-		}
-		if err != nil {
-			mem.rc.Close()
-			return nil, errors.Join(err, d.close())
-		}
-		var maxID uint64
-		for _, b := range bans {
-			// Ids must go on growing past every ban, even one whose
-			// objects are all gone, or new objects would fall under it.
-			maxID = max(maxID, b.maxID)
-			c.banSeq = max(c.banSeq, b.seq)
-		}
-		err = d.load(func(o *object) {
-			maxID = max(maxID, o.id)
-			for _, old := range c.ix.insert(o) {
-				// Two records for one variant: a crash between
-				// replacing and deleting. The newer insert wins.
-				if old.inserted > o.inserted {
-					c.ix.insert(old)
-					d.del(o)
-				} else {
-					d.del(old)
-				}
-			}
-		})
-		if err != nil {
-			mem.rc.Close()
-			return nil, errors.Join(err, d.close())
-		}
-		c.nextID.Store(maxID)
-		if len(bans) > 0 {
-			c.bans = bans
-			c.ix.bans.Store(newBanSet(bans))
-			c.sweeping = true
-			c.bg.Add(1)
-			go c.sweep()
-		}
+	if c.disk != nil {
+		c.tiers = append(c.tiers, c.disk)
+	}
+	if len(c.bans) > 0 {
+		c.sweeping = true
+		c.bg.Add(1)
+		go c.sweep()
 	}
 	return c, nil
+}
+
+// openDisk opens the persistent tier and rebuilds the index and the bans
+// from it. A directory whose records cannot be read is closed again.
+func (c *Cache) openDisk(log *slog.Logger) (*diskTier, error) {
+	d, err := openDisk(c.cfg.Dir, c.cfg.DiskBytes, log, c.now)
+	if err != nil {
+		return nil, err
+	}
+	bans, err := d.loadBans()
+	if errors.Is(err, errCorrupt) {
+		// Which objects an unreadable purge covers is unknown, so
+		// none can be trusted: start cold.
+		bans, err = nil, d.dropAll()
+	}
+	if err != nil {
+		return nil, errors.Join(err, d.close())
+	}
+	var maxID uint64
+	for _, b := range bans {
+		// Ids must go on growing past every ban, even one whose
+		// objects are all gone, or new objects would fall under it.
+		maxID = max(maxID, b.maxID)
+		c.banSeq = max(c.banSeq, b.seq)
+	}
+	err = d.load(func(o *object) {
+		maxID = max(maxID, o.id)
+		for _, old := range c.ix.insert(o) {
+			// Two records for one variant: a crash between
+			// replacing and deleting. The newer insert wins.
+			if old.inserted > o.inserted {
+				c.ix.insert(old)
+				d.del(o)
+			} else {
+				d.del(old)
+			}
+		}
+	})
+	if err != nil {
+		c.ix = newIndex()
+		c.banSeq = 0
+		return nil, errors.Join(err, d.close())
+	}
+	c.nextID.Store(maxID)
+	if len(bans) > 0 {
+		c.bans = bans
+		c.ix.bans.Store(newBanSet(bans))
+	}
+	return d, nil
 }
 
 // Close waits for background revalidations, stops the purge sweeper
@@ -233,6 +267,13 @@ type Stats struct {
 	// DiskObjects and DiskBytes are what the persistent tier holds
 	// (bodies and metadata, before pebble's compression).
 	DiskObjects, DiskBytes int64
+	// DiskState is the persistent tier's health: "ok", "read-only" (new
+	// objects stay in memory until a retry after a back-off succeeds),
+	// "off" (until a restart), or "" without one.
+	DiskState string
+	// DiskFailures counts the persistent tier's write failures and
+	// failed retries.
+	DiskFailures int64
 	// Evictions counts objects dropped for space.
 	Evictions int64
 	// CoalescedWaiters counts requests that waited on another's fetch.
@@ -258,8 +299,13 @@ func (c *Cache) Stats() Stats {
 		Stale:            c.stats.stale.Load(),
 		Passes:           c.stats.passes.Load(),
 	}
-	if c.disk != nil {
+	switch {
+	case c.disk != nil:
 		s.DiskObjects, s.DiskBytes = s.Objects, c.ix.bytes.Load()
+		s.DiskState = diskState(c.disk.state.Load()).String()
+		s.DiskFailures = c.disk.failures.Load()
+	case c.diskFailed:
+		s.DiskState, s.DiskFailures = diskOff.String(), 1
 	}
 	return s
 }

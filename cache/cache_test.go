@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func TestCorruptRecordDropped(t *testing.T) {
 			e.get("/x")
 			e.settle()
 			e.c.Close()
-			d, err := openDisk(dir)
+			d, err := openDisk(dir, defaultDiskBytes, slog.Default(), time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +103,7 @@ func TestCorruptMetadataDropped(t *testing.T) {
 	e.get("/m")
 	e.settle()
 	e.c.Close()
-	d, err := openDisk(dir)
+	d, err := openDisk(dir, defaultDiskBytes, slog.Default(), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

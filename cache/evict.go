@@ -7,14 +7,18 @@ import "math/rand/v2"
 const evictSample = 8
 
 // evict drops the least recently used of sampled objects until the
-// persistent tier is back under nine tenths of DiskBytes. The memory tier
-// evicts by itself.
+// persistent tier's objects are back under nine tenths of what its bound
+// leaves them (dataBound). The memory tier evicts by itself.
 func (c *Cache) evict() {
-	if c.disk == nil || c.ix.bytes.Load() <= c.cfg.DiskBytes || !c.evictMu.TryLock() {
+	if c.disk == nil {
+		return
+	}
+	limit := dataBound(c.disk.bound)
+	if c.ix.bytes.Load() <= limit || !c.evictMu.TryLock() {
 		return
 	}
 	defer c.evictMu.Unlock()
-	target := c.cfg.DiskBytes / 10 * 9
+	target := limit / 10 * 9
 	var victims []*object
 	var freed int64
 	for misses := 0; c.ix.bytes.Load()-freed > target && misses < 4*shardCount; {

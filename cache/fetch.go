@@ -195,10 +195,12 @@ func (c *Cache) store(o *object, body []byte) {
 	o.size, o.sum = int64(len(body)), crc32.Checksum(body, castagnoli)
 	o.inserted = now
 	o.used.Store(now)
-	if c.disk != nil && !c.disk.put(o, body) {
-		return
-	}
-	if !c.mem.put(o, body) && c.disk == nil {
+	// A body the disk does not take (full, read-only, over its bound) is
+	// kept in memory only, and then must be there before the index names
+	// it.
+	if c.disk != nil && c.disk.put(o, body) {
+		c.mem.put(o, body)
+	} else if !c.mem.putVisible(o, body) {
 		return
 	}
 	for _, old := range c.ix.insert(o) {

@@ -141,7 +141,10 @@ func (c *Cache) PurgeAll(soft bool) (int, error) {
 		return len(objs), c.settlePurge(objs, soft)
 	}
 	c.forget(objs)
-	return len(objs), c.disk.dropAll()
+	if c.disk.dropAll() != nil {
+		c.disk.setBehind()
+	}
+	return len(objs), nil
 }
 
 // takeLocked takes uri's variants out of s (hard) or replaces them with
@@ -180,15 +183,17 @@ func (c *Cache) settlePurge(objs []*object, soft bool) error {
 		}
 		// One synced tombstone now; the records go in the background,
 		// then the tombstone.
+		// A purge the disk cannot take holds in memory: the disk is
+		// cleared before it takes writes again.
 		key, err := c.disk.tombstone(objs)
 		if err != nil {
-			return err
+			return nil
 		}
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
 			if c.disk.drop(objs, false) == nil {
-				_ = c.disk.db.Delete(key, nil)
+				_ = c.disk.remove(key, false)
 			}
 		}()
 		return nil
@@ -196,5 +201,8 @@ func (c *Cache) settlePurge(objs []*object, soft bool) error {
 	if c.disk == nil || len(objs) == 0 {
 		return nil
 	}
-	return c.disk.expire(objs, true)
+	if c.disk.expire(objs, true) != nil {
+		c.disk.setBehind()
+	}
+	return nil
 }

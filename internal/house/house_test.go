@@ -29,6 +29,8 @@ var rank = map[string]int{
 	"accel/bench/client": 4,
 	// testproc starts real servers for tests; anything may use it.
 	"accel/internal/testproc": 1,
+	// testfs mounts small filesystems for tests; anything may use it.
+	"accel/internal/testfs": 1,
 }
 
 func TestImportDirection(t *testing.T) {

@@ -1,0 +1,734 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// diskTier keeps metadata and bodies in pebble under
+//
+//	'o' id → object metadata (object.encode, CRC-32C inside)
+//	'b' id → body (length and CRC-32C are in the metadata)
+//	'e' id → a soft purge: the lifetime the object was cut to
+//	'x' seq → a hard purge: the ids it removed, until their records are
+//	          deleted in the background
+//	'n' seq → a tag or prefix purge (ban.encode), until it is swept
+//
+// so that the index can be rebuilt on Open and a torn or corrupted body is
+// recognised before a byte of it is served.
+//
+// pebble stops on a write error (a failed WAL write or rotation panics, a
+// failed MANIFEST write is fatal, a failed flush is retried at once, for
+// ever), and a cache must not. So the tier keeps pebble away from errors
+// and is the one that gives up:
+//   - every write first checks the room left (the filesystem's free space
+//     and pebble's own files against the bound, at most every checkEvery);
+//   - a ballast file holds back enough of the filesystem for what pebble
+//     has in flight; when a write hits ENOSPC anyway (another process filled
+//     the disk) it is deleted, so pebble's retry succeeds, and the tier
+//     stops writing;
+//   - a write that fails, or takes longer than writeStall, makes the tier
+//     read-only (one ERROR line); after a back-off a write tries again;
+//   - pebble's fatal errors make the tier off until a restart, instead of
+//     stopping the process.
+//
+// While the tier takes no writes the cache keeps new objects in memory
+// only; what the disk holds is still read.
+type diskTier struct {
+	db  *pebble.DB
+	dir string
+	log *slog.Logger
+	now func() time.Time
+
+	// bound is what every file of the tier may take together: pebble's
+	// tables, logs and manifests, and the ballast. memtable is pebble's
+	// memtable size, also the size of a log file, sized from the bound.
+	bound, memtable int64
+	purgeSeq        atomic.Uint64
+
+	state    atomic.Int32 // a diskState
+	failures atomic.Int64 // write failures, for the metric
+	dead     chan struct{}
+	deadOnce sync.Once
+	closing  chan struct{}
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	retryAt time.Time
+	backoff time.Duration
+	// behind is set when a delete could not be written: the disk may hold
+	// an object the cache dropped or purged, so it is cleared before it
+	// takes writes again.
+	behind bool
+	// checked is when the room was last measured, used what pebble's files
+	// and the ballast took then, and written what was written since.
+	checked time.Time
+	used    int64
+	written int64
+	// ballast is the size of the ballast file in place (0: none).
+	ballast int64
+}
+
+// diskState is the health of the persistent tier.
+type diskState int32
+
+const (
+	diskOK       diskState = iota // reads and writes
+	diskReadOnly                  // reads; writes wait for a retry after a back-off
+	diskOff                       // nothing, until a restart
+)
+
+func (s diskState) String() string {
+	return [...]string{"ok", "read-only", "off"}[s]
+}
+
+const (
+	// writeStall bounds one write: a write pebble has not finished by
+	// then makes the tier read-only, and the response that waited for it
+	// completes from memory.
+	writeStall = 2 * time.Second
+	// openWait bounds pebble.Open at start: a directory that takes longer
+	// leaves the cache in memory only, so that accel serves at once.
+	openWait = 700 * time.Millisecond
+	// closeWait bounds pebble's Close.
+	closeWait = 2 * time.Second
+	// checkEvery is how often the room left is measured at most.
+	checkEvery = 100 * time.Millisecond
+	// firstBackoff and maxBackoff bound the wait before a read-only tier
+	// tries writing again; each failed try doubles it.
+	firstBackoff = time.Second
+	maxBackoff   = time.Minute
+	// ballastName is the file holding back room for pebble's writes in
+	// flight.
+	ballastName = "accel-ballast"
+)
+
+var (
+	errDiskOff      = errors.New("cache: persistent tier is off")
+	errDiskReadOnly = errors.New("cache: persistent tier is read-only")
+	errDiskStalled  = errors.New("cache: persistent tier write did not finish in time")
+	errDiskFull     = errors.New("cache: filesystem of the persistent tier is full")
+)
+
+func diskKey(kind byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{kind}, id)
+}
+
+// diskSizes are pebble's sizes for a bound: memtables (and so log files)
+// of a sixty-fourth of it, from 256 KiB to 8 MiB, and a ballast of two
+// memtables and a margin, enough for a flush in flight.
+func diskSizes(bound int64) (memtable, ballast int64) {
+	memtable = min(max(bound/64, 256<<10), 8<<20)
+	return memtable, 2*memtable + 256<<10
+}
+
+// dataBound is how many bytes of objects (bodies and metadata) the tier
+// keeps under a bound: five eighths of it, less the ballast and the
+// memtables and their logs; the rest is for compactions and for evicted
+// bodies not yet compacted away (measured: a tier that keeps evicting
+// holds about 1.3 times its live bytes in files). Eviction aims there;
+// the measured size of pebble's files is the hard limit.
+func dataBound(bound int64) int64 {
+	m, r := diskSizes(bound)
+	return max(bound*5/8-r-3*m, bound/4)
+}
+
+// openDisk opens the persistent tier in dir. The bound shrinks to what the
+// filesystem can give; a filesystem without room for pebble's start opens
+// the tier read-only, and an open that takes longer than openWait fails.
+func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (*diskTier, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	d := &diskTier{dir: dir, log: log, now: now, dead: make(chan struct{}), closing: make(chan struct{})}
+	fsu, err := vfs.Default.GetDiskUsage(dir)
+	if err != nil {
+		return nil, err
+	}
+	used, logs := dirUsage(dir)
+	if fi, err := os.Stat(filepath.Join(dir, ballastName)); err == nil {
+		d.ballast = fi.Size()
+	}
+	avail := int64(fsu.AvailBytes)
+	if b := used + avail; b < bound {
+		log.Warn("cache: the persistent tier's filesystem is smaller than its bound", "dir", dir,
+			"bound", bound, "room", b)
+		bound = b
+	}
+	d.bound = bound
+	d.memtable, _ = diskSizes(bound)
+	// Opening replays the logs into tables: that needs about their size,
+	// plus a new log and manifest. The ballast is ours to give.
+	need := logs + d.memtable + 1<<20
+	roFS := readOnlyFS(dir)
+	readOnly := avail+d.ballast < need || roFS
+	if !readOnly && d.ballast > 0 {
+		if err := os.Remove(filepath.Join(dir, ballastName)); err == nil {
+			d.ballast = 0
+		}
+	}
+	opts := &pebble.Options{
+		FS:                          vfs.OnDiskFull(vfs.Default, d.onDiskFull),
+		Logger:                      pebbleLogger{d},
+		EventListener:               &pebble.EventListener{BackgroundError: func(err error) { d.fail(err) }},
+		MemTableSize:                uint64(d.memtable),
+		MemTableStopWritesThreshold: 2,
+		L0StopWritesThreshold:       8,
+		LBaseMaxBytes:               min(max(bound/8, 1<<20), 64<<20),
+		// Bodies are read once into the memory tier: pebble's block cache
+		// only needs the index and metadata blocks.
+		CacheSize: min(max(bound/256, 1<<20), 8<<20),
+		// One compaction at a time: each writes its output before it
+		// deletes its inputs, and that room comes out of the bound.
+		CompactionConcurrencyRange: func() (int, int) { return 1, 1 },
+		ReadOnly:                   readOnly,
+	}
+	opts.TargetFileSizes[0] = d.memtable
+	if roFS {
+		// pebble takes its LOCK file even to read, which a read-only
+		// filesystem refuses; nothing can write there, so no lock is
+		// needed.
+		opts.FS = noLockFS{opts.FS}
+	}
+	type opened struct {
+		db  *pebble.DB
+		err error
+	}
+	ch := make(chan opened, 1)
+	abandon := make(chan struct{})
+	go func() {
+		db, err := pebble.Open(dir, opts)
+		select {
+		case ch <- opened{db, err}:
+		case <-abandon:
+			if err == nil {
+				_ = db.Close()
+			}
+		}
+	}()
+	t := time.NewTimer(openWait)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		d.db = r.db
+	case <-t.C:
+		close(abandon)
+		// pebble may be retrying a write that cannot succeed: the
+		// ENOSPC handler then waits instead of letting it spin.
+		close(d.closing)
+		d.kill(fmt.Errorf("opening %s took longer than %v", dir, openWait))
+		return nil, fmt.Errorf("cache: opening %s took longer than %v", dir, openWait)
+	}
+	d.checked, d.used = now(), d.measure()
+	if readOnly {
+		d.state.Store(int32(diskReadOnly))
+		d.failures.Add(1)
+		d.backoff, d.retryAt = firstBackoff, now().Add(firstBackoff)
+		log.Error("cache: persistent tier opened read-only, new objects stay in memory", "dir", dir,
+			"err", fmt.Errorf("%w: %d bytes free, %d needed", errDiskFull, avail+d.ballast, need))
+		return d, nil
+	}
+	d.mu.Lock()
+	err = d.placeBallastLocked()
+	d.mu.Unlock()
+	if err != nil {
+		d.fail(err)
+	}
+	return d, nil
+}
+
+// noLockFS is a filesystem whose locks are free: for a read-only one.
+type noLockFS struct{ vfs.FS }
+
+func (noLockFS) Lock(string) (io.Closer, error) { return io.NopCloser(nil), nil }
+
+// dirUsage sums the sizes of the files in dir, and of pebble's logs among
+// them.
+func dirUsage(dir string) (all, logs int64) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		all += fi.Size()
+		if strings.HasSuffix(e.Name(), ".log") {
+			logs += fi.Size()
+		}
+	}
+	return all, logs
+}
+
+// placeBallastLocked writes the ballast file, of zeros so that the blocks
+// are really taken on filesystems without fallocate.
+func (d *diskTier) placeBallastLocked() error {
+	_, size := diskSizes(d.bound)
+	if d.ballast >= size {
+		return nil
+	}
+	path := filepath.Join(d.dir, ballastName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(make([]byte, size))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	d.ballast = size
+	return nil
+}
+
+// onDiskFull runs when one of pebble's writes hits ENOSPC, with pebble's
+// writes held; the write is retried once when it returns. Deleting the
+// ballast lets that retry, and whatever pebble has in flight, succeed. With
+// no ballast left it waits out the back-off first, so that pebble's
+// retries of a failed flush do not spin.
+func (d *diskTier) onDiskFull() {
+	d.mu.Lock()
+	freed := d.ballast > 0
+	if freed {
+		_ = os.Remove(filepath.Join(d.dir, ballastName))
+		d.ballast = 0
+	}
+	wait := d.backoff
+	d.mu.Unlock()
+	d.fail(errDiskFull)
+	if freed {
+		return
+	}
+	t := time.NewTimer(max(wait, firstBackoff))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-d.closing:
+	}
+}
+
+// fail makes the tier read-only after a write error; the first failure of
+// an outage is logged.
+func (d *diskTier) fail(err error) {
+	d.failures.Add(1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.state.CompareAndSwap(int32(diskOK), int32(diskReadOnly)) {
+		return
+	}
+	d.backoff = firstBackoff
+	d.retryAt = d.now().Add(d.backoff)
+	d.log.Error("cache: persistent tier read-only, new objects stay in memory", "dir", d.dir, "err", err,
+		"retry_in", d.backoff)
+}
+
+// kill turns the tier off for good: pebble cannot go on.
+func (d *diskTier) kill(err error) {
+	d.deadOnce.Do(func() {
+		d.failures.Add(1)
+		d.state.Store(int32(diskOff))
+		close(d.dead)
+		d.log.Error("cache: persistent tier off until restart, serving from memory", "dir", d.dir, "err", err)
+	})
+}
+
+// measure is the size of every file of the tier.
+func (d *diskTier) measure() int64 {
+	u := int64(d.db.Metrics().DiskSpaceUsage())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return u + d.ballast
+}
+
+// writable reports whether a write of n bytes (0: a delete) may go to
+// pebble now: the tier is healthy, or its back-off is over and a retry
+// succeeds, and the write fits under the bound and in the filesystem.
+// d.mu is never held while pebble is called: pebble calls back into the
+// tier (fail, onDiskFull) with its own locks held.
+func (d *diskTier) writable(n int64) bool {
+	switch diskState(d.state.Load()) {
+	case diskOff:
+		return false
+	case diskReadOnly:
+		if !d.retry() {
+			return false
+		}
+	}
+	now := d.now()
+	d.mu.Lock()
+	due := now.Sub(d.checked) >= checkEvery || d.written >= d.memtable/4
+	if due {
+		d.checked, d.written = now, 0
+	}
+	d.mu.Unlock()
+	if due {
+		used, err := d.measure(), d.room()
+		d.mu.Lock()
+		d.used = used
+		d.mu.Unlock()
+		if err != nil {
+			d.fail(err)
+			return false
+		}
+	}
+	if n == 0 {
+		return true
+	}
+	// A memtable's worth of room stays for pebble's logs, and an eighth
+	// of the bound for the output of a compaction in flight, which is
+	// written before its inputs are deleted.
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.used+d.written+n+d.memtable+d.bound/8 > d.bound {
+		return false
+	}
+	d.written += n
+	return true
+}
+
+// room checks that the filesystem takes writes and has a log file's worth
+// of room.
+func (d *diskTier) room() error {
+	if readOnlyFS(d.dir) {
+		return fmt.Errorf("%w: %s is on a read-only filesystem", errDiskReadOnly, d.dir)
+	}
+	fsu, err := vfs.Default.GetDiskUsage(d.dir)
+	if err != nil {
+		return err
+	}
+	if int64(fsu.AvailBytes) < d.memtable {
+		return fmt.Errorf("%w: %d bytes free", errDiskFull, fsu.AvailBytes)
+	}
+	return nil
+}
+
+// retry ends a read-only spell once its back-off is over and the
+// filesystem has room again: the ballast back in place and, if deletes
+// were lost meanwhile, the disk cleared. One caller retries at a time.
+func (d *diskTier) retry() bool {
+	d.mu.Lock()
+	now := d.now()
+	if diskState(d.state.Load()) != diskReadOnly || now.Before(d.retryAt) || d.db == nil {
+		d.mu.Unlock()
+		return diskState(d.state.Load()) == diskOK
+	}
+	// Whoever else asks meanwhile waits for the next back-off.
+	d.retryAt = now.Add(d.backoff)
+	behind := d.behind
+	err := d.room()
+	if err == nil {
+		err = d.placeBallastLocked()
+	}
+	d.mu.Unlock()
+	if err == nil && behind {
+		b := d.db.NewBatch()
+		_ = b.DeleteRange([]byte{0}, []byte{0xff}, nil)
+		err = d.run(b, true)
+	}
+	used := d.measure()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.failures.Add(1)
+		d.backoff = min(2*d.backoff, maxBackoff)
+		d.retryAt = now.Add(d.backoff)
+		return false
+	}
+	if behind {
+		d.behind = false
+	}
+	d.checked, d.written, d.used = now, 0, used
+	d.state.Store(int32(diskOK))
+	d.log.Info("cache: persistent tier writable again", "dir", d.dir)
+	return true
+}
+
+// write commits a batch built by fill if the tier takes writes; size is
+// what it adds. A delete (size 0) that cannot be written leaves the tier
+// behind: the disk is cleared before it takes writes again.
+func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error {
+	if !d.writable(size) {
+		if size == 0 {
+			d.setBehind()
+		}
+		if diskState(d.state.Load()) == diskOK {
+			return errDiskFull
+		}
+		return errDiskReadOnly
+	}
+	b := d.db.NewBatch()
+	fill(b)
+	err := d.run(b, sync)
+	if err != nil {
+		d.fail(err)
+		if size == 0 {
+			d.setBehind()
+		}
+	}
+	return err
+}
+
+// run commits b on a goroutine of its own and waits up to writeStall: a
+// write pebble cannot finish (its memtables full behind a failed flush)
+// must not hold the response that waits for it, nor a drain.
+func (d *diskTier) run(b *pebble.Batch, sync bool) error {
+	done := make(chan error, 1)
+	go func() {
+		err := b.Commit(writeOpts(sync))
+		_ = b.Close()
+		done <- err
+	}()
+	t := time.NewTimer(writeStall)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-d.dead:
+		return errDiskOff
+	case <-t.C:
+		return errDiskStalled
+	}
+}
+
+func (d *diskTier) readable() bool { return diskState(d.state.Load()) != diskOff }
+
+func (d *diskTier) get(o *object) ([]byte, bool) {
+	if !d.readable() {
+		return nil, false
+	}
+	v, closer, err := d.db.Get(diskKey('b', o.id))
+	if err != nil {
+		return nil, false
+	}
+	defer closer.Close()
+	if int64(len(v)) != o.size || crc32.Checksum(v, castagnoli) != o.sum {
+		return nil, false
+	}
+	return append([]byte(nil), v...), true
+}
+
+func (d *diskTier) put(o *object, body []byte) bool {
+	meta := o.encode()
+	return d.write(int64(len(body)+len(meta)+32), false, func(b *pebble.Batch) {
+		_ = b.Set(diskKey('o', o.id), meta, nil)
+		_ = b.Set(diskKey('b', o.id), body, nil)
+	}) == nil
+}
+
+func (d *diskTier) del(o *object) {
+	_ = d.drop([]*object{o}, false)
+}
+
+// drop deletes objects' records in one batch; sync makes a purge durable
+// before it is reported done.
+func (d *diskTier) drop(objs []*object, sync bool) error {
+	return d.write(0, sync, func(b *pebble.Batch) {
+		for _, o := range objs {
+			for _, k := range []byte("obe") {
+				_ = b.Delete(diskKey(k, o.id), nil)
+			}
+		}
+	})
+}
+
+// set and remove write one record.
+func (d *diskTier) set(key, value []byte, sync bool) error {
+	return d.write(int64(len(key)+len(value)), sync, func(b *pebble.Batch) { _ = b.Set(key, value, nil) })
+}
+
+func (d *diskTier) remove(key []byte, sync bool) error {
+	return d.write(0, sync, func(b *pebble.Batch) { _ = b.Delete(key, nil) })
+}
+
+// tombstone durably records that objs are purged, in one small write: a
+// restart skips them even before forget deletes their records.
+func (d *diskTier) tombstone(objs []*object) ([]byte, error) {
+	key := binary.BigEndian.AppendUint64([]byte{'x'}, d.purgeSeq.Add(1))
+	v := make([]byte, 0, 5*len(objs))
+	for _, o := range objs {
+		v = binary.AppendUvarint(v, o.id)
+	}
+	err := d.set(key, v, true)
+	if err != nil {
+		d.setBehind()
+	}
+	return key, err
+}
+
+// setBehind records that the disk missed a delete or purge: it is cleared
+// before it takes writes again.
+func (d *diskTier) setBehind() {
+	d.mu.Lock()
+	d.behind = true
+	d.mu.Unlock()
+}
+
+// update rewrites the metadata of objects updated in place (a 304), so a
+// restart sees the new headers and freshness.
+func (d *diskTier) update(o *object) error {
+	meta := o.encode()
+	return d.write(int64(len(meta)), false, func(b *pebble.Batch) {
+		_ = b.Set(diskKey('o', o.id), meta, nil)
+		_ = b.Delete(diskKey('e', o.id), nil)
+	})
+}
+
+// expire records soft purges: eight bytes per object instead of a rewrite
+// of its metadata.
+func (d *diskTier) expire(objs []*object, sync bool) error {
+	return d.write(int64(17*len(objs)), sync, func(b *pebble.Batch) {
+		for _, o := range objs {
+			_ = b.Set(diskKey('e', o.id), binary.BigEndian.AppendUint64(nil, uint64(o.lifetime)), nil)
+		}
+	})
+}
+
+// dropAll deletes every record.
+func (d *diskTier) dropAll() error {
+	return d.write(0, true, func(b *pebble.Batch) { _ = b.DeleteRange([]byte{0}, []byte{0xff}, nil) })
+}
+
+func writeOpts(sync bool) *pebble.WriteOptions {
+	if sync {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
+
+// load calls fn with every stored object, its soft purges applied.
+// Records that do not decode are deleted; their bodies go with them.
+func (d *diskTier) load(fn func(*object)) error {
+	dead := map[uint64]bool{}
+	var tombs [][]byte
+	if err := d.scan('x', func(seq uint64, v []byte) {
+		d.purgeSeq.Store(max(d.purgeSeq.Load(), seq))
+		tombs = append(tombs, diskKey('x', seq))
+		for len(v) > 0 {
+			id, n := binary.Uvarint(v)
+			if n <= 0 {
+				break
+			}
+			dead[id], v = true, v[n:]
+		}
+	}); err != nil {
+		return err
+	}
+	cut := map[uint64]int64{}
+	if err := d.scan('e', func(id uint64, v []byte) {
+		if len(v) == 8 {
+			cut[id] = int64(binary.BigEndian.Uint64(v))
+		}
+	}); err != nil {
+		return err
+	}
+	var bad []*object
+	err := d.scan('o', func(id uint64, v []byte) {
+		o, err := decodeObject(append([]byte(nil), v...))
+		if err != nil || o.id != id || dead[id] {
+			bad = append(bad, &object{id: id})
+			return
+		}
+		if l, ok := cut[id]; ok {
+			o.lifetime = min(o.lifetime, max(0, timeDuration(l)))
+		}
+		fn(o)
+	})
+	if err != nil {
+		return err
+	}
+	if diskState(d.state.Load()) != diskOK {
+		// A read-only tier keeps its records; they are skipped again on
+		// the next start.
+		return nil
+	}
+	if len(bad) > 0 {
+		if err := d.drop(bad, true); err != nil {
+			return err
+		}
+	}
+	for _, k := range tombs {
+		if err := d.remove(k, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *diskTier) scan(kind byte, fn func(id uint64, v []byte)) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return errors.Join(err, it.Close())
+		}
+		fn(binary.BigEndian.Uint64(k[1:]), v)
+	}
+	return it.Close()
+}
+
+// close closes pebble, waiting at most closeWait: a stuck disk must not
+// hold a drain. An off tier is left as it is; pebble cannot close it.
+func (d *diskTier) close() error {
+	close(d.closing)
+	if !d.readable() {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.db.Close() }()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("cache: closing %s took longer than %v", d.dir, closeWait)
+	}
+}
+
+// pebbleLogger sends pebble's messages to accel's log: its routine
+// chatter at debug level, its errors as warnings (the tier logs the error
+// that changes its state). A fatal error turns the tier off and parks the
+// goroutine that met it, since pebble requires Fatalf not to return and
+// accel must go on serving.
+type pebbleLogger struct{ d *diskTier }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.d.log.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.d.log.Warn("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.d.kill(fmt.Errorf("pebble: "+format, args...))
+	select {}
+}
