@@ -3,8 +3,11 @@ package h2
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -187,5 +190,51 @@ func TestH2AnsweredStreamsFreeTheLimit(t *testing.T) {
 				done = f.StreamID == id && f.StreamEnded()
 			}
 		}
+	}
+}
+
+// bodyHandler answers /read with the length of the body it read, and
+// anything else at once without reading it.
+type bodyHandler struct{}
+
+func (bodyHandler) ServeFast(req *parser.Request, w *Writer, c *Conn) bool { return false }
+
+func (bodyHandler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn) {
+	msg := "ignored"
+	if string(req.Target) == "/read" {
+		n, err := io.Copy(io.Discard, body)
+		msg = strconv.FormatInt(n, 10)
+		if err != nil {
+			msg = err.Error()
+		}
+	}
+	w.SetContentLength(int64(len(msg)))
+	w.WriteHead(200, nil)
+	w.Write([]byte(msg))
+}
+
+// Request bodies left unread by answers that did not need them go back to
+// the connection's window: later uploads on the connection still flow.
+func TestH2UnreadBodiesFreeTheWindow(t *testing.T) {
+	addr := serveLoopback(t, bodyHandler{}, Config{})
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return net.Dial(network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	post := func(path string, n int) string {
+		resp, err := cl.Post("http://"+addr+path, "application/octet-stream", bytes.NewReader(make([]byte, n)))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for range 8 {
+		post("/ignore", 300<<10)
+	}
+	if got := post("/read", 2<<20); got != strconv.Itoa(2<<20) {
+		t.Fatalf("2 MiB upload after unread ones: %q", got)
 	}
 }

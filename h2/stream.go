@@ -92,6 +92,12 @@ func (c *conn) closeLocked(st *stream, err error) {
 		if st.running && st.reset {
 			c.resetRunning++
 		}
+		if b := st.body; b != nil && b.r < len(b.buf) {
+			// Body bytes nobody will read go back to the connection's
+			// window, or it would shrink with every such stream.
+			c.giveBackLocked(nil, int64(len(b.buf)-b.r))
+			b.buf, b.r = b.buf[:0], 0
+		}
 	}
 	st.wakeAll(err)
 	c.maybeFreeLocked(st)
