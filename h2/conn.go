@@ -29,6 +29,9 @@ const (
 // without waiting for the end of its body.
 const flushThreshold = 64 << 10
 
+// maxSpare is the largest output buffer a connection keeps between writes.
+const maxSpare = 128 << 10
+
 // maxQueuedControl bounds the control frames (SETTINGS and PING acks,
 // resets) queued for the peer before they are written out: a peer that
 // sends them faster than it reads the answers is then cut by the write
@@ -435,7 +438,11 @@ func (c *conn) flush() error {
 		_, err = c.nc.Write(buf)
 	}
 	c.mu.Lock()
-	c.spare = buf[:0]
+	if cap(buf) <= maxSpare {
+		// A buffer grown by a large body is not kept for an idle
+		// connection.
+		c.spare = buf[:0]
+	}
 	if err != nil && c.werr == nil {
 		// A peer that does not take its bytes within write_timeout, or
 		// is gone: the loop sees the closed conn and ends.
