@@ -10,8 +10,8 @@ import (
 	"accel/parser"
 )
 
-// countingWriter sits between the pipeline and a front: it adds Via to
-// every response and keeps what the access log and metrics report.
+// countingWriter sits between the pipeline and a front and keeps what the
+// access log and metrics report.
 type countingWriter struct {
 	responseWriter
 	status int
@@ -25,17 +25,17 @@ type countingWriter struct {
 func (c *countingWriter) WriteHead(status int, fields parser.Fields) error {
 	c.finish()
 	c.status = status
-	via := []byte("1.1 accel")
-	out := make(parser.Fields, 0, len(fields)+1)
-	for _, f := range fields {
-		if parser.EqualFold(f.Name, "Via") {
-			via = appendList(append([]byte(nil), f.Value...), via)
-			continue
-		}
-		out = append(out, f)
+	return c.responseWriter.WriteHead(status, fields)
+}
+
+func (c *countingWriter) WriteStored(status int, fields parser.Fields, wire []byte, extra parser.Fields, body []byte) error {
+	c.finish()
+	c.status = status
+	err := c.responseWriter.WriteStored(status, fields, wire, extra, body)
+	if err == nil {
+		c.bytes += int64(len(body))
 	}
-	out = append(out, parser.Field{Name: []byte("Via"), Value: via})
-	return c.responseWriter.WriteHead(status, out)
+	return err
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
@@ -77,7 +77,7 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 	req := ex.req
 	r := accessRecord{
 		end:          time.Now(),
-		client:       clientIP(ex.remote),
+		client:       ex.clientIP(),
 		proto:        ex.proto,
 		minor:        req.Minor,
 		method:       req.Method,

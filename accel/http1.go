@@ -27,6 +27,15 @@ type h1conn struct {
 	lim    parser.Limits
 	hdrTO  time.Duration
 	idleTO time.Duration
+	remote net.Addr
+	// w and ex are reused by every request that serveFast answers; a
+	// request that goes to an origin gets its own, which the cache's
+	// background work may outlive the request with.
+	w  h1Writer
+	ex exchange
+	// idleUntil is the read deadline this goroutine last set for waiting
+	// on a new request, zero once anything else set one.
+	idleUntil time.Time
 }
 
 var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -45,6 +54,7 @@ func (s *Server) serveHTTP1(c net.Conn, state *connState, pre []byte, isTLS bool
 		},
 		hdrTO:  lim.HeaderTimeout.D(),
 		idleTO: lim.IdleTimeout.D(),
+		remote: c.RemoteAddr(),
 	}
 	hc.rb = rbuf{conn: c, buf: make([]byte, max(4096, len(pre))), max: hc.lim.MaxHeadBytes, readTimeout: lim.ReadTimeout.D()}
 	hc.rb.w = copy(hc.rb.buf, pre)
@@ -68,17 +78,23 @@ func (s *Server) serveHTTP1(c net.Conn, state *connState, pre []byte, isTLS bool
 
 // readHead parses the next request head, reading as needed within the
 // idle timeout (no byte yet) and the header timeout (from the first byte).
+// A head that arrives whole in one read changes no deadline but the idle
+// one, and that one only once it is off by a second or more.
 func (hc *h1conn) readHead() (int, error) {
 	hc.rb.compact()
 	started := hc.rb.buffered() > 0
 	if started {
-		hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
+		hc.setHeadDeadline()
 	}
 	for {
 		if hc.rb.w > hc.rb.r {
 			n, err := parser.ParseRequest(hc.rb.buf[hc.rb.r:hc.rb.w], &hc.req, hc.lim)
 			if err != parser.ErrIncomplete {
 				return n, err
+			}
+			if hc.idleUntil != (time.Time{}) {
+				// More bytes of a started head: the header timeout runs.
+				hc.setHeadDeadline()
 			}
 		}
 		// Everything answered so far goes out before we wait for more.
@@ -91,7 +107,7 @@ func (hc *h1conn) readHead() (int, error) {
 			// connections, so one of the two always catches a connection
 			// about to wait.
 			hc.state.idle.Store(true)
-			hc.c.SetReadDeadline(time.Now().Add(hc.idleTO))
+			hc.armIdle()
 			if hc.s.draining.Load() {
 				return 0, errDraining
 			}
@@ -108,9 +124,27 @@ func (hc *h1conn) readHead() (int, error) {
 		if !started {
 			started = true
 			hc.state.idle.Store(false)
-			hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
 		}
 	}
+}
+
+// armIdle makes the read deadline the idle timeout from now, unless the
+// one set for the previous wait is within a second of it: a connection
+// answered from the cache then pays no deadline change per request.
+func (hc *h1conn) armIdle() {
+	now := time.Now()
+	slack := min(time.Second, hc.idleTO/4)
+	if hc.idleUntil.Sub(now) > hc.idleTO-slack {
+		return
+	}
+	hc.idleUntil = now.Add(hc.idleTO)
+	hc.c.SetReadDeadline(hc.idleUntil)
+}
+
+// setHeadDeadline starts the header timeout.
+func (hc *h1conn) setHeadDeadline() {
+	hc.idleUntil = time.Time{}
+	hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
 }
 
 var (
@@ -174,8 +208,17 @@ func (hc *h1conn) closeWrite() {
 // the connection stays open for another.
 func (hc *h1conn) serveOne(n int) bool {
 	hc.rb.r += n
-	hc.c.SetReadDeadline(time.Time{})
 	req := &hc.req
+	if !req.Chunked && req.ContentLength <= 0 {
+		hc.w = h1Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
+		hc.ex = exchange{req: req, tls: hc.tls, proto: "h1", remote: hc.remote, w: &hc.w, hostBuf: hc.ex.hostBuf, client: hc.ex.client}
+		if hc.s.serveFast(&hc.ex) {
+			hc.w.finish()
+			return hc.keepOpen(&hc.w)
+		}
+	}
+	hc.idleUntil = time.Time{}
+	hc.c.SetReadDeadline(time.Time{})
 	w := &h1Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
 	cont := &continuer{w: w, want: req.Expect100}
 	var body io.Reader
@@ -205,8 +248,9 @@ func (hc *h1conn) serveOne(n int) bool {
 		body:   body,
 		tls:    hc.tls,
 		proto:  "h1",
-		remote: hc.c.RemoteAddr(),
+		remote: hc.remote,
 		w:      w,
+		client: hc.ex.client,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var watch *abortWatch
@@ -239,6 +283,12 @@ func (hc *h1conn) serveOne(n int) bool {
 		cb.br.Reset(nil)
 		bufioPool.Put(cb.br)
 	}
+	return hc.keepOpen(w)
+}
+
+// keepOpen ends an exchange: it reports whether the connection stays open
+// for another request, and closes it otherwise.
+func (hc *h1conn) keepOpen(w *h1Writer) bool {
 	if w.close || hc.s.draining.Load() {
 		hc.bw.Flush()
 		hc.closeWrite()
@@ -247,15 +297,23 @@ func (hc *h1conn) serveOne(n int) bool {
 	return true
 }
 
-// deadlineWriter bounds each write to a client that stopped reading.
+// deadlineWriter bounds each write to a client that stopped reading. The
+// deadline moves only once it is a second or more short of the timeout, so
+// a connection answering many small responses changes it about once a
+// second instead of once per write.
 type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
+	until   time.Time
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	if d.timeout > 0 {
-		d.c.SetWriteDeadline(time.Now().Add(d.timeout))
+		now := time.Now()
+		if d.until.Sub(now) <= d.timeout-min(time.Second, d.timeout/4) {
+			d.until = now.Add(d.timeout)
+			d.c.SetWriteDeadline(d.until)
+		}
 	}
 	return d.c.Write(p)
 }
@@ -275,6 +333,7 @@ type h1Writer struct {
 	// close is set when the connection must end after this response.
 	close bool
 	err   error
+	num   [20]byte // formats lengths without allocating
 }
 
 func (w *h1Writer) SetContentLength(n int64) { w.length = n }
@@ -287,11 +346,7 @@ func (w *h1Writer) WriteHead(status int, fields parser.Fields) error {
 	}
 	w.wroteHead = true
 	bw := w.bw
-	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(status))
-	bw.WriteByte(' ')
-	bw.WriteString(statusText(status))
-	bw.WriteString("\r\n")
+	bw.WriteString(statusLine(status))
 	hasDate := false
 	for _, f := range fields {
 		if hopByHop(f.Name) || parser.EqualFold(f.Name, "Content-Length") {
@@ -310,12 +365,18 @@ func (w *h1Writer) WriteHead(status int, fields parser.Fields) error {
 		bw.WriteString(httpDate())
 		bw.WriteString("\r\n")
 	}
+	return w.endHead(status)
+}
+
+// endHead writes the framing fields and the blank line that end a head.
+func (w *h1Writer) endHead(status int) error {
+	bw := w.bw
 	w.noBody = w.head || status < 200 || status == 204 || status == 304
 	switch {
 	case status < 200 || status == 204:
 	case w.length >= 0 && (status != 304 || w.head):
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(w.length, 10))
+		bw.Write(strconv.AppendInt(w.num[:0], w.length, 10))
 		bw.WriteString("\r\n")
 	case w.noBody:
 	case w.reqMajor == 1 && w.reqMinor >= 1:
@@ -331,6 +392,34 @@ func (w *h1Writer) WriteHead(status int, fields parser.Fields) error {
 		bw.WriteString("Connection: keep-alive\r\n")
 	}
 	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// WriteStored writes a stored response: its serialised head as it is,
+// extra, the framing, and the body, into the connection's buffer, so that
+// a small response leaves in one write.
+func (w *h1Writer) WriteStored(status int, fields parser.Fields, wire []byte, extra parser.Fields, body []byte) error {
+	if w.wroteHead {
+		return errors.New("accel: response head written twice")
+	}
+	w.wroteHead = true
+	w.length = int64(len(body))
+	bw := w.bw
+	bw.WriteString(statusLine(status))
+	bw.Write(wire)
+	for _, f := range extra {
+		bw.Write(f.Name)
+		bw.WriteString(": ")
+		bw.Write(f.Value)
+		bw.WriteString("\r\n")
+	}
+	if err := w.endHead(status); err != nil {
+		return w.fail(err)
+	}
+	if w.noBody {
+		return nil
+	}
+	_, err := w.Write(body)
 	return err
 }
 
@@ -353,7 +442,7 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 	}
 	w.written += int64(len(p))
 	if w.chunked {
-		w.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		w.bw.Write(strconv.AppendInt(w.num[:0], int64(len(p)), 16))
 		w.bw.WriteString("\r\n")
 		w.bw.Write(p)
 		_, err := w.bw.WriteString("\r\n")

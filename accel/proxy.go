@@ -31,6 +31,9 @@ type responseWriter interface {
 	// WriteInterim sends a 1xx head (an origin's 103 Early Hints, or the
 	// cache's) before the final one.
 	WriteInterim(status int, fields parser.Fields) error
+	// WriteStored writes a whole response whose body is at hand (see
+	// cache.ResponseWriter); its fields carry a Date.
+	WriteStored(status int, fields parser.Fields, wire []byte, extra parser.Fields, body []byte) error
 }
 
 // exchange is one request as the pipeline sees it, from either front.
@@ -45,6 +48,22 @@ type exchange struct {
 	// requestID), for the access log and the origin.
 	route *policy.Route
 	reqID []byte
+	// cw and hostBuf are serveFast's, kept here so that a front which
+	// reuses its exchange answers a hit without allocating.
+	cw      countingWriter
+	hostBuf []byte
+	// client is the remote IP as text, made once: a front that reuses
+	// its exchange, or copies this, pays for it once per connection.
+	client string
+}
+
+// clientIP is the client's address as the access log and X-Forwarded-For
+// write it.
+func (ex *exchange) clientIP() string {
+	if ex.client == "" {
+		ex.client = clientIP(ex.remote)
+	}
+	return ex.client
 }
 
 // serve is the pipeline: route, then cache or origin, then the answer.
@@ -130,7 +149,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		server.Store(&upstreamUse{addr: resp.Server, took: time.Since(t0)})
 		return &cache.Response{
 			Status:        resp.Head.Status,
-			Fields:        stripHopByHop(resp.Head.Fields),
+			Fields:        responseFields(resp.Head.Fields),
 			ContentLength: resp.Head.ContentLength,
 			Body:          &pinnedBody{ReadCloser: resp.Body, s: s, st: g, client: client, limit: limit},
 		}, nil
@@ -246,11 +265,27 @@ func writeError(w responseWriter, status int, msg string) {
 }
 
 func writeErrorFields(w responseWriter, status int, msg string, fields parser.Fields) {
-	msg = strconv.Itoa(status) + " " + statusText(status) + ": " + msg + "\n"
-	fields = append(fields, parser.Field{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")})
-	w.SetContentLength(int64(len(msg)))
+	writeErrorBody(w, status, errorBody(status, msg), fields)
+}
+
+func errorBody(status int, msg string) []byte {
+	return []byte(strconv.Itoa(status) + " " + statusText(status) + ": " + msg + "\n")
+}
+
+// textFields is the head of accel's own short answers; nothing writes to it.
+var textFields = parser.Fields{{Name: []byte("Content-Type"), Value: []byte("text/plain; charset=utf-8")}}
+
+// writeErrorBody answers with body, made by errorBody: once per answer, or
+// once for good for the refusals serveFast makes without allocating.
+func writeErrorBody(w responseWriter, status int, body []byte, fields parser.Fields) {
+	if fields == nil {
+		fields = textFields
+	} else {
+		fields = append(fields, textFields...)
+	}
+	w.SetContentLength(int64(len(body)))
 	w.WriteHead(status, fields)
-	w.Write([]byte(msg))
+	w.Write(body)
 }
 
 // forwardHead builds the head the origin receives: the client's fields
@@ -275,7 +310,7 @@ func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) 
 			fields = append(fields, f)
 		}
 	}
-	if ip := clientIP(ex.remote); ip != "" {
+	if ip := ex.clientIP(); ip != "" {
 		xff = appendList(xff, []byte(ip))
 	}
 	if xff != nil {
@@ -433,4 +468,24 @@ func stripHopByHop(fields parser.Fields) parser.Fields {
 		}
 	}
 	return out
+}
+
+// responseFields is an origin response's head as accel forwards and
+// stores it: hop-by-hop fields removed, and accel added to Via (RFC 9110
+// §7.6.3), so that a stored response carries its Via and a hit writes
+// its head as it is.
+func responseFields(fields parser.Fields) parser.Fields {
+	opts := connectionOptions(fields)
+	out := make(parser.Fields, 0, len(fields)+1)
+	var via []byte
+	for _, f := range fields {
+		switch {
+		case hopByHop(f.Name), listed(opts, f.Name):
+		case parser.EqualFold(f.Name, "Via"):
+			via = appendList(via, f.Value)
+		default:
+			out = append(out, f)
+		}
+	}
+	return append(out, parser.Field{Name: []byte("Via"), Value: appendList(via, []byte("1.1 accel"))})
 }

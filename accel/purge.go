@@ -18,7 +18,7 @@ func (s *Server) purge(w responseWriter, ex *exchange, route *policy.Route, targ
 		writeError(w, 405, "PURGE is not allowed on this route")
 		return
 	}
-	ip, _ := netip.ParseAddr(clientIP(ex.remote))
+	ip, _ := netip.ParseAddr(ex.clientIP())
 	if !route.PurgeAllowed(ip) {
 		writeError(w, 403, "PURGE is not allowed from this address")
 		return

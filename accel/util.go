@@ -2,6 +2,7 @@ package accel
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,24 @@ func statusText(code int) string {
 		return "Client Closed Request"
 	}
 	return "Status"
+}
+
+// statusLines are the HTTP/1.1 status lines of the codes 100 to 599, made
+// once: a response head starts with one.
+var statusLines = func() (t [500]string) {
+	for i := range t {
+		code := 100 + i
+		t[i] = "HTTP/1.1 " + strconv.Itoa(code) + " " + statusText(code) + "\r\n"
+	}
+	return t
+}()
+
+// statusLine is the status line of code, CRLF included.
+func statusLine(code int) string {
+	if code >= 100 && code < 600 {
+		return statusLines[code-100]
+	}
+	return "HTTP/1.1 " + strconv.Itoa(code) + " " + statusText(code) + "\r\n"
 }
 
 // dateCache holds the formatted Date of the current second: formatting it

@@ -269,7 +269,14 @@ func (c *Cache) settleBan(b *ban, objs []*object) {
 // lookup is index.lookup with the bans applied: a banned object is
 // dropped and missed, a soft-banned one replaced by a stale copy.
 func (c *Cache) lookup(uri, extras string, fs parser.Fields) (*object, bool) {
-	o, uriKnown, v := c.ix.lookup(uri, extras, fs)
+	sec := []byte(extras)
+	return c.find(uri, &sec, fs)
+}
+
+// find is lookup with the secondary key built in *sec, which holds the
+// extras on entry (see index.lookup).
+func (c *Cache) find(uri string, sec *[]byte, fs parser.Fields) (*object, bool) {
+	o, uriKnown, v := c.ix.lookup(uri, sec, fs)
 	switch {
 	case o == nil:
 	case v.hard:

@@ -97,9 +97,9 @@ type Request struct {
 type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
 
 // ResponseWriter is how Serve answers; accel's HTTP/1 and HTTP/2 fronts
-// implement it and add Via and Date. Fields passed to WriteHead never hold
-// Content-Length or Transfer-Encoding: the length, when known, comes
-// before through SetContentLength.
+// implement it and add Date when a head has none. Fields passed to
+// WriteHead never hold Content-Length or Transfer-Encoding: the length,
+// when known, comes before through SetContentLength.
 type ResponseWriter interface {
 	WriteHead(status int, fields parser.Fields) error
 	SetContentLength(n int64)
@@ -109,6 +109,13 @@ type ResponseWriter interface {
 	// 103 Early Hints. A front that may not send one (to an HTTP/1.0
 	// client) drops it.
 	WriteInterim(status int, fields parser.Fields) error
+	// WriteStored writes a whole response whose body is at hand, a stored
+	// one: status, fields, then extra (the fields made for this answer),
+	// a Content-Length of len(body), and body unless the request was
+	// HEAD. wire is fields in HTTP/1 form (parser.AppendFields), for a
+	// front that can copy it as it is. Nothing passed is kept after it
+	// returns; the bytes may still sit in the front's buffer until Flush.
+	WriteStored(status int, fields parser.Fields, wire []byte, extra parser.Fields, body []byte) error
 }
 
 // Outcome says how Serve answered, for logs and metrics.

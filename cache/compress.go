@@ -204,7 +204,7 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 	}
 	e = o.clone()
 	e.variant, e.src, e.enc = string(key), o.id, enc
-	e.fields = encodedFields(o.fields, enc)
+	e.setFields(encodedFields(o.fields, enc))
 	c.store(e, out)
 	return e, out, true
 }
@@ -254,7 +254,7 @@ func (c *Cache) freshenSiblings(o, n *object, encodings []string) {
 			continue
 		}
 		u := e.clone()
-		u.fields = encodedFields(n.fields, enc)
+		u.setFields(encodedFields(n.fields, enc))
 		u.received, u.initialAge, u.lifetime, u.swr, u.sie = n.received, n.initialAge, n.lifetime, n.swr, n.sie
 		u.noCache, u.mustReval = n.noCache, n.mustReval
 		if c.ix.replace(e, u) && c.disk != nil {

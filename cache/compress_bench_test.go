@@ -15,6 +15,10 @@ func (d *discard) SetContentLength(int64)                {}
 func (d *discard) Write(p []byte) (int, error)           { d.n += len(p); return len(p), nil }
 func (d *discard) Flush() error                          { return nil }
 func (d *discard) WriteInterim(int, parser.Fields) error { return nil }
+func (d *discard) WriteStored(_ int, _ parser.Fields, _ []byte, _ parser.Fields, body []byte) error {
+	d.n += len(body)
+	return nil
+}
 
 // BenchmarkHitCoding compares a hit served plain with one served
 // compressed: the coding is stored, so the two cost alike (the compressed

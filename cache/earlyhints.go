@@ -35,7 +35,7 @@ func (k *call) earlyHints(o *object) {
 // hintLink reports whether a Link field value holds a link whose rel
 // names preload or preconnect, the relations Early Hints are for.
 func hintLink(v []byte) bool {
-	for _, link := range splitTags(v) { // commas outside quotes
+	for link := range entityTags(v) { // commas outside quotes
 		for _, param := range bytes.Split(link, []byte{';'})[1:] {
 			name, val, _ := bytes.Cut(bytes.TrimSpace(param), []byte{'='})
 			if !parser.EqualFold(bytes.TrimSpace(name), "rel") {

@@ -120,7 +120,8 @@ func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheContro
 		}
 	}
 	o = &object{uri: k.uri, variant: secondaryKey(k.extras, vary, k.req.Fields), vary: vary,
-		status: status, fields: stored, tags: tagsOf(fields)}
+		status: status, tags: tagsOf(fields)}
+	o.setFields(stored)
 	if own := k.rules.TargetedField; own != "" {
 		o.targeted = fields.Get(own)
 	}

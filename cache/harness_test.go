@@ -121,6 +121,12 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return r.body.Write(p)
 }
 func (r *recorder) Flush() error { return nil }
+func (r *recorder) WriteStored(status int, fs parser.Fields, wire []byte, extra parser.Fields, body []byte) error {
+	r.SetContentLength(int64(len(body)))
+	r.WriteHead(status, append(fs[:len(fs):len(fs)], extra...))
+	_, err := r.Write(body)
+	return err
+}
 
 // WriteInterim keeps the 1xx heads; one that comes after the final head
 // is a test failure, reported as the status -1.

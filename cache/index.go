@@ -66,12 +66,14 @@ func (ix *index) shardIndex(uri string) uint64 {
 	return maphash.String(ix.seed, uri) % shardCount
 }
 
-// lookup finds the variant of uri that a request with fields fs and route
-// extras selects, and what the bans do to it. uriKnown distinguishes a
-// vary-miss from a uri-miss. The bans are read under the shard's lock: a
-// sweep retires a ban only after taking that lock to remove the ban's
-// objects, so an object found here is never checked against too few.
-func (ix *index) lookup(uri, extras string, fs parser.Fields) (o *object, uriKnown bool, v verdict) {
+// lookup finds the variant of uri that a request with fields fs selects,
+// and what the bans do to it. *sec holds the route's extras on entry and
+// the whole secondary key on return, built in place so that a hit with a
+// reused buffer allocates nothing. uriKnown distinguishes a vary-miss from
+// a uri-miss. The bans are read under the shard's lock: a sweep retires a
+// ban only after taking that lock to remove the ban's objects, so an
+// object found here is never checked against too few.
+func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, uriKnown bool, v verdict) {
 	s := ix.shard(uri)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -79,7 +81,10 @@ func (ix *index) lookup(uri, extras string, fs parser.Fields) (o *object, uriKno
 	if e == nil {
 		return nil, false, v
 	}
-	o = e.variants[secondaryKey(extras, e.vary, fs)]
+	if len(e.vary) > 0 {
+		*sec = appendVaryKey(*sec, e.vary, fs)
+	}
+	o = e.variants[string(*sec)]
 	if bs := ix.bans.Load(); o != nil && bs != nil {
 		v = bs.check(o)
 	}

@@ -13,34 +13,62 @@ import (
 // lower-cased host without the scheme's default port, and the target with
 // the route's query options applied.
 func primaryKey(scheme string, host, target []byte, ko *policy.KeyOptions) string {
-	t := string(target)
-	if i := strings.Index(t, "://"); i >= 0 {
-		// absolute-form: the authority in the target wins over Host
-		// (RFC 9112 §3.2.2).
-		rest := t[i+3:]
-		j := strings.IndexAny(rest, "/?")
-		switch {
-		case j < 0:
-			host, t = []byte(rest), "/"
-		case rest[j] == '?':
-			host, t = []byte(rest[:j]), "/"+rest[j:]
-		default:
-			host, t = []byte(rest[:j]), rest[j:]
-		}
-	}
-	return scheme + "://" + normalHost(scheme, string(host)) + shapeQuery(t, ko)
+	return string(appendPrimaryKey(nil, scheme, host, target, ko))
 }
 
-// normalHost lower-cases host and drops the default port of scheme.
-func normalHost(scheme, host string) string {
-	host = strings.ToLower(host)
-	switch {
-	case scheme == "http" && strings.HasSuffix(host, ":80"):
-		host = strings.TrimSuffix(host, ":80")
-	case scheme == "https" && strings.HasSuffix(host, ":443"):
-		host = strings.TrimSuffix(host, ":443")
+// appendPrimaryKey appends the primary key to dst. The common case, an
+// origin-form target whose query the route leaves alone, costs no
+// allocation beyond dst's growth: a hit builds its key in a reused buffer.
+func appendPrimaryKey(dst []byte, scheme string, host, target []byte, ko *policy.KeyOptions) []byte {
+	t := target
+	if len(t) == 0 || t[0] != '/' {
+		if i := bytes.Index(t, []byte("://")); i >= 0 {
+			// absolute-form: the authority in the target wins over Host
+			// (RFC 9112 §3.2.2).
+			rest := t[i+3:]
+			j := bytes.IndexAny(rest, "/?")
+			switch {
+			case j < 0:
+				host, t = rest, []byte("/")
+			case rest[j] == '?':
+				host, t = rest[:j], append([]byte("/"), rest[j:]...)
+			default:
+				host, t = rest[:j], rest[j:]
+			}
+		}
 	}
-	return host
+	dst = append(dst, scheme...)
+	dst = append(dst, "://"...)
+	dst = appendNormalHost(dst, scheme, host)
+	if (len(ko.IgnoreQuery) == 0 && !ko.SortQuery) || bytes.IndexByte(t, '?') < 0 {
+		return append(dst, t...)
+	}
+	return append(dst, shapeQuery(string(t), ko)...)
+}
+
+// appendNormalHost appends host lower-cased, without the default port of
+// scheme.
+func appendNormalHost(dst []byte, scheme string, host []byte) []byte {
+	start := len(dst)
+	for _, c := range host {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	h := dst[start:]
+	switch {
+	case scheme == "http" && bytes.HasSuffix(h, []byte(":80")):
+		dst = dst[:len(dst)-3]
+	case scheme == "https" && bytes.HasSuffix(h, []byte(":443")):
+		dst = dst[:len(dst)-4]
+	}
+	return dst
+}
+
+// normalHost is appendNormalHost for a string.
+func normalHost(scheme, host string) string {
+	return string(appendNormalHost(nil, scheme, []byte(host)))
 }
 
 // shapeQuery applies IgnoreQuery and SortQuery to target's query.
@@ -75,33 +103,37 @@ func extraKey(fs parser.Fields, ko *policy.KeyOptions) string {
 	if len(ko.Headers) == 0 && len(ko.Cookies) == 0 {
 		return ""
 	}
-	var b strings.Builder
+	return string(appendExtraKey(nil, fs, ko))
+}
+
+func appendExtraKey(dst []byte, fs parser.Fields, ko *policy.KeyOptions) []byte {
 	for _, h := range ko.Headers {
-		b.WriteString(h)
-		b.WriteByte('=')
-		b.WriteString(fieldValue(fs, h))
-		b.WriteByte(0)
+		dst = append(dst, h...)
+		dst = append(dst, '=')
+		dst = appendFieldValue(dst, fs, h)
+		dst = append(dst, 0)
 	}
 	for _, c := range ko.Cookies {
-		b.WriteString("cookie:")
-		b.WriteString(c)
-		b.WriteByte('=')
-		b.WriteString(cookieValue(fs, c))
-		b.WriteByte(0)
+		dst = append(dst, "cookie:"...)
+		dst = append(dst, c...)
+		dst = append(dst, '=')
+		dst = appendCookieValue(dst, fs, c)
+		dst = append(dst, 0)
 	}
-	return b.String()
+	return dst
 }
 
 // absent stands for a field the request does not carry, which must not
 // match one it carries empty.
 const absent = "\x01"
 
-// fieldValue is the normalised value of every line of the field name:
-// list members trimmed and joined by ",", and for the Accept family
-// normalised by normalAccept (its tokens are case-insensitive). Other
-// values keep their case: lower-casing a Cookie would merge distinct users.
-func fieldValue(fs parser.Fields, name string) string {
-	var b []byte
+// appendFieldValue appends the normalised value of every line of the
+// field name: list members trimmed and joined by ",", and for the Accept
+// family normalised by normalAccept (its tokens are case-insensitive).
+// Other values keep their case: lower-casing a Cookie would merge
+// distinct users.
+func appendFieldValue(dst []byte, fs parser.Fields, name string) []byte {
+	start := len(dst)
 	found := false
 	for _, f := range fs {
 		if !parser.EqualFold(f.Name, name) {
@@ -113,25 +145,25 @@ func fieldValue(fs parser.Fields, name string) string {
 			if len(item) == 0 {
 				continue
 			}
-			if len(b) > 0 {
-				b = append(b, ',')
+			if len(dst) > start {
+				dst = append(dst, ',')
 			}
-			b = append(b, item...)
+			dst = append(dst, item...)
 		}
 	}
 	if !found {
-		return absent
+		return append(dst, absent...)
 	}
 	if len(name) >= 6 && strings.EqualFold(name[:6], "accept") {
 		// Accept, Accept-Encoding, Accept-Language, Accept-Charset:
 		// order, case and the spelling of weights do not change what the
 		// client asks for.
-		b = normalAccept(b)
+		dst = append(dst[:start], normalAccept(dst[start:])...)
 	}
-	return string(b)
+	return dst
 }
 
-func cookieValue(fs parser.Fields, name string) string {
+func appendCookieValue(dst []byte, fs parser.Fields, name string) []byte {
 	for _, f := range fs {
 		if !parser.EqualFold(f.Name, "cookie") {
 			continue
@@ -139,11 +171,11 @@ func cookieValue(fs parser.Fields, name string) string {
 		for pair := range bytes.SplitSeq(f.Value, []byte{';'}) {
 			k, v, _ := bytes.Cut(bytes.TrimSpace(pair), []byte{'='})
 			if string(k) == name {
-				return string(v)
+				return append(dst, v...)
 			}
 		}
 	}
-	return absent
+	return append(dst, absent...)
 }
 
 // varyNames lists the field names of the response's Vary lines,
@@ -178,13 +210,17 @@ func secondaryKey(extras string, vary []string, fs parser.Fields) string {
 	if len(vary) == 0 {
 		return extras
 	}
-	var b strings.Builder
-	b.WriteString(extras)
+	return string(appendVaryKey([]byte(extras), vary, fs))
+}
+
+// appendVaryKey appends the request's values of the Vary fields to a
+// secondary key that holds the extras.
+func appendVaryKey(dst []byte, vary []string, fs parser.Fields) []byte {
 	for _, n := range vary {
-		b.WriteString(n)
-		b.WriteByte('=')
-		b.WriteString(fieldValue(fs, n))
-		b.WriteByte(0)
+		dst = append(dst, n...)
+		dst = append(dst, '=')
+		dst = appendFieldValue(dst, fs, n)
+		dst = append(dst, 0)
 	}
-	return b.String()
+	return dst
 }

@@ -24,7 +24,10 @@ type object struct {
 	status  int
 	// fields are the stored header fields: no Content-Length, Age,
 	// Set-Cookie, or tag fields; Cache-Status and Age are made per answer.
+	// wire is the same fields in HTTP/1 form, serialised once so that a
+	// hit copies them; setFields keeps the two together.
 	fields     parser.Fields
+	wire       []byte
 	size       int64  // body length
 	sum        uint32 // CRC-32C of the body
 	received   int64  // unix ns the response arrived
@@ -63,11 +66,17 @@ func (o *object) stored(now time.Time) policy.Stored {
 // clone copies o for an update under the same id.
 func (o *object) clone() *object {
 	n := &object{id: o.id, uri: o.uri, variant: o.variant, vary: o.vary, status: o.status,
-		fields: o.fields, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
+		fields: o.fields, wire: o.wire, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
 		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, enc: o.enc, src: o.src, checked: o.checked}
 	n.used.Store(o.used.Load())
 	return n
+}
+
+// setFields sets the stored fields and their wire form.
+func (o *object) setFields(fs parser.Fields) {
+	o.fields = fs
+	o.wire = parser.AppendFields(nil, fs)
 }
 
 // setFreshness derives the freshness bookkeeping from o.fields and the
@@ -155,7 +164,7 @@ func decodeObject(b []byte) (*object, error) {
 		fs[i].Name = d.bytes()
 		fs[i].Value = d.bytes()
 	}
-	o.fields = fs
+	o.setFields(fs)
 	var v [9]int64
 	for i := range v {
 		v[i] = d.varint()

@@ -91,7 +91,7 @@ func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, r
 		}
 	}
 	cc := policy.ResponseCacheControl(pf, own)
-	n.fields = storedFields(fields, cc, own)
+	n.setFields(storedFields(fields, cc, own))
 	n.setFreshness(rules, cc, fs.Get("age"), requested, received)
 	if c.ix.replace(o, n) && c.disk != nil {
 		_ = c.disk.update(n)
@@ -118,7 +118,7 @@ func notModified(req, stored parser.Fields) bool {
 			if etag == nil {
 				continue
 			}
-			for _, t := range splitTags(f.Value) {
+			for t := range entityTags(f.Value) {
 				if bytes.Equal(opaque(t), opaque(etag)) {
 					return true
 				}
@@ -126,7 +126,11 @@ func notModified(req, stored parser.Fields) bool {
 		}
 		return false
 	}
-	ims, ok := policy.ParseHTTPDate(req.Get("if-modified-since"))
+	v := req.Get("if-modified-since")
+	if v == nil {
+		return false
+	}
+	ims, ok := policy.ParseHTTPDate(v)
 	if !ok {
 		return false
 	}
@@ -137,33 +141,37 @@ func notModified(req, stored parser.Fields) bool {
 	return ok && !lm.After(ims)
 }
 
-// splitTags splits an entity-tag list at the commas outside quotes.
-func splitTags(v []byte) [][]byte {
-	var out [][]byte
-	quoted, start := false, 0
-	for i, c := range v {
-		switch {
-		case c == '"':
-			quoted = !quoted
-		case c == ',' && !quoted:
-			out = append(out, bytes.TrimSpace(v[start:i]))
-			start = i + 1
+// entityTags yields the members of a list whose members may quote commas
+// (entity tags, links), split at the commas outside quotes.
+func entityTags(v []byte) func(yield func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		quoted, start := false, 0
+		for i, c := range v {
+			switch {
+			case c == '"':
+				quoted = !quoted
+			case c == ',' && !quoted:
+				if !yield(bytes.TrimSpace(v[start:i])) {
+					return
+				}
+				start = i + 1
+			}
 		}
+		yield(bytes.TrimSpace(v[start:]))
 	}
-	return append(out, bytes.TrimSpace(v[start:]))
 }
 
-// notModifiedFields are the fields of a 304 answer (RFC 9110 §15.4.5).
-func notModifiedFields(fs parser.Fields) parser.Fields {
-	var out parser.Fields
+// notModifiedFields appends to dst the fields of a 304 answer (RFC 9110
+// §15.4.5), and Via, which a response that was forwarded keeps.
+func notModifiedFields(dst, fs parser.Fields) parser.Fields {
 	for _, f := range fs {
-		for _, n := range [...]string{"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"} {
+		for _, n := range [...]string{"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified", "via"} {
 			if parser.EqualFold(f.Name, n) {
-				out = append(out, f)
+				dst = append(dst, f)
 			}
 		}
 	}
-	return out
+	return dst
 }
 
 // revalidateInBackground starts one revalidation of the stale o, which is

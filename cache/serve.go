@@ -224,8 +224,17 @@ const maxAge = 1 << 31
 
 // ageValue is the Age field value of a response whose current age is age.
 func ageValue(age time.Duration) []byte {
-	return strconv.AppendInt(nil, min(int64(age/time.Second), maxAge), 10)
+	return appendAge(nil, age)
 }
+
+func appendAge(dst []byte, age time.Duration) []byte {
+	return strconv.AppendInt(dst, min(int64(age/time.Second), maxAge), 10)
+}
+
+var (
+	ageName         = []byte("Age")
+	cacheStatusName = []byte("Cache-Status")
+)
 
 // errOriginStatus is returned when the origin answered 5xx, a stale
 // response stood in for it for the request that fetched, and this request
@@ -250,7 +259,11 @@ type answer struct {
 
 // cacheStatus is the RFC 9211 Cache-Status member accel adds.
 func cacheStatus(a answer) string {
-	b := []byte("accel")
+	return string(appendCacheStatus(nil, a))
+}
+
+func appendCacheStatus(b []byte, a answer) []byte {
+	b = append(b, "accel"...)
 	if a.fwd == "" && (a.status == "hit" || a.status == "stale") {
 		b = append(b, "; hit"...)
 	}
@@ -281,7 +294,7 @@ func cacheStatus(a answer) string {
 		// served this way until its refresh), so detail says it.
 		b = append(b, "; detail=stale"...)
 	}
-	return string(b)
+	return b
 }
 
 // body returns o's body from the first tier that has it intact, promoting
@@ -314,11 +327,11 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 	c := k.c
 	// The answer is o's, or that of its compressed sibling: fields, body
 	// and length from the sibling, freshness from o.
-	fields, length := o.fields, o.size
+	from := o
 	var body []byte
 	if k.enc != "" && compressible(o, &k.rules.Compress) {
 		if e, b, ok := c.encoded(o, k.enc, &k.rules.Compress); ok {
-			body, fields, length = b, e.fields, e.size
+			body, from = b, e
 		}
 	}
 	if body == nil {
@@ -326,10 +339,6 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 			return Outcome{}, false, nil
 		}
 	}
-	now := c.now()
-	o.used.Store(now.UnixNano())
-	age := o.age(now)
-	a.ttl, a.hasTTL = o.lifetime-age, true
 	switch a.status {
 	case "hit":
 		c.stats.hits.Add(1)
@@ -337,11 +346,21 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 		c.stats.stale.Add(1)
 	}
 	out = Outcome{Status: a.status, Fwd: a.fwd, Coalesced: a.collapsed}
+	if !k.hasRange && o.status != 206 {
+		sc := getScratch()
+		defer putScratch(sc)
+		return out, true, c.writeObject(k.w, k.req.Fields, o, from, body, a, sc)
+	}
+	now := c.now()
+	o.used.Store(now.UnixNano())
+	age := o.age(now)
+	a.ttl, a.hasTTL = o.lifetime-age, true
+	fields, length := from.fields, from.size
 	status := o.status
 	var ra rangeAnswer
 	ranged := false
 	if status == 200 && notModified(k.req.Fields, fields) {
-		status, fields = 304, notModifiedFields(fields)
+		status, fields = 304, notModifiedFields(nil, fields)
 	} else if status == 200 {
 		if ra, ranged = k.plan(fields, length, o.id); ranged {
 			status, fields, length = ra.head(fields)
@@ -375,6 +394,30 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 	return out, true, k.w.Flush()
 }
 
+// writeObject answers a request with fields req from the stored o, with
+// the head and body of from (o or its compressed sibling): the stored head
+// as it is, or a 304 when the request's validators match it, with Age and
+// Cache-Status made for this answer in sc's buffers. No Flush: the front
+// sends what it holds once the exchange is over and logged, so a small
+// answer leaves in one write.
+func (c *Cache) writeObject(w ResponseWriter, req parser.Fields, o, from *object, body []byte, a answer, sc *scratch) error {
+	now := c.now()
+	o.used.Store(now.UnixNano())
+	age := o.age(now)
+	a.ttl, a.hasTTL = o.lifetime-age, true
+	sc.age = appendAge(sc.age[:0], age)
+	sc.status = appendCacheStatus(sc.status[:0], a)
+	sc.extra = append(sc.extra[:0],
+		parser.Field{Name: ageName, Value: sc.age},
+		parser.Field{Name: cacheStatusName, Value: sc.status})
+	if o.status == 200 && notModified(req, from.fields) {
+		fields := append(notModifiedFields(sc.fields[:0], from.fields), sc.extra...)
+		sc.fields = fields
+		return w.WriteHead(304, fields)
+	}
+	return w.WriteStored(o.status, from.fields, from.wire, sc.extra, body)
+}
+
 // writeStream answers from a flight's streaming body, forwarding bytes as
 // they arrive.
 func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, bool) {
@@ -392,20 +435,7 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 	var ra rangeAnswer
 	ranged := false
 	if status == 200 && notModified(k.req.Fields, fields) {
-		status, fields = 304, notModifiedFields(fields)
-	} else if status == 200 && k.hasRange && !k.head && ifRange(k.req.Fields, fields) {
-		// The range is answered as soon as its bytes arrive; only a body
-		// of unknown length is awaited whole, for the complete length.
-		if length < 0 {
-			n, err := streamLength(k.ctx, f.body)
-			if err != nil {
-				return out, err, false
-			}
-			length = n
-		}
-		if ra, ranged = k.plan(fields, length, uint64(hd.received.UnixNano())); ranged {
-			status, fields, length = ra.head(fields)
-		}
+		status, fields = 304, notModifiedFields(nil, fields)
 	}
 	fields = append(fields[:len(fields):len(fields)],
 		parser.Field{Name: []byte("Age"), Value: ageValue(age)},

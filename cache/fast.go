@@ -1,0 +1,96 @@
+package cache
+
+import (
+	"sync"
+	"unsafe"
+
+	"accel/parser"
+	"accel/policy"
+)
+
+// scratch is the working space of one answer from a stored object: the
+// keys, Age, Cache-Status and the field list it writes. Pooled, so that a
+// hit allocates nothing once the pool is warm; everything in it is dead
+// once the answer was handed to the writer.
+type scratch struct {
+	uri, sec    []byte
+	age, status []byte
+	extra       parser.Fields
+	fields      parser.Fields
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{uri: make([]byte, 0, 256), sec: make([]byte, 0, 128),
+		age: make([]byte, 0, 16), status: make([]byte, 0, 64),
+		extra: make(parser.Fields, 0, 2), fields: make(parser.Fields, 0, 16)}
+}}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	clear(sc.fields[:cap(sc.fields)])
+	clear(sc.extra[:cap(sc.extra)])
+	scratchPool.Put(sc)
+}
+
+// ServeFresh answers req from a fresh stored response whose body is in
+// memory, the whole answer in one call: no flight, goroutine, context or
+// allocation. ok is false when it wrote nothing and Serve must answer: a
+// method other than GET or HEAD, a range or a precondition the cache does
+// not evaluate, a miss, a stored response that is stale or must be
+// revalidated, a body only on disk. rules need not have their defaults
+// applied: only the key options are read.
+func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWriter) (out Outcome, ok bool, err error) {
+	h := req.Head
+	if string(h.Method) != "HEAD" && string(h.Method) != "GET" || c.closed.Load() {
+		return Outcome{}, false, nil
+	}
+	if h.Fields.Has("range") || h.Fields.Has("if-match") ||
+		h.Fields.Has("if-unmodified-since") || h.Fields.Has("if-range") {
+		return Outcome{}, false, nil
+	}
+	var cc policy.CacheControl
+	if h.Fields.Has("cache-control") || h.Fields.Has("pragma") {
+		cc = policy.ParseRequestCacheControl(h.Fields)
+	} else {
+		cc = noDirectives
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	sc.uri = appendPrimaryKey(sc.uri[:0], req.Scheme, h.Host, h.Target, &rules.Key)
+	sc.sec = sc.sec[:0]
+	if len(rules.Key.Headers) > 0 || len(rules.Key.Cookies) > 0 {
+		sc.sec = appendExtraKey(sc.sec, h.Fields, &rules.Key)
+	}
+	// The index keeps no reference to the key it is asked for, so the
+	// string may alias the reused buffer for the length of the lookup.
+	o, _ := c.find(unsafe.String(unsafe.SliceData(sc.uri), len(sc.uri)), &sc.sec, h.Fields)
+	if o == nil {
+		return Outcome{}, false, nil
+	}
+	now := c.now()
+	if policy.Reuse(o.stored(now), cc) != policy.UseFresh || o.status == 206 {
+		return Outcome{}, false, nil
+	}
+	// The answer is o's, or its compressed sibling's when the client
+	// takes a coding the route makes: one already stored, since making
+	// it is work for Serve.
+	from := o
+	if rules.Compress.Enabled && compressible(o, &rules.Compress) {
+		if enc := negotiate(h.Fields, rules.Compress.Encodings); enc != "" {
+			var kb [256]byte
+			if from = c.ix.sibling(o.uri, siblingKey(kb[:0], o.variant, enc)); from == nil || from.src != o.id {
+				return Outcome{}, false, nil
+			}
+		}
+	}
+	body, inMem := c.mem.get(from)
+	if !inMem {
+		return Outcome{}, false, nil
+	}
+	c.stats.hits.Add(1)
+	return Outcome{Status: "hit"}, true, c.writeObject(w, h.Fields, o, from, body, answer{status: "hit"}, sc)
+}
+
+// noDirectives is a request without Cache-Control or Pragma.
+var noDirectives = policy.ParseRequestCacheControl(nil)
