@@ -32,6 +32,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	cw := &ex.cw
 	*cw = countingWriter{responseWriter: ex.w}
 	route := st.cfg.Match(host, aliasString(path))
+	ex.route = route
 	if route == nil {
 		writeErrorBody(cw, 404, noRouteBody, nil)
 		s.logAccess(ex, host, target, cw, "error", nil, nil, time.Since(start))

@@ -38,8 +38,8 @@ func putScratch(sc *scratch) {
 // allocation. ok is false when it wrote nothing and Serve must answer: a
 // method other than GET or HEAD, a range or a precondition the cache does
 // not evaluate, a miss, a stored response that is stale or must be
-// revalidated, a body only on disk. rules need not have their defaults
-// applied: only the key options are read.
+// revalidated, a body only on disk, a coding not made yet. rules need not
+// have their defaults applied.
 func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWriter) (out Outcome, ok bool, err error) {
 	h := req.Head
 	if string(h.Method) != "HEAD" && string(h.Method) != "GET" || c.closed.Load() {
@@ -76,8 +76,9 @@ func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWri
 	// takes a coding the route makes: one already stored, since making
 	// it is work for Serve.
 	from := o
-	if rules.Compress.Enabled && compressible(o, &rules.Compress) {
-		if enc := negotiate(h.Fields, rules.Compress.Encodings); enc != "" {
+	if rules.Compress.Enabled {
+		cr := rules.Compress.WithDefaults()
+		if enc := negotiate(h.Fields, cr.Encodings); enc != "" && compressible(o, &cr) {
 			var kb [256]byte
 			if from = c.ix.sibling(o.uri, siblingKey(kb[:0], o.variant, enc)); from == nil || from.src != o.id {
 				return Outcome{}, false, nil

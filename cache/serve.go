@@ -436,6 +436,19 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 	ranged := false
 	if status == 200 && notModified(k.req.Fields, fields) {
 		status, fields = 304, notModifiedFields(nil, fields)
+	} else if status == 200 && k.hasRange && !k.head && ifRange(k.req.Fields, fields) {
+		// The range is answered as soon as its bytes arrive; only a body
+		// of unknown length is awaited whole, for the complete length.
+		if length < 0 {
+			n, err := streamLength(k.ctx, f.body)
+			if err != nil {
+				return out, err, false
+			}
+			length = n
+		}
+		if ra, ranged = k.plan(fields, length, uint64(hd.received.UnixNano())); ranged {
+			status, fields, length = ra.head(fields)
+		}
 	}
 	fields = append(fields[:len(fields):len(fields)],
 		parser.Field{Name: []byte("Age"), Value: ageValue(age)},
