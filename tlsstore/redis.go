@@ -3,6 +3,8 @@ package tlsstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,3 +58,18 @@ func (r redisServer) Add(ctx context.Context, key string, value []byte, ttl time
 }
 
 func (r redisServer) Close() error { return r.c.Close() }
+
+// redisLogger takes go-redis's own messages (a dial that failed while a
+// server is down, pool notices), which it would otherwise print to stderr
+// as plain text past log.format. They go to the store's log at debug
+// level: each failure is already counted (OnError, the metric) and cost a
+// full handshake, and a server that is down would log one per handshake.
+type redisLogger struct{ log *slog.Logger }
+
+// setRedisLogger routes go-redis's messages to log. go-redis has one
+// logger per process: the last store opened names it.
+func setRedisLogger(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}

@@ -237,6 +237,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	case BackendMemory:
 		s.backend, err = openMemory(cfg.Dir, s.log)
 	case BackendRedis:
+		setRedisLogger(s.log)
 		s.backend = newRendezvous(cfg.Addrs, func(addr string) kv { return newRedisServer(addr, cfg.Timeout) })
 	case BackendMemcached:
 		s.backend = newRendezvous(cfg.Addrs, func(addr string) kv { return newMemcachedServer(addr, cfg.Timeout) })

@@ -1,9 +1,15 @@
 package tlsstore
 
 import (
+	"bytes"
 	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"log/slog"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,4 +313,58 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := Open(Config{Mode: "sticky"}, nil); err == nil {
 		t.Error("Open accepted an invalid Config")
 	}
+}
+
+// TestRedisLogsThroughSlog: go-redis's own messages (here, dials to a
+// Redis that is down) reach the store's slog logger as JSON, not stderr.
+func TestRedisLogsThroughSlog(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	s, err := Open(Config{Backend: BackendRedis, Addrs: []string{dead}, Timeout: time.Second}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := newClient(tls.VersionTLS13)
+	addr := serve(t, "127.0.0.1", s)
+	for range 3 {
+		c.mustDial(t, addr)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var fromRedis int
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		if msg, _ := rec["msg"].(string); strings.HasPrefix(msg, "redis: ") {
+			fromRedis++
+		}
+	}
+	if fromRedis == 0 {
+		t.Errorf("no go-redis message in the store's log:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
