@@ -76,4 +76,3 @@ func errorLines(t *testing.T, buf *syncBuffer) int {
 	}
 	return n
 }
-
