@@ -418,8 +418,7 @@ func init() {
 	hex.Encode(requestIDs.prefix[:], p[:])
 }
 
-func newRequestID() []byte {
-	b := make([]byte, 0, 32)
+func appendRequestID(b []byte) []byte {
 	b = append(b, requestIDs.prefix[:]...)
 	n := requestIDs.n.Add(1)
 	var c [16]byte
@@ -452,7 +451,7 @@ func (ex *exchange) requestID() []byte {
 		if v := ex.req.Fields.Get("X-Request-Id"); usableRequestID(v) {
 			ex.reqID = v
 		} else {
-			ex.reqID = newRequestID()
+			ex.reqID = appendRequestID(ex.idBuf[:0])
 		}
 	}
 	return ex.reqID

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"accel/parser"
 )
@@ -62,26 +63,29 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	s.metrics.ObserveTarget(host, path)
+	// host may alias the exchange's buffer (serveFast): what is kept
+	// beyond this call is copied.
+	s.metrics.ObserveTarget(unsafe.Slice(unsafe.StringData(host), len(host)), path)
 	if err != nil || cw.status >= 500 {
 		msg := ""
 		if err != nil {
 			msg = err.Error()
 		}
-		s.metrics.ObserveError(cw.status, host, string(target), msg)
+		s.metrics.ObserveError(cw.status, strings.Clone(host), string(target), msg)
 	}
 	al := s.state.Load().access
 	if !al.on {
 		return
 	}
 	req := ex.req
-	r := accessRecord{
+	r := &ex.rec
+	*r = accessRecord{
 		end:          time.Now(),
 		client:       ex.clientIP(),
 		proto:        ex.proto,
 		minor:        req.Minor,
 		method:       req.Method,
-		host:         keyedHost(schemeOf(ex), req.Host),
+		host:         ex.keyedHost(),
 		target:       target,
 		status:       cw.status,
 		bytes:        cw.bytes,
@@ -102,19 +106,29 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 	if err != nil {
 		r.err = err.Error()
 	}
-	al.write(&r)
+	al.write(r)
 }
 
 // keyedHost is the request's host as the cache keys it and a purge names
 // it: lower-cased, with its port unless it is the scheme's default. (The
 // host without its port would send an operator purging
-// http://127.0.0.1/p for what was stored under 127.0.0.1:8080.)
-func keyedHost(scheme string, h []byte) string {
-	s := strings.ToLower(string(h))
-	if scheme == "http" {
-		return strings.TrimSuffix(s, ":80")
+// http://127.0.0.1/p for what was stored under 127.0.0.1:8080.) It is
+// made in the exchange's buffer and lives as long as the exchange.
+func (ex *exchange) keyedHost() string {
+	b := ex.logHost[:0]
+	for _, c := range ex.req.Host {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
 	}
-	return strings.TrimSuffix(s, ":443")
+	if ex.tls {
+		b = bytes.TrimSuffix(b, []byte(":443"))
+	} else {
+		b = bytes.TrimSuffix(b, []byte(":80"))
+	}
+	ex.logHost = b
+	return aliasString(b)
 }
 
 // logRefused writes the access log line of a request the parser refused

@@ -22,7 +22,7 @@ func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool
 		ex = &exchange{}
 		c.Fast = ex
 	}
-	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client}
+	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
 	return h.s.serveFast(ex)
 }
 

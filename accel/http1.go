@@ -211,7 +211,7 @@ func (hc *h1conn) serveOne(n int) bool {
 	req := &hc.req
 	if !req.Chunked && req.ContentLength <= 0 {
 		hc.w = h1Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
-		hc.ex = exchange{req: req, tls: hc.tls, proto: "h1", remote: hc.remote, w: &hc.w, hostBuf: hc.ex.hostBuf, client: hc.ex.client}
+		hc.ex = exchange{req: req, tls: hc.tls, proto: "h1", remote: hc.remote, w: &hc.w, hostBuf: hc.ex.hostBuf, client: hc.ex.client, logHost: hc.ex.logHost}
 		if hc.s.serveFast(&hc.ex) {
 			hc.w.finish()
 			return hc.keepOpen(&hc.w)

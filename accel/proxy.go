@@ -48,6 +48,13 @@ type exchange struct {
 	// requestID), for the access log and the origin.
 	route *policy.Route
 	reqID []byte
+	// idBuf holds a request id made here; logHost is the host as the
+	// access log writes it.
+	idBuf   [32]byte
+	logHost []byte
+	// rec is the access log line being written, here so that it costs
+	// no allocation.
+	rec accessRecord
 	// cw and hostBuf are serveFast's, kept here so that a front which
 	// reuses its exchange answers a hit without allocating.
 	cw      countingWriter

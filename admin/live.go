@@ -106,7 +106,7 @@ func (r *recentErrors) list() []RecentError {
 
 // ObserveTarget counts a request's host and path for the status page's
 // top lists.
-func (m *Metrics) ObserveTarget(host string, path []byte) {
+func (m *Metrics) ObserveTarget(host, path []byte) {
 	topAdd(m.topHosts, host)
 	topAdd(m.topPaths, path)
 }
