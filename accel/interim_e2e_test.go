@@ -177,3 +177,45 @@ func TestCache103BeforeSlowOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Every 1xx but 100 and 101 is forwarded, in order, to an HTTP/1.1
+// client; an HTTP/1.0 client gets none (RFC 9110 §15.2).
+func TestInterimHTTP1Versions(t *testing.T) {
+	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusProcessing)
+		w.Header().Set("Link", "</s.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("Cache-Control", "private")
+		io.WriteString(w, "done")
+	})
+	s := startAccel(t, cacheConfig, o.addr)
+	host := s.Addrs()[0].String()
+	for _, tc := range []struct {
+		version string
+		want    []string
+	}{
+		{"HTTP/1.1", []string{"HTTP/1.1 102 Processing", "HTTP/1.1 103 Early Hints", "HTTP/1.1 200 OK"}},
+		{"HTTP/1.0", []string{"HTTP/1.1 200 OK"}},
+	} {
+		c := dialAccel(t, s)
+		io.WriteString(c, "GET /i HTTP/"+tc.version[5:]+"\r\nHost: "+host+"\r\n\r\n")
+		tp := textproto.NewReader(bufio.NewReader(c))
+		var got []string
+		for {
+			line, err := tp.ReadLine()
+			if err != nil {
+				t.Fatalf("%s: %v after %q", tc.version, err, got)
+			}
+			got = append(got, line)
+			if _, err := tp.ReadMIMEHeader(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(line, " 1") {
+				break
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%s: heads %q, want %q", tc.version, got, tc.want)
+		}
+	}
+}

@@ -237,3 +237,32 @@ func TestNegotiateAllocatesNothing(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Choosing and finding the stored coding of a hit allocates nothing, so
+// a compressed hit costs what a plain one does.
+func TestCodedHitSelectionAllocatesNothing(t *testing.T) {
+	e, _ := compressEnv(t, page)
+	e.get("/a")
+	e.settle()
+	e.get("/a", "Accept-Encoding", "br")
+	rules := e.rules.WithDefaults()
+	o, _ := e.c.lookup("http://example.com/a", "", nil)
+	if o == nil {
+		t.Fatal("not stored")
+	}
+	fs := parser.Fields{}.Add("Accept-Encoding", "gzip, deflate, br, zstd")
+	var body []byte
+	n := testing.AllocsPerRun(100, func() {
+		enc := negotiate(fs, rules.Compress.Encodings)
+		if !compressible(o, &rules.Compress) {
+			t.Fatal("not compressible")
+		}
+		_, body, _ = e.c.encoded(o, enc, &rules.Compress)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+	if decode(t, "br", body) != page {
+		t.Error("wrong body")
+	}
+}

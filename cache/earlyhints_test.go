@@ -89,3 +89,51 @@ func TestEarlyHintsFromStored(t *testing.T) {
 		})
 	}
 }
+
+// A miss of a URL whose other variant is stored sends that variant's
+// Links while the origin makes the new one; a HEAD, and a URL never
+// stored, get none.
+func TestEarlyHintsOnVaryMiss(t *testing.T) {
+	hold := make(chan struct{})
+	e := newEnv(t, Config{}, nil)
+	e.o.set(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Language") == "de" {
+			<-hold
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Header().Set("Link", "</a.css>; rel=preload; as=style")
+		w.Write([]byte("page"))
+	})
+	if r := e.get("/v", "Accept-Language", "en"); len(r.interim) != 0 {
+		t.Errorf("a 103 for a URL never stored: %v", r.interim)
+	}
+	e.settle()
+	rec := &hintRecorder{recorder: newRecorder(), got: make(chan parser.Fields, 1)}
+	done := make(chan error, 1)
+	go func() {
+		h := &parser.Request{Method: []byte("GET"), Target: []byte("/v"), Host: []byte("example.com"), Major: 1, Minor: 1,
+			Fields: parser.Fields{}.Add("Accept-Language", "de")}
+		_, err := e.c.Serve(t.Context(), &Request{Scheme: "http", Head: h}, &e.rules, e.fetch, rec)
+		done <- err
+	}()
+	select {
+	case fs := <-rec.got:
+		if len(fs) != 1 || string(fs[0].Value) != "</a.css>; rel=preload; as=style" {
+			t.Errorf("103 %q", fs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no 103 while the origin made the new variant")
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec.status != 200 || !hasStatus(rec.recorder, "fwd=vary-miss") {
+		t.Errorf("final %d %q", rec.status, rec.get("Cache-Status"))
+	}
+	if r, _, _ := e.do("HEAD", "/v", "Accept-Language", "fr"); len(r.interim) != 0 {
+		t.Errorf("a 103 for a HEAD: %v", r.interim)
+	}
+}

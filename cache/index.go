@@ -104,6 +104,23 @@ func (ix *index) sibling(uri string, key []byte) *object {
 	return nil
 }
 
+// latest returns the most recently stored complete response of uri in
+// any variant, the compressed codings aside; nil when there is none.
+func (ix *index) latest(uri string) *object {
+	s := ix.shard(uri)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var last *object
+	if e := s.uris[uri]; e != nil {
+		for _, o := range e.variants {
+			if o.enc == "" && o.status == 200 && (last == nil || o.inserted > last.inserted) {
+				last = o
+			}
+		}
+	}
+	return last
+}
+
 // varyOf returns the Vary names under which uri's variants are selected.
 func (ix *index) varyOf(uri string) (vary []string, ok bool) {
 	s := ix.shard(uri)

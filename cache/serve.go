@@ -126,8 +126,16 @@ func (k *call) serveCached() (Outcome, error) {
 		if special || (k.head && k.rules.PassHead) {
 			return k.passRequest(false)
 		}
-		if candidate != nil && attempt == 0 && !k.head {
-			k.earlyHints(candidate)
+		if attempt == 0 && !k.head {
+			// The Links of the version being revalidated, or on a miss of
+			// a known URI those of its last stored variant.
+			if candidate != nil {
+				k.earlyHints(candidate)
+			} else if uriKnown {
+				if last := c.ix.latest(k.uri); last != nil {
+					k.earlyHints(last)
+				}
+			}
 		}
 		out, err, again := k.forward(attempt, fwd, candidate)
 		if !again {

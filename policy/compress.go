@@ -1,6 +1,10 @@
 package policy
 
-import "strings"
+import (
+	"strings"
+
+	"accel/parser"
+)
 
 // CompressRules say how the cache compresses the responses of a route.
 // Each object is compressed once per encoding, when a client first asks
@@ -91,12 +95,12 @@ func Compressible(ct []byte, types []string) bool {
 	}
 	for _, t := range types {
 		if top, ok := strings.CutSuffix(t, "/*"); ok {
-			if len(mt) > len(top) && mt[len(top)] == '/' && strings.EqualFold(string(mt[:len(top)]), top) {
+			if len(mt) > len(top) && mt[len(top)] == '/' && parser.EqualFold(mt[:len(top)], top) {
 				return true
 			}
 			continue
 		}
-		if len(mt) == len(t) && strings.EqualFold(string(mt), t) {
+		if parser.EqualFold(mt, t) {
 			return true
 		}
 	}
