@@ -15,13 +15,14 @@ import (
 type scratch struct {
 	uri, sec    []byte
 	age, status []byte
+	crange      []byte // Content-Range of a one-range answer
 	extra       parser.Fields
 	fields      parser.Fields
 }
 
 var scratchPool = sync.Pool{New: func() any {
 	return &scratch{uri: make([]byte, 0, 256), sec: make([]byte, 0, 128),
-		age: make([]byte, 0, 16), status: make([]byte, 0, 64),
+		age: make([]byte, 0, 16), status: make([]byte, 0, 64), crange: make([]byte, 0, 64),
 		extra: make(parser.Fields, 0, 2), fields: make(parser.Fields, 0, 16)}
 }}
 
@@ -45,9 +46,18 @@ func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWri
 	if string(h.Method) != "HEAD" && string(h.Method) != "GET" || c.closed.Load() {
 		return Outcome{}, false, nil
 	}
-	if h.Fields.Has("range") || h.Fields.Has("if-match") ||
-		h.Fields.Has("if-unmodified-since") || h.Fields.Has("if-range") {
+	if h.Fields.Has("if-match") || h.Fields.Has("if-unmodified-since") {
 		return Outcome{}, false, nil
+	}
+	// One byte range of a GET is answered here too (a 206 is a slice of
+	// the stored body); several, or a Range that does not parse, go to
+	// Serve. A HEAD ignores Range (RFC 9110 §14.2).
+	var spec [2]int64
+	hasRange := false
+	if string(h.Method) == "GET" && h.Fields.Has("range") {
+		if spec, hasRange = singleRange(h.Fields); !hasRange {
+			return Outcome{}, false, nil
+		}
 	}
 	var cc policy.CacheControl
 	if h.Fields.Has("cache-control") || h.Fields.Has("pragma") {
@@ -89,9 +99,40 @@ func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWri
 	if !inMem {
 		return Outcome{}, false, nil
 	}
+	var rng byteRange
+	ranged := false
+	if hasRange && o.status == 200 && !notModified(h.Fields, from.fields) {
+		var ok bool
+		if rng, ranged, ok = fastRange(h.Fields, from.fields, spec, int64(len(body))); !ok {
+			return Outcome{}, false, nil
+		}
+	}
 	c.stats.hits.Add(1)
+	if ranged {
+		return Outcome{Status: "hit"}, true, c.writeRange(w, o, from, body, rng, sc)
+	}
 	return Outcome{Status: "hit"}, true, c.writeObject(w, h.Fields, o, from, body, answer{status: "hit"}, sc)
 }
 
 // noDirectives is a request without Cache-Control or Pragma.
 var noDirectives = policy.ParseRequestCacheControl(nil)
+
+var contentRangeName = []byte("Content-Range")
+
+// writeRange answers a one-range request from the stored 200 o (its
+// coding from): the stored head with Content-Range added, and the slice
+// of the stored body, written from where it is.
+func (c *Cache) writeRange(w ResponseWriter, o, from *object, body []byte, r byteRange, sc *scratch) error {
+	now := c.now()
+	o.used.Store(now.UnixNano())
+	age := o.age(now)
+	a := answer{status: "hit", ttl: o.lifetime - age, hasTTL: true}
+	sc.age = appendAge(sc.age[:0], age)
+	sc.status = appendCacheStatus(sc.status[:0], a)
+	sc.crange = contentRange(sc.crange[:0], r, int64(len(body)))
+	sc.extra = append(sc.extra[:0],
+		parser.Field{Name: contentRangeName, Value: sc.crange},
+		parser.Field{Name: ageName, Value: sc.age},
+		parser.Field{Name: cacheStatusName, Value: sc.status})
+	return w.WriteStored(206, from.fields, from.wire, sc.extra, body[r.first:r.last+1])
+}

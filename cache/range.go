@@ -100,7 +100,11 @@ func digits(b []byte) (int64, error) {
 // ascending order (RFC 9110 §14.2 lets a server coalesce them), so a
 // response is never larger than the body plus the part heads.
 func (rs rangeSpec) resolve(size int64) []byteRange {
-	var out []byteRange
+	return rs.resolveInto(nil, size)
+}
+
+// resolveInto is resolve appending to out.
+func (rs rangeSpec) resolveInto(out []byteRange, size int64) []byteRange {
 	for _, s := range rs.specs {
 		first, last := s[0], s[1]
 		switch {
@@ -318,4 +322,65 @@ func streamLength(ctx context.Context, s *stream) (int64, error) {
 		}
 		off += len(p)
 	}
+}
+
+// singleRange reads a Range field holding exactly one byte range, without
+// allocating, for the fast hit path; ok is false for anything else (no
+// Range, several ranges, another unit, bad syntax), which Serve answers.
+func singleRange(fs parser.Fields) (spec [2]int64, ok bool) {
+	v := fs.Get("range")
+	if v == nil || countField(fs, "range") > 1 {
+		return spec, false
+	}
+	unit, set, found := bytes.Cut(bytes.TrimSpace(v), []byte{'='})
+	if !found || !parser.EqualFold(bytes.TrimSpace(unit), "bytes") || bytes.IndexByte(set, ',') >= 0 {
+		return spec, false
+	}
+	a, b, dash := bytes.Cut(bytes.Trim(set, " \t"), []byte{'-'})
+	if !dash || len(a) == 0 && len(b) == 0 {
+		return spec, false
+	}
+	spec = [2]int64{-1, -1}
+	for i, part := range [2][]byte{a, b} {
+		if len(part) == 0 {
+			continue
+		}
+		if len(part) > 18 {
+			return spec, false
+		}
+		var n int64
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return spec, false
+			}
+			n = n*10 + int64(c-'0')
+		}
+		spec[i] = n
+	}
+	if spec[0] >= 0 && spec[1] >= 0 && spec[1] < spec[0] {
+		return spec, false
+	}
+	return spec, true
+}
+
+// fastRange resolves the request's one range against a stored 200 of
+// size bytes with fields, for the fast hit path: use is false when the
+// whole response is the answer (If-Range does not match), ok false when
+// Serve must answer (a 416, or an If-Range date, which takes parsing).
+func fastRange(req, fields parser.Fields, spec [2]int64, size int64) (r byteRange, use, ok bool) {
+	if ir := req.Get("if-range"); ir != nil {
+		if t := bytes.TrimSpace(ir); len(t) == 0 || t[0] != '"' && !bytes.HasPrefix(t, []byte("W/")) {
+			return r, false, false
+		}
+		if !ifRange(req, fields) {
+			return r, false, true
+		}
+	}
+	rs := rangeSpec{specs: [][2]int64{spec}}
+	var one [1]byteRange
+	out := rs.resolveInto(one[:0], size)
+	if len(out) != 1 {
+		return r, false, false
+	}
+	return out[0], true, true
 }
