@@ -290,6 +290,8 @@ type Stats struct {
 
 type counters struct {
 	evictions, waiters, hits, misses, stale, passes atomic.Int64
+	// codings counts the compressed codings made, for tests.
+	codings atomic.Int64
 }
 
 // Stats returns the current counters.

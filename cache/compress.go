@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"slices"
+	"strconv"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -194,6 +195,24 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 			return e, body, true
 		}
 	}
+	// One request makes the coding; the others asking for it meanwhile
+	// wait for it rather than compress the same bytes again. The flight
+	// key starts with a byte no request key does.
+	fk := "\x02" + o.uri + "\x00" + string(key) + "\x00" + strconv.FormatUint(o.id, 10)
+	f, leader := c.fl.join(fk, newFlight(fk))
+	if !leader {
+		<-f.ready
+		if e = c.ix.sibling(o.uri, key); e != nil && e.src == o.id {
+			if body, ok = c.body(e); ok {
+				return e, body, true
+			}
+		}
+		return nil, nil, false
+	}
+	defer func() {
+		close(f.ready)
+		c.fl.done(f)
+	}()
 	src, ok := c.body(o)
 	if !ok {
 		return nil, nil, false
@@ -202,6 +221,7 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 	if err != nil {
 		return nil, nil, false
 	}
+	c.stats.codings.Add(1)
 	e = o.clone()
 	e.variant, e.src, e.enc = string(key), o.id, enc
 	e.setFields(encodedFields(o.fields, enc))
