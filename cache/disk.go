@@ -128,10 +128,11 @@ func diskKey(kind byte, id uint64) []byte {
 }
 
 // diskSizes are pebble's sizes for a bound: memtables (and so log files)
-// of a sixty-fourth of it, from 256 KiB to 8 MiB, and a ballast of two
-// memtables and a margin, enough for a flush in flight.
+// of a sixty-fourth of it, from 256 KiB to pebble's default 4 MiB (they
+// are memory: two may be full at once), and a ballast of two memtables
+// and a margin, enough for a flush in flight.
 func diskSizes(bound int64) (memtable, ballast int64) {
-	memtable = min(max(bound/64, 256<<10), 8<<20)
+	memtable = min(max(bound/64, 256<<10), 4<<20)
 	return memtable, 2*memtable + 256<<10
 }
 
@@ -189,8 +190,9 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		L0StopWritesThreshold:       8,
 		LBaseMaxBytes:               min(max(bound/8, 1<<20), 64<<20),
 		// Bodies are read once into the memory tier: pebble's block cache
-		// only needs the index and metadata blocks.
-		CacheSize: min(max(bound/256, 1<<20), 8<<20),
+		// only needs the index and metadata blocks (1 to 4 MiB, pebble's
+		// default is 8).
+		CacheSize: min(max(bound/256, 1<<20), 4<<20),
 		// One compaction at a time: each writes its output before it
 		// deletes its inputs, and that room comes out of the bound.
 		CompactionConcurrencyRange: func() (int, int) { return 1, 1 },

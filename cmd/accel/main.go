@@ -147,6 +147,7 @@ func run(args []string, stderr io.Writer) int {
 	} else {
 		log.Info("file descriptor limit", "nofile", n)
 	}
+	setMemoryLimit(cfg, log)
 	srv, err := accel.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "accel:", err)
