@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -150,6 +151,7 @@ func (b *bystander) stop(t *testing.T) {
 type attacker struct {
 	t      *testing.T
 	c      net.Conn
+	bw     *bufio.Writer
 	fr     *http2.Framer
 	enc    *hpack.Encoder
 	hb     bytes.Buffer
@@ -167,11 +169,15 @@ func dialAttacker(t *testing.T, s *Server, settings ...http2.Setting) *attacker 
 	c := dialAccel(t, s)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	io.WriteString(c, http2.ClientPreface)
-	a := &attacker{t: t, c: c, fr: http2.NewFramer(c, c), goaway: make(chan http2.ErrCode, 1), pong: make(chan struct{}, 1)}
+	// Frames collect in bw: what one send writes goes out in one write,
+	// so accel reads it at once (a HEADERS and its RST_STREAM, say).
+	bw := bufio.NewWriterSize(c, 64<<10)
+	a := &attacker{t: t, c: c, bw: bw, fr: http2.NewFramer(bw, c), goaway: make(chan http2.ErrCode, 1), pong: make(chan struct{}, 1)}
 	a.enc = hpack.NewEncoder(&a.hb)
 	// Attacks send what a client must not (a zero WINDOW_UPDATE, say).
 	a.fr.AllowIllegalWrites = true
 	a.fr.WriteSettings(settings...)
+	a.bw.Flush()
 	rfr := http2.NewFramer(nil, c)
 	rfr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	go func() {
@@ -226,6 +232,7 @@ func (a *attacker) sync() bool {
 	a.t.Helper()
 	a.fr.WritePing(false, syncPing)
 	a.frames++
+	a.bw.Flush()
 	select {
 	case <-a.pong:
 		return true
@@ -262,6 +269,7 @@ func (a *attacker) flood(max int, sync bool, send func(i int)) http2.ErrCode {
 	a.t.Helper()
 	for i := 0; a.frames < max; i++ {
 		send(i)
+		a.bw.Flush()
 		if sync && i%syncEvery == syncEvery-1 && !a.sync() {
 			break
 		}
