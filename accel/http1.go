@@ -328,7 +328,7 @@ type h1Writer struct {
 	length             int64
 	wroteHead          bool
 	noBody             bool
-	chunked            bool
+	chunked            *parser.ChunkedWriter // set when the body goes chunked
 	written            int64
 	// close is set when the connection must end after this response.
 	close bool
@@ -349,7 +349,7 @@ func (w *h1Writer) WriteHead(status int, fields parser.Fields) error {
 	bw.WriteString(statusLine(status))
 	hasDate := false
 	for _, f := range fields {
-		if hopByHop(f.Name) || parser.EqualFold(f.Name, "Content-Length") {
+		if parser.HopByHop(f.Name) || parser.EqualFold(f.Name, "Content-Length") {
 			continue
 		}
 		if parser.EqualFold(f.Name, "Date") {
@@ -371,7 +371,7 @@ func (w *h1Writer) WriteHead(status int, fields parser.Fields) error {
 // endHead writes the framing fields and the blank line that end a head.
 func (w *h1Writer) endHead(status int) error {
 	bw := w.bw
-	w.noBody = w.head || status < 200 || status == 204 || status == 304
+	w.noBody = w.head || !parser.BodyAllowed(status)
 	switch {
 	case status < 200 || status == 204:
 	case w.length >= 0 && (status != 304 || w.head):
@@ -380,7 +380,7 @@ func (w *h1Writer) endHead(status int) error {
 		bw.WriteString("\r\n")
 	case w.noBody:
 	case w.reqMajor == 1 && w.reqMinor >= 1:
-		w.chunked = true
+		w.chunked = parser.NewChunkedWriter(bw)
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	default:
 		w.close = true
@@ -441,12 +441,9 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	w.written += int64(len(p))
-	if w.chunked {
-		w.bw.Write(strconv.AppendInt(w.num[:0], int64(len(p)), 16))
-		w.bw.WriteString("\r\n")
-		w.bw.Write(p)
-		_, err := w.bw.WriteString("\r\n")
-		return len(p), w.fail(err)
+	if w.chunked != nil {
+		n, err := w.chunked.Write(p)
+		return n, w.fail(err)
 	}
 	n, err := w.bw.Write(p)
 	return n, w.fail(err)
@@ -482,8 +479,8 @@ func (w *h1Writer) finish() {
 		w.close = true
 		return
 	}
-	if w.chunked {
-		w.bw.WriteString("0\r\n\r\n")
+	if w.chunked != nil {
+		w.chunked.Close()
 	}
 	if !w.noBody && w.length >= 0 && w.written != w.length {
 		w.close = true

@@ -23,7 +23,7 @@ func (w *h1Writer) WriteInterim(status int, fields parser.Fields) error {
 	bw.WriteString(statusText(status))
 	bw.WriteString("\r\n")
 	for _, f := range fields {
-		if hopByHop(f.Name) || parser.EqualFold(f.Name, "Content-Length") {
+		if parser.HopByHop(f.Name) || parser.EqualFold(f.Name, "Content-Length") {
 			continue
 		}
 		bw.Write(f.Name)
@@ -61,5 +61,5 @@ func (c *countingWriter) finish() {
 // forwardInterim is the upstream callback that hands an origin's 1xx to
 // the client, hop-by-hop fields removed.
 func (c *countingWriter) forwardInterim(status int, fields parser.Fields) {
-	c.WriteInterim(status, stripHopByHop(fields))
+	c.WriteInterim(status, parser.StripHopByHop(fields))
 }

@@ -300,12 +300,12 @@ func writeErrorBody(w responseWriter, status int, body []byte, fields parser.Fie
 // and X-Forwarded-For, X-Forwarded-Proto and Via added.
 func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) *parser.Request {
 	fields := make(parser.Fields, 0, len(req.Fields)+4)
-	opts := connectionOptions(req.Fields)
+	opts := parser.ConnectionOptions(req.Fields)
 	var xff []byte
 	var via []byte
 	for _, f := range req.Fields {
 		switch {
-		case hopByHop(f.Name), listed(opts, f.Name),
+		case parser.HopByHop(f.Name), parser.Listed(opts, f.Name),
 			parser.EqualFold(f.Name, "Host"), parser.EqualFold(f.Name, "Content-Length"),
 			parser.EqualFold(f.Name, "Expect"), parser.EqualFold(f.Name, "X-Forwarded-Proto"),
 			parser.EqualFold(f.Name, "X-Request-Id"):
@@ -424,70 +424,17 @@ func pathOf(target []byte) string {
 	return s
 }
 
-// hopByHop names the fields RFC 9110 §7.6.1 keeps to one connection, and
-// the framing fields each hop sets for itself.
-func hopByHop(name []byte) bool {
-	switch len(name) {
-	case 2:
-		return parser.EqualFold(name, "TE")
-	case 7:
-		return parser.EqualFold(name, "Upgrade") || parser.EqualFold(name, "Trailer")
-	case 10:
-		return parser.EqualFold(name, "Connection") || parser.EqualFold(name, "Keep-Alive")
-	case 16:
-		return parser.EqualFold(name, "Proxy-Connection")
-	case 17:
-		return parser.EqualFold(name, "Transfer-Encoding")
-	}
-	return false
-}
-
-// connectionOptions returns the values of the Connection fields: the
-// names of the fields meant for this hop only (RFC 9110 §7.6.1). Most
-// messages have none, which keeps the per-field check below free.
-func connectionOptions(fields parser.Fields) [][]byte {
-	var opts [][]byte
-	for _, f := range fields {
-		if parser.EqualFold(f.Name, "Connection") {
-			opts = append(opts, f.Value)
-		}
-	}
-	return opts
-}
-
-// listed reports whether one of the Connection values names name.
-func listed(opts [][]byte, name []byte) bool {
-	for _, v := range opts {
-		if parser.HasToken(v, string(name)) {
-			return true
-		}
-	}
-	return false
-}
-
-// stripHopByHop removes an origin response's hop-by-hop fields.
-func stripHopByHop(fields parser.Fields) parser.Fields {
-	opts := connectionOptions(fields)
-	out := make(parser.Fields, 0, len(fields))
-	for _, f := range fields {
-		if !hopByHop(f.Name) && !listed(opts, f.Name) {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // responseFields is an origin response's head as accel forwards and
 // stores it: hop-by-hop fields removed, and accel added to Via (RFC 9110
 // §7.6.3), so that a stored response carries its Via and a hit writes
 // its head as it is.
 func responseFields(fields parser.Fields) parser.Fields {
-	opts := connectionOptions(fields)
+	opts := parser.ConnectionOptions(fields)
 	out := make(parser.Fields, 0, len(fields)+1)
 	var via []byte
 	for _, f := range fields {
 		switch {
-		case hopByHop(f.Name), listed(opts, f.Name):
+		case parser.HopByHop(f.Name), parser.Listed(opts, f.Name):
 		case parser.EqualFold(f.Name, "Via"):
 			via = appendList(via, f.Value)
 		default:

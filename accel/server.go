@@ -98,14 +98,14 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 		return nil, err
 	}
 	st := &state{cfg: cfg, pools: map[string]*upstream.Pool{}, access: al}
-	for _, p := range cfg.Pools {
+	for i, p := range cfg.Pools {
 		pool, err := upstream.NewPool(s.poolConfig(p))
 		if err != nil {
 			st.close()
 			if al.file != nil && al.file != prev {
 				al.file.Close()
 			}
-			return nil, fmt.Errorf("%s: pool %q: %w", cfg.File, p.Name, err)
+			return nil, fmt.Errorf("%s: %w", cfg.Where("pools", i), err)
 		}
 		st.pools[p.Name] = pool
 		s.metrics.SetPoolStatsFunc(p.Name, func() admin.PoolStats { return admin.PoolStats(pool.Stats()) })

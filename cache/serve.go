@@ -572,14 +572,10 @@ func (k *call) writeOrigin(resp *Response, status string) error {
 			return err
 		}
 	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength && !k.head && !bodyless(resp.Status) {
+	if resp.ContentLength >= 0 && n != resp.ContentLength && !k.head && parser.BodyAllowed(resp.Status) {
 		return errTruncated
 	}
 	return nil
-}
-
-func bodyless(status int) bool {
-	return status == 204 || status == 304 || status < 200
 }
 
 // gatewayTimeout answers only-if-cached when nothing stored may serve

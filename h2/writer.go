@@ -47,7 +47,7 @@ func (w *Writer) WriteHead(status int, fields parser.Fields) error {
 		return errHeadTwice
 	}
 	w.wroteHead = true
-	w.noBody = w.head || !bodyAllowed(status)
+	w.noBody = w.head || !parser.BodyAllowed(status)
 	end := w.noBody || w.length == 0
 	c := w.c
 	c.mu.Lock()
@@ -187,7 +187,7 @@ func (w *Writer) WriteStored(status int, fields parser.Fields, wire []byte, extr
 	}
 	w.wroteHead = true
 	w.length = int64(len(body))
-	w.noBody = w.head || !bodyAllowed(status)
+	w.noBody = w.head || !parser.BodyAllowed(status)
 	end := w.noBody || len(body) == 0
 	c, st := w.c, w.st
 	c.mu.Lock()
@@ -287,10 +287,12 @@ func (c *conn) writeHeadersLocked(id uint32, status int, fields, extra parser.Fi
 // was among them (or hasDate already).
 func (c *conn) encodeFieldsLocked(fields parser.Fields, hasDate bool) bool {
 	for _, f := range fields {
-		name := c.intern.lower(f.Name)
-		if connectionSpecific(name) {
+		// Hop-by-hop fields never cross (RFC 9113 §8.2.2), and
+		// content-length is set below.
+		if parser.HopByHop(f.Name) || parser.EqualFold(f.Name, "content-length") {
 			continue
 		}
+		name := c.intern.lower(f.Name)
 		// Values that change with every response would only churn the
 		// dynamic table.
 		volatile := name == "date" || name == "age"
@@ -303,7 +305,7 @@ func (c *conn) encodeFieldsLocked(fields parser.Fields, hasDate bool) bool {
 // appendHeaderFramesLocked finishes the head: content-length, Date when
 // the fields had none, then the frames.
 func (c *conn) appendHeaderFramesLocked(id uint32, status int, hasDate bool, length int64, end bool) {
-	if length >= 0 && bodyAllowed(status) {
+	if length >= 0 && parser.BodyAllowed(status) {
 		c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: c.intern.int(length)})
 	}
 	if !hasDate {
@@ -329,20 +331,6 @@ func (c *conn) appendHeaderFramesLocked(id uint32, status int, hasDate bool, len
 		block = block[n:]
 		first = false
 	}
-}
-
-// connectionSpecific names the fields RFC 9113 §8.2.2 keeps out of
-// HTTP/2, and content-length, which the writer sets itself.
-func connectionSpecific(lower string) bool {
-	switch lower {
-	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "content-length":
-		return true
-	}
-	return false
-}
-
-func bodyAllowed(status int) bool {
-	return status >= 200 && status != 204 && status != 304
 }
 
 // statusTexts holds the :status values, made once.

@@ -605,8 +605,15 @@ func (c *Config) validate(root *yaml.Node) error {
 		if len(p.Servers) == 0 {
 			k.failf(append(pp, "servers"), "pool %q has no servers", p.Name)
 		}
+		seen := map[string]bool{}
 		for j, s := range p.Servers {
 			checkAddress(k, append(pp, "servers", j, "address"), s.Address)
+			if seen[s.Address] {
+				// Two entries for one server would double its weight
+				// and its connections behind one health state.
+				k.failf(append(pp, "servers", j, "address"), "%q is listed twice in pool %q", s.Address, p.Name)
+			}
+			seen[s.Address] = true
 			if s.Weight < 0 {
 				k.failf(append(pp, "servers", j, "weight"), "weight %d is negative", s.Weight)
 			}

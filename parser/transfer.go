@@ -1,0 +1,70 @@
+package parser
+
+// The transfer rules every hop applies, here so that the HTTP/1 and
+// HTTP/2 fronts, the cache and the upstream side share one reading of
+// them: which fields stay on one connection, and which responses carry a
+// body. Chunked bodies are read by ChunkedReader and written by
+// ChunkedWriter (chunked.go).
+
+// BodyAllowed reports whether a response with status may carry a body
+// (RFC 9110 §6.4.1): not a 1xx, 204 or 304. An answer to HEAD has none
+// either, which the caller knows.
+func BodyAllowed(status int) bool {
+	return status >= 200 && status != 204 && status != 304
+}
+
+// HopByHop reports whether the field name is one RFC 9110 §7.6.1 keeps to
+// one connection, or a framing field each hop sets for itself
+// (Transfer-Encoding; Content-Length is the caller's, since the length
+// may pass unchanged).
+func HopByHop(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return equalFold(name, "TE")
+	case 7:
+		return equalFold(name, "Upgrade") || equalFold(name, "Trailer")
+	case 10:
+		return equalFold(name, "Connection") || equalFold(name, "Keep-Alive")
+	case 16:
+		return equalFold(name, "Proxy-Connection")
+	case 17:
+		return equalFold(name, "Transfer-Encoding")
+	}
+	return false
+}
+
+// ConnectionOptions returns the values of the Connection fields: the names
+// of further fields meant for this hop only (RFC 9110 §7.6.1). Most
+// messages have none, which keeps Listed free.
+func ConnectionOptions(fs Fields) [][]byte {
+	var opts [][]byte
+	for _, f := range fs {
+		if equalFold(f.Name, "Connection") {
+			opts = append(opts, f.Value)
+		}
+	}
+	return opts
+}
+
+// Listed reports whether one of the Connection values opts names name.
+func Listed(opts [][]byte, name []byte) bool {
+	for _, v := range opts {
+		if HasToken(v, string(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// StripHopByHop returns fs without its hop-by-hop fields, those
+// Connection names included, in a new slice.
+func StripHopByHop(fs Fields) Fields {
+	opts := ConnectionOptions(fs)
+	out := make(Fields, 0, len(fs))
+	for _, f := range fs {
+		if !HopByHop(f.Name) && !Listed(opts, f.Name) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

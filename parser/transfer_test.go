@@ -1,0 +1,34 @@
+package parser
+
+import "testing"
+
+func TestBodyAllowed(t *testing.T) {
+	for status, want := range map[int]bool{100: false, 103: false, 199: false, 200: true, 204: false, 206: true, 301: true, 304: false, 404: true, 500: true} {
+		if got := BodyAllowed(status); got != want {
+			t.Errorf("BodyAllowed(%d) = %v, want %v", status, got, want)
+		}
+	}
+}
+
+// TestStripHopByHop: the fields RFC 9110 §7.6.1 keeps to one connection
+// go, in any case, and so do those Connection names; the rest stay in
+// order.
+func TestStripHopByHop(t *testing.T) {
+	in := Fields{}.Add("connection", "close, X-Private").Add("Keep-Alive", "timeout=5").
+		Add("Content-Type", "text/plain").Add("TE", "trailers").Add("x-private", "1").
+		Add("Transfer-Encoding", "chunked").Add("Upgrade", "h2c").Add("Trailer", "X").
+		Add("Proxy-Connection", "keep-alive").Add("Content-Length", "3").Add("X-Public", "2")
+	got := StripHopByHop(in)
+	want := []string{"Content-Type", "Content-Length", "X-Public"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d fields, want %v", len(got), want)
+	}
+	for i, f := range got {
+		if string(f.Name) != want[i] {
+			t.Errorf("field %d = %s, want %s", i, f.Name, want[i])
+		}
+	}
+	if len(in) != 11 {
+		t.Error("the input was changed")
+	}
+}
