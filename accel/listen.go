@@ -90,7 +90,17 @@ func (s *Server) acceptLoop(l *listener) {
 			continue
 		}
 		backoff = 0
+		// Under openMu, against Shutdown: once it set draining and waits
+		// on conns, no connection is added (a WaitGroup must not grow
+		// from zero while waited on).
+		s.openMu.Lock()
+		if s.draining.Load() {
+			s.openMu.Unlock()
+			c.Close()
+			continue
+		}
 		s.conns.Add(1)
+		s.openMu.Unlock()
 		go func() {
 			defer s.conns.Done()
 			s.serveConn(l, c)

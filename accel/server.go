@@ -377,7 +377,9 @@ func (s *Server) Reload() error {
 // keep-alive connections close at once), then closes the stores. It
 // returns ctx's error if requests were still running when ctx ended.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.openMu.Lock()
 	s.draining.Store(true)
+	s.openMu.Unlock()
 	s.closeListeners()
 	s.closeIdle()
 	done := make(chan struct{})
