@@ -448,6 +448,11 @@ func (c *conn) flush() error {
 		// is gone: the loop sees the closed conn and ends.
 		c.werr = err
 		c.nc.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.cfg.Count("slow_reader")
+			c.cfg.Log.Warn("http2 connection cut: the client took no data within write_timeout",
+				"peer", c.info.Remote.String(), "limit", "write_timeout", "max", c.cfg.WriteTimeout)
+		}
 	}
 	c.mu.Unlock()
 	return err
