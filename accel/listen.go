@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"accel/h1"
 	"accel/h2"
 	"accel/policy"
 )
@@ -24,6 +25,7 @@ const h2PrefaceLine = "PRI * HTTP/2.0"
 type listener struct {
 	ln  net.Listener
 	tls *tls.Config // nil: cleartext only
+	h1  *h1.Server
 	h2  *h2.Server
 	// handshakeTimeout bounds the sniffing and the TLS handshake.
 	handshakeTimeout time.Duration
@@ -47,6 +49,7 @@ func (s *Server) newListener(lc policy.Listener) (*listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
 	}
 	l.ln = ln
+	l.h1 = h1.New(h1Config(cfg), h1Handler{s})
 	l.h2 = h2.New(h2.Config{
 		MaxConcurrentStreams: int(lc.HTTP2.MaxConcurrentStreams),
 		MaxHeaderListSize:    int(lc.HTTP2.MaxHeaderListSize),
@@ -156,7 +159,7 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		return
 	}
 	s.metrics.ConnOpened("h1")
-	s.serveHTTP1(c, st, first[:n], false)
+	l.h1.Serve(c, first[:n])
 	c.Close()
 	s.metrics.ConnClosed("h1")
 }
@@ -184,7 +187,7 @@ func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
 		return
 	}
 	s.metrics.ConnOpened("h1")
-	s.serveHTTP1(tc, st, nil, true)
+	l.h1.Serve(tc, nil)
 	tc.Close()
 	s.metrics.ConnClosed("h1")
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"accel/cache"
+	"accel/h1"
 	"accel/parser"
 	"accel/policy"
 	"accel/upstream"
@@ -276,7 +277,7 @@ func writeErrorFields(w responseWriter, status int, msg string, fields parser.Fi
 }
 
 func errorBody(status int, msg string) []byte {
-	return []byte(strconv.Itoa(status) + " " + statusText(status) + ": " + msg + "\n")
+	return []byte(strconv.Itoa(status) + " " + h1.StatusText(status) + ": " + msg + "\n")
 }
 
 // textFields is the head of accel's own short answers; nothing writes to it.

@@ -354,6 +354,9 @@ func (s *Server) Reload() error {
 		return err
 	}
 	old := s.state.Swap(st)
+	for _, l := range s.listeners {
+		l.h1.Reconfigure(h1Config(cfg))
+	}
 	if f := old.access.file; f != nil && f != st.access.file {
 		// Lines of requests still finishing under the old generation
 		// would go to a closed file: they are few, and the new file has
@@ -382,6 +385,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.openMu.Unlock()
 	s.closeListeners()
 	s.closeIdle()
+	for _, l := range s.listeners {
+		l.h1.Shutdown()
+	}
 	done := make(chan struct{})
 	go func() {
 		for _, l := range s.listeners {

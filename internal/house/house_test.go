@@ -9,13 +9,15 @@ import (
 )
 
 // rank orders accel's packages: a package may import only packages of a
-// lower rank (DESIGN.md: cmd → accel → {h2, cache, upstream, policy,
+// lower rank (DESIGN.md: cmd → accel → {h1, h2, cache, upstream, policy,
 // parser}; nothing imports accel but cmd; parser imports nothing of ours).
+// h1 and h2 are the two fronts: each imports parser only.
 var rank = map[string]int{
 	"accel/parser":          0,
 	"accel/policy":          1,
 	"accel/cache":           2,
 	"accel/upstream":        2,
+	"accel/h1":              2,
 	"accel/h2":              2,
 	"accel/tlsstore":        2,
 	"accel/admin":           2,

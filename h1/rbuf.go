@@ -1,4 +1,4 @@
-package accel
+package h1
 
 import (
 	"io"

@@ -1,4 +1,4 @@
-package accel
+package h1
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 // errBodyTooLong means the origin sent more than the Content-Length it
 // announced: the extra bytes would be read by the client as a response of
 // its own, so they are never written.
-var errBodyTooLong = errors.New("accel: response body longer than its Content-Length")
+var errBodyTooLong = errors.New("h1: response body longer than its Content-Length")
 
 // lengthBody reads a Content-Length request body from the connection.
 type lengthBody struct {
@@ -93,7 +93,7 @@ func (b *chunkedBody) release() {
 // continuer sends "100 Continue" the first time the body is read, so a
 // client that waits for it sends the body only when an origin wants it.
 type continuer struct {
-	w    *h1Writer
+	w    *Writer
 	want bool
 }
 

@@ -1,0 +1,62 @@
+package accel
+
+import (
+	"context"
+	"io"
+	"net"
+
+	"accel/h1"
+	"accel/parser"
+	"accel/policy"
+)
+
+// h1Handler is the pipeline as the HTTP/1 front sees it.
+type h1Handler struct{ s *Server }
+
+var _ h1.Handler = h1Handler{}
+
+// ServeFast answers on the connection's goroutine what needs no waiting
+// (serveFast). The connection keeps one exchange in c.Fast for the
+// requests answered so, which then allocate nothing.
+func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool {
+	ex := fastExchange(c)
+	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
+	return h.s.serveFast(ex)
+}
+
+// Serve runs the pipeline for a request that must wait. Its exchange is
+// its own: the cache's background work may outlive the request with it.
+func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h1.Writer, c *h1.Conn) {
+	h.s.serve(ctx, &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fastExchange(c).client})
+}
+
+// Refused counts a request the front refused and logs the answered ones.
+func (h h1Handler) Refused(remote net.Addr, status int, reason string) {
+	h.s.metrics.IncRejection(reason)
+	if status != 0 {
+		h.s.logRefused(remote, status, reason)
+	}
+}
+
+// fastExchange is the exchange a connection keeps for serveFast.
+func fastExchange(c *h1.Conn) *exchange {
+	ex, _ := c.Fast.(*exchange)
+	if ex == nil {
+		ex = &exchange{}
+		c.Fast = ex
+	}
+	return ex
+}
+
+// h1Config is the HTTP/1 front's part of the config.
+func h1Config(cfg *policy.Config) h1.Config {
+	lim := cfg.Limits
+	return h1.Config{
+		MaxHeadBytes:   int(lim.MaxHeadBytes),
+		MaxTargetBytes: int(lim.MaxTargetBytes),
+		HeaderTimeout:  lim.HeaderTimeout.D(),
+		IdleTimeout:    lim.IdleTimeout.D(),
+		ReadTimeout:    lim.ReadTimeout.D(),
+		WriteTimeout:   lim.WriteTimeout.D(),
+	}
+}

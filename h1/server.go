@@ -1,0 +1,409 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"accel/parser"
+)
+
+// Config holds the HTTP/1 limits. The zero value of a field is its
+// default.
+type Config struct {
+	// MaxHeadBytes bounds a request head; 0 means 64 KiB. Over it the
+	// answer is 431.
+	MaxHeadBytes int
+	// MaxTargetBytes bounds the request-target; 0 is parser's default.
+	// Over it the answer is 414.
+	MaxTargetBytes int
+	// HeaderTimeout bounds the time from a head's first byte to its end;
+	// 0 means 10s. Over it the answer is 408.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no new
+	// request for this long; 0 means 75s.
+	IdleTimeout time.Duration
+	// ReadTimeout bounds each wait for request body bytes; 0 means 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write to a client that stopped reading;
+	// 0 means 30s.
+	WriteTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxHeadBytes <= 0 {
+		c.MaxHeadBytes = 64 << 10
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 75 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Conn carries what the handler needs to know about the connection a
+// request came on.
+type Conn struct {
+	Remote net.Addr
+	TLS    bool
+	// Fast is the handler's own, for the requests ServeFast answers: the
+	// connection keeps it from one request to the next.
+	Fast any
+}
+
+// Handler is the pipeline behind the front.
+type Handler interface {
+	// ServeFast answers req without waiting (a fresh cached hit, a
+	// refusal) on the connection's goroutine and reports true, or writes
+	// nothing and reports false. Only requests without a body are offered.
+	ServeFast(req *parser.Request, w *Writer, c *Conn) bool
+	// Serve answers a request that must wait. body is nil when there is
+	// none; ctx ends when the client goes away. The head and its fields
+	// are valid only until Serve returns.
+	Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c *Conn)
+	// Refused is told of a request refused before it reached the
+	// handler, by the parser's error name or "head_timeout"; status is
+	// the answer sent, 0 when the connection closed unanswered.
+	Refused(remote net.Addr, status int, reason string)
+}
+
+// Server is the HTTP/1 front. It doesn't listen on its own: connections
+// are given to it through Serve.
+type Server struct {
+	h   Handler
+	cfg atomic.Pointer[Config]
+	// draining is set by Shutdown: connections end after their exchange.
+	draining atomic.Bool
+	// mu guards conns, the connections being served and whether each
+	// waits for a request to start (only those may be cut by Shutdown).
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+// New returns a server that serves what Serve gives it with h.
+func New(cfg Config, h Handler) *Server {
+	s := &Server{h: h, conns: map[*conn]struct{}{}}
+	s.Reconfigure(cfg)
+	return s
+}
+
+// Reconfigure sets the limits of the connections served from now on.
+func (s *Server) Reconfigure(cfg Config) {
+	cfg = cfg.withDefaults()
+	s.cfg.Store(&cfg)
+}
+
+// Shutdown makes every connection end after its current exchange and
+// wakes those waiting for a request, which then close.
+func (s *Server) Shutdown() {
+	s.draining.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for hc := range s.conns {
+		if hc.idle.Load() {
+			hc.c.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+// conn is one HTTP/1 client connection. Its goroutine owns every field.
+type conn struct {
+	s *Server
+	c net.Conn
+	// idle is set while the connection waits for a request to start.
+	idle   atomic.Bool
+	info   Conn
+	rb     rbuf
+	bw     *bufio.Writer
+	req    parser.Request
+	lim    parser.Limits
+	hdrTO  time.Duration
+	idleTO time.Duration
+	// w is reused by every request that ServeFast answers; a request
+	// that waits gets its own, which work that outlives it may hold.
+	w Writer
+	// idleUntil is the read deadline this goroutine last set for waiting
+	// on a new request, zero once anything else set one.
+	idleUntil time.Time
+}
+
+var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// Serve runs the keep-alive loop on c until the client or a rule closes
+// the connection: read a head, serve it, answer in order. pre holds bytes
+// already read from c (by protocol sniffing). c is a *tls.Conn whose
+// handshake is done, or a cleartext conn. Serve does not close c.
+func (s *Server) Serve(c net.Conn, pre []byte) {
+	cfg := s.cfg.Load()
+	_, isTLS := c.(*tls.Conn)
+	hc := &conn{
+		s: s, c: c,
+		info: Conn{Remote: c.RemoteAddr(), TLS: isTLS},
+		lim: parser.Limits{
+			MaxHeadBytes:   cfg.MaxHeadBytes,
+			MaxTargetBytes: cfg.MaxTargetBytes,
+		},
+		hdrTO:  cfg.HeaderTimeout,
+		idleTO: cfg.IdleTimeout,
+	}
+	hc.rb = rbuf{conn: c, buf: make([]byte, max(4096, len(pre))), max: hc.lim.MaxHeadBytes, readTimeout: cfg.ReadTimeout}
+	hc.rb.w = copy(hc.rb.buf, pre)
+	hc.bw = bufwPool.Get().(*bufio.Writer)
+	hc.bw.Reset(&deadlineWriter{c: c, timeout: cfg.WriteTimeout})
+	s.mu.Lock()
+	s.conns[hc] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, hc)
+		s.mu.Unlock()
+		hc.bw.Reset(nil)
+		bufwPool.Put(hc.bw)
+	}()
+	for {
+		n, err := hc.readHead()
+		if err != nil {
+			hc.reject(err)
+			return
+		}
+		if !hc.serveOne(n) {
+			return
+		}
+	}
+}
+
+// readHead parses the next request head, reading as needed within the
+// idle timeout (no byte yet) and the header timeout (from the first byte).
+// A head that arrives whole in one read changes no deadline but the idle
+// one, and that one only once it is off by a second or more.
+func (hc *conn) readHead() (int, error) {
+	hc.rb.compact()
+	started := hc.rb.buffered() > 0
+	if started {
+		hc.setHeadDeadline()
+	}
+	for {
+		if hc.rb.w > hc.rb.r {
+			n, err := parser.ParseRequest(hc.rb.buf[hc.rb.r:hc.rb.w], &hc.req, hc.lim)
+			if err != parser.ErrIncomplete {
+				return n, err
+			}
+			if hc.idleUntil != (time.Time{}) {
+				// More bytes of a started head: the header timeout runs.
+				hc.setHeadDeadline()
+			}
+		}
+		// Everything answered so far goes out before we wait for more.
+		if err := hc.bw.Flush(); err != nil {
+			return 0, errClientGone
+		}
+		if !started {
+			// Idle and its deadline are set before draining is checked:
+			// Shutdown sets draining and then expires the deadlines of idle
+			// connections, so one of the two always catches a connection
+			// about to wait.
+			hc.idle.Store(true)
+			hc.armIdle()
+			if hc.s.draining.Load() {
+				return 0, errDraining
+			}
+		}
+		if err := hc.rb.fill(); err != nil {
+			if !started {
+				return 0, errClientGone
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return 0, errHeadTimeout
+			}
+			return 0, errClientGone
+		}
+		if !started {
+			started = true
+			hc.idle.Store(false)
+		}
+	}
+}
+
+// armIdle makes the read deadline the idle timeout from now, unless the
+// one set for the previous wait is within a second of it: a connection
+// answered from the cache then pays no deadline change per request.
+func (hc *conn) armIdle() {
+	now := time.Now()
+	slack := min(time.Second, hc.idleTO/4)
+	if hc.idleUntil.Sub(now) > hc.idleTO-slack {
+		return
+	}
+	hc.idleUntil = now.Add(hc.idleTO)
+	hc.c.SetReadDeadline(hc.idleUntil)
+}
+
+// setHeadDeadline starts the header timeout.
+func (hc *conn) setHeadDeadline() {
+	hc.idleUntil = time.Time{}
+	hc.c.SetReadDeadline(time.Now().Add(hc.hdrTO))
+}
+
+var (
+	errClientGone  = errors.New("client closed the connection")
+	errHeadTimeout = errors.New("request head not complete within header_timeout")
+	errDraining    = errors.New("server is shutting down")
+)
+
+// reject answers a head that cannot be served and ends the connection.
+func (hc *conn) reject(err error) {
+	status := 0
+	var pe *parser.Error
+	switch {
+	case errors.As(err, &pe):
+		status = pe.Status
+		if pe == parser.ErrBadVersion && !hc.httpLine() {
+			// A first line with no HTTP version at all (an HTTP/2 preface
+			// gone wrong, HTTP/0.9, another protocol) cannot be answered in
+			// HTTP/1.1: the connection closes unanswered (RFC 9113 §3.4).
+			status = 0
+		}
+	case err == errHeadTimeout:
+		status = 408
+	}
+	if reason := refusal(pe, err); reason != "" {
+		hc.s.h.Refused(hc.info.Remote, status, reason)
+	}
+	if status != 0 {
+		msg := err.Error() + "\n"
+		hc.bw.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + StatusText(status) + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(msg)) + "\r\nConnection: close\r\n\r\n" + msg)
+	}
+	hc.bw.Flush()
+	hc.closeWrite()
+}
+
+// httpLine reports whether the buffered first line names an HTTP version.
+func (hc *conn) httpLine() bool {
+	b := hc.rb.buf[hc.rb.r:hc.rb.w]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.Contains(b, []byte("HTTP/"))
+}
+
+// closeWrite ends the connection so that the client reads our answer
+// before a reset: shut the write side, then wait briefly for the client's
+// close (lingering close, as nginx does).
+func (hc *conn) closeWrite() {
+	if tc, ok := hc.c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		hc.c.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(hc.c, 256<<10))
+	}
+}
+
+// serveOne serves the parsed request of n head bytes and reports whether
+// the connection stays open for another.
+func (hc *conn) serveOne(n int) bool {
+	hc.rb.r += n
+	req := &hc.req
+	if !req.Chunked && req.ContentLength <= 0 {
+		hc.w = Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
+		if hc.s.h.ServeFast(req, &hc.w, &hc.info) {
+			hc.w.finish()
+			return hc.keepOpen(&hc.w)
+		}
+	}
+	hc.idleUntil = time.Time{}
+	hc.c.SetReadDeadline(time.Time{})
+	w := &Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
+	cont := &continuer{w: w, want: req.Expect100}
+	var body io.Reader
+	var cb *chunkedBody
+	var lb *lengthBody
+	switch {
+	case req.Chunked:
+		cb = newChunkedBody(&hc.rb, cont)
+		body = cb
+		// The first chunk is read before the origin is chosen: a body
+		// whose framing is broken from its first line is refused here,
+		// and the origin never sees its head.
+		first := make([]byte, 4096)
+		n, err := io.ReadAtLeast(cb, first, 1)
+		if err != nil && err != io.EOF {
+			cb.release()
+			hc.reject(err)
+			return false
+		}
+		body = io.MultiReader(bytes.NewReader(first[:n]), cb)
+	case req.ContentLength > 0:
+		lb = &lengthBody{rb: &hc.rb, remaining: req.ContentLength, cont: cont}
+		body = lb
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var watch *abortWatch
+	if body == nil && hc.rb.buffered() == 0 {
+		watch = watchAbort(hc.c, cancel)
+	}
+	hc.s.h.Serve(ctx, req, body, w, &hc.info)
+	cancel()
+	if watch != nil && !watch.stop(&hc.rb) {
+		w.close = true
+	}
+	w.finish()
+	switch {
+	case body == nil:
+	case cont.want:
+		// The client still waits for a 100 Continue that will not come; it
+		// may send the body anyway, which must not be read as a request.
+		w.close = true
+	case !w.close:
+		// A body the pipeline did not read must be consumed before the
+		// next head; a large one is not worth reading, so the connection
+		// closes instead.
+		io.Copy(io.Discard, io.LimitReader(body, 256<<10))
+		if (lb != nil && lb.remaining > 0) || (cb != nil && !cb.done) {
+			w.close = true
+		}
+	}
+	if cb != nil && !cb.done {
+		cb.done = true
+		cb.br.Reset(nil)
+		bufioPool.Put(cb.br)
+	}
+	return hc.keepOpen(w)
+}
+
+// keepOpen ends an exchange: it reports whether the connection stays open
+// for another request, and closes it otherwise.
+func (hc *conn) keepOpen(w *Writer) bool {
+	if w.close || hc.s.draining.Load() {
+		hc.bw.Flush()
+		hc.closeWrite()
+		return false
+	}
+	return true
+}
+
+// refusal names what refused a head for the handler: the parser's error
+// name, "head_timeout", or "" for a client that went away or a drain.
+func refusal(pe *parser.Error, err error) string {
+	switch {
+	case pe != nil:
+		return pe.Name
+	case err == errHeadTimeout:
+		return "head_timeout"
+	}
+	return ""
+}
