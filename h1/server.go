@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -131,7 +130,7 @@ type conn struct {
 	idle   atomic.Bool
 	info   Conn
 	rb     rbuf
-	bw     *bufio.Writer
+	bw     *wbuf
 	req    parser.Request
 	lim    parser.Limits
 	hdrTO  time.Duration
@@ -143,8 +142,6 @@ type conn struct {
 	// on a new request, zero once anything else set one.
 	idleUntil time.Time
 }
-
-var bufwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // Serve runs the keep-alive loop on c until the client or a rule closes
 // the connection: read a head, serve it, answer in order. pre holds bytes
@@ -165,8 +162,7 @@ func (s *Server) Serve(c net.Conn, pre []byte) {
 	}
 	hc.rb = rbuf{conn: c, buf: make([]byte, max(4096, len(pre))), max: hc.lim.MaxHeadBytes, readTimeout: cfg.ReadTimeout}
 	hc.rb.w = copy(hc.rb.buf, pre)
-	hc.bw = bufwPool.Get().(*bufio.Writer)
-	hc.bw.Reset(&deadlineWriter{c: c, timeout: cfg.WriteTimeout})
+	hc.bw = newWbuf(c, cfg.WriteTimeout)
 	s.mu.Lock()
 	s.conns[hc] = struct{}{}
 	s.mu.Unlock()
@@ -174,8 +170,7 @@ func (s *Server) Serve(c net.Conn, pre []byte) {
 		s.mu.Lock()
 		delete(s.conns, hc)
 		s.mu.Unlock()
-		hc.bw.Reset(nil)
-		bufwPool.Put(hc.bw)
+		hc.bw.release()
 	}()
 	for {
 		n, err := hc.readHead()

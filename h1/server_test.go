@@ -29,13 +29,18 @@ var (
 	storedWire   = parser.AppendFields(nil, storedFields)
 	storedExtra  = parser.Fields{}.Add("Age", "1")
 	storedBody   = bytes.Repeat([]byte("a"), 1024)
+	largeBody    = bytes.Repeat([]byte("b"), 64<<10)
 )
 
 func (h *handler) ServeFast(req *parser.Request, w *Writer, c *Conn) bool {
-	if string(req.Target) != "/fast" {
+	switch string(req.Target) {
+	case "/fast":
+		w.WriteStored(200, storedFields, storedWire, storedExtra, storedBody)
+	case "/large":
+		w.WriteStored(200, storedFields, storedWire, storedExtra, largeBody)
+	default:
 		return false
 	}
-	w.WriteStored(200, storedFields, storedWire, storedExtra, storedBody)
 	return true
 }
 

@@ -1,9 +1,7 @@
 package h1
 
 import (
-	"bufio"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -12,32 +10,11 @@ import (
 	"accel/parser"
 )
 
-// deadlineWriter bounds each write to a client that stopped reading. The
-// deadline moves only once it is a second or more short of the timeout, so
-// a connection answering many small responses changes it about once a
-// second instead of once per write.
-type deadlineWriter struct {
-	c       net.Conn
-	timeout time.Duration
-	until   time.Time
-}
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	if d.timeout > 0 {
-		now := time.Now()
-		if d.until.Sub(now) <= d.timeout-min(time.Second, d.timeout/4) {
-			d.until = now.Add(d.timeout)
-			d.c.SetWriteDeadline(d.until)
-		}
-	}
-	return d.c.Write(p)
-}
-
 // Writer writes one response in HTTP/1.1 framing: Content-Length when
 // known, chunked for HTTP/1.1 clients otherwise, and close-delimited for
 // HTTP/1.0 clients.
 type Writer struct {
-	bw                 *bufio.Writer
+	bw                 *wbuf
 	reqMajor, reqMinor int
 	head               bool // HEAD request: no body bytes
 	length             int64
