@@ -138,7 +138,11 @@ type head struct {
 	initialAge time.Duration
 	lifetime   time.Duration
 	received   time.Time
-	storable   bool
+	// storable says the head may announce "stored" (RFC 9211): only
+	// what is known when the head goes out, a length within the object
+	// size limit that a tier takes. A body of unknown length may turn out
+	// too big or be cut off, and the head cannot be taken back.
+	storable bool
 }
 
 func newFlight(key string) *flight {

@@ -96,7 +96,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	}
 	f.head = &head{status: resp.Status, fields: o.fields, own: own, length: resp.ContentLength,
 		vary: o.vary, variant: o.variant, initialAge: o.initialAge, lifetime: o.lifetime,
-		received: received, storable: true}
+		received: received, storable: resp.ContentLength >= 0 && c.takes(resp.ContentLength)}
 	f.body = newStream(resp.ContentLength)
 	limit := int64(k.rules.MaxObjectSize)
 	hfp := k.rules.Coalesce.HitForPass.D()
@@ -187,6 +187,12 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 	if registered {
 		c.fl.done(f)
 	}
+}
+
+// takes reports whether a body of n bytes has a tier to go to now: the
+// memory tier takes what fits in it, the disk what it is writable for.
+func (c *Cache) takes(n int64) bool {
+	return n+memOverhead <= c.cfg.MemoryBytes || c.disk != nil && diskState(c.disk.state.Load()) == diskOK
 }
 
 // store indexes o with body in every tier, replacing its variant.

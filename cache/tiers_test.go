@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,8 +35,9 @@ func TestDiskBoundEvicts(t *testing.T) {
 
 // TestMaxObjectSizePassesThrough: a body over the route's maximum object
 // size is passed to the client whole and not stored, whether its length
-// is announced or only found out while it streams (then the first answer
-// could only announce the intent to store).
+// is announced or only found out while it streams; neither answer says
+// "stored" (a head without a length never does: the body may turn out too
+// big).
 func TestMaxObjectSizePassesThrough(t *testing.T) {
 	body := strings.Repeat("y", 4<<10)
 	for _, announced := range []bool{true, false} {
@@ -47,12 +50,55 @@ func TestMaxObjectSizePassesThrough(t *testing.T) {
 		for i := 0; i < 2; i++ {
 			r := e.get("/big")
 			e.settle()
-			if r.body.String() != body || hasStatus(r, "; hit") || announced && hasStatus(r, "stored") {
+			if r.body.String() != body || hasStatus(r, "; hit") || hasStatus(r, "stored") {
 				t.Fatalf("announced=%v, request %d: %d bytes, Cache-Status %q", announced, i, r.body.Len(), r.get("Cache-Status"))
 			}
 		}
 		if n := e.o.hits.Load(); n != 2 {
 			t.Errorf("announced=%v: origin saw %d requests, want 2", announced, n)
 		}
+	}
+}
+
+// TestStoredAnnouncedOnlyWhenKnown: Cache-Status says "stored" only when
+// the head can know it: a known length within the limit. A chunked body
+// does not say it, is stored when it arrives whole, and is not when the
+// origin cuts it off.
+func TestStoredAnnouncedOnlyWhenKnown(t *testing.T) {
+	body := strings.Repeat("z", 3000)
+	e := newEnv(t, Config{}, serveBody(body, "Cache-Control", "max-age=600", "Content-Length", strconv.Itoa(len(body))))
+	if r := e.get("/known"); !hasStatus(r, "; stored") {
+		t.Errorf("known length: Cache-Status %q, want stored", r.get("Cache-Status"))
+	}
+	e.settle()
+	e.o.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, body[:1000])
+		w.(http.Flusher).Flush() // chunked from here on
+		io.WriteString(w, body[1000:])
+	})
+	r := e.get("/chunked")
+	e.settle()
+	if hasStatus(r, "stored") || r.body.String() != body {
+		t.Errorf("chunked: Cache-Status %q, %d bytes", r.get("Cache-Status"), r.body.Len())
+	}
+	if r := e.get("/chunked"); !hasStatus(r, "; hit") {
+		t.Errorf("a whole chunked body was not stored: %q", r.get("Cache-Status"))
+	}
+	e.o.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, body[:1000])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the origin cuts the body off
+	})
+	r, _, _ = e.do("GET", "/cut")
+	e.settle()
+	if hasStatus(r, "stored") {
+		t.Errorf("cut off: Cache-Status %q says stored", r.get("Cache-Status"))
+	}
+	before := e.o.hits.Load()
+	e.do("GET", "/cut")
+	if e.o.hits.Load() != before+1 {
+		t.Error("a cut-off body was stored")
 	}
 }
