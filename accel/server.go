@@ -74,6 +74,12 @@ func New(cfg *policy.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	// Every value is checked here, by the package that owns it, so that
+	// a bad one stops the start with its file:line before anything opens
+	// or logs, not later from the component that would use it.
+	if err := Check(cfg); err != nil {
+		return nil, err
+	}
 	s := &Server{log: log, metrics: admin.NewMetrics(), open: map[net.Conn]*connState{}}
 	s.metrics.InitRejections(rejectionReasons()...)
 	st, err := s.build(cfg)

@@ -52,6 +52,7 @@ func subcommands() []command {
 			return run(append([]string{"-t"}, args...), stderr)
 		}},
 		{"purge", "purge the cache through the admin API (accel purge -h)", runPurge},
+		{"soak", "drive a running accel with a mixed load and check its growth (accel soak -h)", runSoak},
 		{"version", "print the version, commit and Go version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, admin.ReadBuild())
 			return 0

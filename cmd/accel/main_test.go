@@ -28,6 +28,22 @@ func TestBadConfigRefusedAtStart(t *testing.T) {
 	}
 }
 
+// TestBadSessionNamespaceRefusedAtStart: a value a package below policy
+// owns (the session store's namespace) is refused at load with file:line,
+// before anything opens.
+func TestBadSessionNamespaceRefusedAtStart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "accel.yaml")
+	os.WriteFile(file, []byte("listen:\n  - address: \"127.0.0.1:0\"\npools:\n  - name: web\n    servers:\n      - address: \"127.0.0.1:9\"\n"+
+		"routes:\n  - pool: web\ntls_sessions:\n  namespace: \"two words\"\nadmin:\n  listen: \"off\"\n"), 0o600)
+	var stderr bytes.Buffer
+	if code := run([]string{"-config", file}, &stderr); code == 0 {
+		t.Fatal("started with a bad namespace")
+	}
+	if msg := stderr.String(); !strings.Contains(msg, "accel.yaml:10: tls_sessions: ") || !strings.Contains(msg, "Namespace") {
+		t.Errorf("message %q does not name file, line and field", msg)
+	}
+}
+
 func TestFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
