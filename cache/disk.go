@@ -123,6 +123,9 @@ var (
 	errDiskFull     = errors.New("cache: filesystem of the persistent tier is full")
 )
 
+// diskFS is the filesystem under pebble; fault tests wrap it (errorfs).
+var diskFS = vfs.Default
+
 func diskKey(kind byte, id uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{kind}, id)
 }
@@ -182,7 +185,7 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		}
 	}
 	opts := &pebble.Options{
-		FS:                          vfs.OnDiskFull(vfs.Default, d.onDiskFull),
+		FS:                          vfs.OnDiskFull(diskFS, d.onDiskFull),
 		Logger:                      pebbleLogger{d},
 		EventListener:               &pebble.EventListener{BackgroundError: func(err error) { d.fail(err) }},
 		MemTableSize:                uint64(d.memtable),
@@ -498,6 +501,15 @@ func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error 
 func (d *diskTier) run(b *pebble.Batch, sync bool) error {
 	done := make(chan error, 1)
 	go func() {
+		defer func() {
+			// pebble panics when its log write fails (EIO): the tier is
+			// off from then on (pebble's state is not to be trusted, and
+			// its commit lock may be held), the process goes on.
+			if r := recover(); r != nil {
+				d.kill(fmt.Errorf("pebble: %v", r))
+				done <- errDiskOff
+			}
+		}()
 		err := b.Commit(writeOpts(sync))
 		_ = b.Close()
 		done <- err
