@@ -80,6 +80,9 @@ type diskTier struct {
 	written int64
 	// ballast is the size of the ballast file in place (0: none).
 	ballast int64
+	// openedReadOnly is set when pebble was opened read-only (no room at
+	// start): writes wait for a restart.
+	openedReadOnly bool
 }
 
 // diskState is the health of the persistent tier.
@@ -244,8 +247,8 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 	if readOnly {
 		d.state.Store(int32(diskReadOnly))
 		d.failures.Add(1)
-		d.backoff, d.retryAt = firstBackoff, now().Add(firstBackoff)
-		log.Error("cache: persistent tier opened read-only, new objects stay in memory", "dir", dir,
+		d.openedReadOnly = true
+		log.Error("cache: persistent tier opened read-only until restart, new objects stay in memory", "dir", dir,
 			"err", fmt.Errorf("%w: %d bytes free, %d needed", errDiskFull, avail+d.ballast, need))
 		return d, nil
 	}
@@ -435,7 +438,7 @@ func (d *diskTier) room() error {
 func (d *diskTier) retry() bool {
 	d.mu.Lock()
 	now := d.now()
-	if diskState(d.state.Load()) != diskReadOnly || now.Before(d.retryAt) || d.db == nil {
+	if diskState(d.state.Load()) != diskReadOnly || now.Before(d.retryAt) || d.openedReadOnly {
 		d.mu.Unlock()
 		return diskState(d.state.Load()) == diskOK
 	}

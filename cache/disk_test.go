@@ -264,6 +264,10 @@ func TestDiskRestartOnFullDirectory(t *testing.T) {
 	if got := e.o.hits.Load() - before; got != 10 {
 		t.Errorf("origin saw %d requests, want the 10 new ones", got)
 	}
+	// Retries after the back-off wait for a restart, and log nothing.
+	e.clk.advance(2 * maxBackoff)
+	e.getWhole(fmt.Sprintf("/%d/later", size), size)
+	e.settle()
 	if errs := logs.errors(); len(errs) != 1 {
 		t.Errorf("want one ERROR line, got:\n%s", logs)
 	}
