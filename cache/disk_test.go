@@ -321,3 +321,39 @@ func du(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// TestDiskDamagedDirectory: a persistent tier whose pebble files are
+// damaged (its MANIFEST overwritten) does not stop the start: the cache
+// opens in memory with one ERROR line and serves.
+func TestDiskDamagedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir}, sizedBodies)
+	e.getWhole("/1000/a", 1000)
+	e.settle()
+	e.c.Close()
+	manifests, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no MANIFEST to damage")
+	}
+	for _, m := range manifests {
+		os.WriteFile(m, []byte("this is not a manifest"), 0o644)
+	}
+	logs := &logSink{}
+	c, err := Open(Config{Dir: dir, Now: e.clk.now, Log: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e.c = c
+	if s := c.Stats(); s.DiskState != "off" {
+		t.Errorf("disk state %q on a damaged directory", s.DiskState)
+	}
+	e.getWhole("/1000/a", 1000)
+	e.settle()
+	if r := e.getWhole("/1000/a", 1000); !hasStatus(r, "; hit") {
+		t.Errorf("memory-only cache does not serve hits: %q", r.get("Cache-Status"))
+	}
+	if errs := logs.errors(); len(errs) != 1 {
+		t.Errorf("want one ERROR line, got:\n%s", logs)
+	}
+}
