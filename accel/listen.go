@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,27 +24,30 @@ const h2PrefaceLine = "PRI * HTTP/2.0"
 
 // listener is one client-facing socket and the HTTP/2 server behind it.
 type listener struct {
-	ln  net.Listener
-	tls *tls.Config // nil: cleartext only
-	h1  *h1.Server
-	h2  *h2.Server
+	// addr is the configured address, the listener's identity across
+	// reloads.
+	addr string
+	ln   net.Listener
+	// tls is nil for cleartext only; a reload or a renewed certificate
+	// swaps it, for the connections accepted from then on.
+	tls atomic.Pointer[tls.Config]
+	// http2 is the HTTP/2 section the h2 server was built with: a change
+	// needs a restart.
+	http2 policy.HTTP2
+	h1    *h1.Server
+	h2    *h2.Server
 	// handshakeTimeout bounds the sniffing and the TLS handshake.
 	handshakeTimeout time.Duration
 }
 
 func (s *Server) newListener(lc policy.Listener) (*listener, error) {
 	cfg := s.state.Load().cfg
-	l := &listener{handshakeTimeout: cfg.Limits.HeaderTimeout.D()}
-	if lc.TLS != nil {
-		tc, err := buildTLSConfig(lc.TLS, s.log)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
-		}
-		if s.sessions != nil {
-			s.sessions.Configure(tc)
-		}
-		l.tls = tc
+	l := &listener{addr: lc.Address, http2: lc.HTTP2, handshakeTimeout: cfg.Limits.HeaderTimeout.D()}
+	tc, err := s.listenerTLS(lc)
+	if err != nil {
+		return nil, err
 	}
+	l.tls.Store(tc)
 	ln, err := net.Listen("tcp", lc.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
@@ -130,8 +134,8 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		c.Close()
 		return
 	}
-	if first[0] == 0x16 && l.tls != nil {
-		s.serveTLS(l, c, st, first[0])
+	if tc := l.tls.Load(); first[0] == 0x16 && tc != nil {
+		s.serveTLS(l, tc, c, st, first[0])
 		return
 	}
 	// Read as much of the h2c preface as matches: an HTTP/1 request
@@ -165,9 +169,9 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 }
 
 // serveTLS runs the handshake and dispatches by ALPN.
-func (s *Server) serveTLS(l *listener, c net.Conn, st *connState, first byte) {
+func (s *Server) serveTLS(l *listener, config *tls.Config, c net.Conn, st *connState, first byte) {
 	rc := &replayConn{Conn: c, pre: []byte{first}}
-	tc := tls.Server(rc, l.tls)
+	tc := tls.Server(rc, config)
 	ctx, cancel := context.WithTimeout(context.Background(), l.handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()

@@ -2,7 +2,6 @@ package accel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,7 +38,18 @@ type Server struct {
 	// fetches bounds the origin fetches of each client address.
 	fetches fetchLimiter
 
+	// lnMu guards listeners and retiredListeners, which a reload
+	// changes.
+	lnMu      sync.Mutex
 	listeners []*listener
+	// retiredListeners were removed by a reload: closed, but their
+	// HTTP/2 connections are still drained at shutdown.
+	retiredListeners []*listener
+	// certMu guards certSeen, the certificate files as last loaded.
+	certMu   sync.Mutex
+	certSeen map[string]certStamp
+	// stopWatch ends the certificate watcher.
+	stopWatch chan struct{}
 	draining  atomic.Bool
 	// conns counts client connections being served, for a graceful stop.
 	conns sync.WaitGroup
@@ -257,6 +267,9 @@ func (s *Server) Start() error {
 	for _, l := range s.listeners {
 		go s.acceptLoop(l)
 	}
+	s.noteCertFiles(cfg)
+	s.stopWatch = make(chan struct{})
+	go s.watchCerts(certWatchInterval, s.stopWatch)
 	return nil
 }
 
@@ -309,7 +322,7 @@ func (s *Server) startAdmin(cfg *policy.Config) error {
 		TokenEnv: cfg.Admin.TokenEnv,
 	}, s.metrics, admin.Options{
 		Purger: s.cache,
-		Reload: s.Reload,
+		Reload: s.ReloadReport,
 		Stats:  s.stats,
 		Log:    s.log,
 	})
@@ -325,6 +338,8 @@ func (s *Server) startAdmin(cfg *policy.Config) error {
 
 // Addrs returns the client listeners' addresses, in config order.
 func (s *Server) Addrs() []net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	out := make([]net.Addr, len(s.listeners))
 	for i, l := range s.listeners {
 		out[i] = l.ln.Addr()
@@ -340,29 +355,9 @@ func (s *Server) AdminAddr() net.Addr {
 	return s.admin.Addr()
 }
 
-// Reload re-reads the config and swaps it in. A config that fails to load
-// or validate is refused and the running one stays; listeners, TLS and
-// cache sizes keep their start-time values (a restart changes those).
-func (s *Server) Reload() error {
-	if s.source == nil {
-		return errors.New("no config file to reload from")
-	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	cfg, err := s.source()
-	if err != nil {
-		s.log.Error("reload refused, old config keeps serving", "err", err)
-		return err
-	}
-	st, err := s.build(cfg)
-	if err != nil {
-		s.log.Error("reload refused, old config keeps serving", "err", err)
-		return err
-	}
+// swapState puts st in force and retires the running generation.
+func (s *Server) swapState(st *state) {
 	old := s.state.Swap(st)
-	for _, l := range s.listeners {
-		l.h1.Reconfigure(h1Config(cfg))
-	}
 	if f := old.access.file; f != nil && f != st.access.file {
 		// Lines of requests still finishing under the old generation
 		// would go to a closed file: they are few, and the new file has
@@ -378,8 +373,6 @@ func (s *Server) Reload() error {
 	old.retired.Store(true)
 	old.refs.Add(1)
 	old.release()
-	s.log.Info("config reloaded", "file", cfg.File, "routes", len(cfg.Routes), "pools", len(cfg.Pools))
-	return nil
 }
 
 // Shutdown stops accepting, lets in-flight requests finish (idle
@@ -389,14 +382,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.openMu.Lock()
 	s.draining.Store(true)
 	s.openMu.Unlock()
+	if s.stopWatch != nil {
+		close(s.stopWatch)
+	}
 	s.closeListeners()
 	s.closeIdle()
-	for _, l := range s.listeners {
+	s.lnMu.Lock()
+	all := append(append([]*listener(nil), s.listeners...), s.retiredListeners...)
+	s.lnMu.Unlock()
+	for _, l := range all {
 		l.h1.Shutdown()
 	}
 	done := make(chan struct{})
 	go func() {
-		for _, l := range s.listeners {
+		for _, l := range all {
 			l.h2.Shutdown(ctx)
 		}
 		s.conns.Wait()
@@ -440,6 +439,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeListeners() {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
 	for _, l := range s.listeners {
 		l.ln.Close()
 	}

@@ -38,7 +38,7 @@ type Options struct {
 	// Reload re-reads the config, as SIGHUP does; POST /reload calls it and
 	// answers 500 with its error, the running config staying in force. Nil
 	// makes /reload answer 501.
-	Reload func() error
+	Reload func() (Reloaded, error)
 	// Stats returns extra values for GET /stats: an object whose keys are
 	// added to the answer's top level. A key the API already fills keeps
 	// the built-in value, so the documented shape never changes. May be
@@ -47,6 +47,14 @@ type Options struct {
 	// Log receives the audit trail (every purge and reload, every refused
 	// token). Nil discards it.
 	Log *slog.Logger
+}
+
+// Reloaded is what a reload did: the changes applied, and the settings
+// that differ in the file but only a restart changes (kept at their
+// running values, never silently).
+type Reloaded struct {
+	Applied      []string
+	NeedsRestart []string
 }
 
 // Server is the admin HTTP API. It listens on its own address, apart from
@@ -235,13 +243,14 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "reload is not available")
 		return
 	}
-	if err := s.opts.Reload(); err != nil {
+	rep, err := s.opts.Reload()
+	if err != nil {
 		s.log.Error("reload via admin API failed, running config unchanged", "err", err, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"reloaded": false, "error": err.Error()})
 		return
 	}
 	s.log.Info("reloaded via admin API", "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true})
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "applied": rep.Applied, "needs_restart": rep.NeedsRestart})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -252,7 +252,7 @@ func TestAuth(t *testing.T) {
 	var reloads atomic.Int32
 	_, base := startServer(t, Config{Token: testToken}, nil, Options{
 		Purger: fp,
-		Reload: func() error { reloads.Add(1); return nil },
+		Reload: func() (Reloaded, error) { reloads.Add(1); return Reloaded{}, nil },
 	})
 	endpoints := []struct{ method, path string }{
 		{"POST", "/purge/url?url=http://a/"}, {"POST", "/purge/prefix?prefix=a/"},
@@ -366,7 +366,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	_, base := startServer(t, Config{Token: testToken}, nil, Options{Purger: &fakePurger{}, Reload: func() error { return nil }})
+	_, base := startServer(t, Config{Token: testToken}, nil, Options{Purger: &fakePurger{}, Reload: func() (Reloaded, error) { return Reloaded{}, nil }})
 	tests := []struct{ method, path, allow string }{
 		{"GET", "/purge/url", "POST"},
 		{"PUT", "/purge/all", "POST"},
@@ -394,12 +394,12 @@ func TestReload(t *testing.T) {
 	// detector's view of the test exact.
 	var fail atomic.Pointer[error]
 	var n atomic.Int32
-	reload := func() error {
+	reload := func() (Reloaded, error) {
 		n.Add(1)
 		if p := fail.Load(); p != nil {
-			return *p
+			return Reloaded{}, *p
 		}
-		return nil
+		return Reloaded{}, nil
 	}
 	_, base := startServer(t, Config{Token: testToken}, nil, Options{Reload: reload})
 	status, _, body := call(t, "POST", base+"/reload", testToken, "", "")
