@@ -48,8 +48,9 @@ type Server struct {
 	// certMu guards certSeen, the certificate files as last loaded.
 	certMu   sync.Mutex
 	certSeen map[string]certStamp
-	// stopWatch ends the certificate watcher.
+	// stopWatch ends the certificate watcher; Shutdown may run twice.
 	stopWatch chan struct{}
+	stopOnce  sync.Once
 	draining  atomic.Bool
 	// conns counts client connections being served, for a graceful stop.
 	conns sync.WaitGroup
@@ -383,7 +384,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.openMu.Unlock()
 	if s.stopWatch != nil {
-		close(s.stopWatch)
+		s.stopOnce.Do(func() { close(s.stopWatch) })
 	}
 	s.closeListeners()
 	s.closeIdle()
