@@ -7,12 +7,12 @@
 # per 100k requests, memory, coalescing, and how many origin fetches each
 # scenario caused (the check that every system really caches the hits).
 #
-#   bench/run.sh                 # full run: ROUNDS=3, DURATION=7 (about 17 min on 2 cores)
+#   bench/run.sh                 # full run: ROUNDS=3, DURATION=6 (about 17 min on 2 cores)
 #   QUICK=1 bench/run.sh         # smoke run: 1 round of 1 s (about 2 min)
 #   ROUNDS=5 DURATION=10 SYSTEMS="accel haproxy" bench/run.sh
 #
 # Environment: ROUNDS, DURATION (seconds per measurement), SYSTEMS (subset
-# of "accel nginx haproxy varnish"), IDLE_CONNS (10000), PORT_BASE (18000:
+# of "accel nginx haproxy varnish"), IDLE_CONNS (10000), PORT_BASE (24000:
 # the run uses PORT_BASE..PORT_BASE+445), KEEP=1 keeps the work directory.
 # Progress goes to stderr, the tables to stdout. Not part of CI.
 set -euo pipefail
@@ -23,10 +23,10 @@ if [ "${QUICK:-0}" = 1 ]; then
 	IDLE_CONNS=${IDLE_CONNS:-2000}
 fi
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-7}
+DURATION=${DURATION:-6}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 SYSTEMS=${SYSTEMS:-accel nginx haproxy varnish}
-PORT_BASE=${PORT_BASE:-18000}
+PORT_BASE=${PORT_BASE:-24000}
 read -r -a systems <<<"$SYSTEMS"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -403,7 +403,7 @@ for s in "${systems[@]}"; do
 	idle_pid=$!
 	pids+=("$idle_pid")
 	for _ in $(seq 1200); do
-		grep -q '^ready' "$RUN/idle-$s.out" && break
+		grep -qs '^ready' "$RUN/idle-$s.out" && break
 		kill -0 "$idle_pid" 2>/dev/null || break
 		sleep 0.1
 	done

@@ -2,9 +2,9 @@
 // (bench/run.sh): TLS handshakes per second, a burst of concurrent cold
 // requests for one URL, and many idle keep-alive connections.
 //
-//	client handshake -addr 127.0.0.1:18443 -tls 1.3 -resume -c 16 -d 6s
-//	client burst -addr 127.0.0.1:18080 -path /slow/x -n 200
-//	client idle -addr 127.0.0.1:18080 -n 10000 -hold 10s
+//	client handshake -addr 127.0.0.1:24443 -tls 1.3 -resume -c 16 -d 6s
+//	client burst -addr 127.0.0.1:24080 -path /slow/x -n 200
+//	client idle -addr 127.0.0.1:24080 -n 10000 -hold 10s
 //
 // Each prints one line of key=value results for run.sh to read.
 package main
@@ -29,7 +29,7 @@ func main() {
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:18080", "server `host:port`")
+	addr := fs.String("addr", "127.0.0.1:24080", "server `host:port`")
 	var run func() error
 	switch os.Args[1] {
 	case "handshake":

@@ -14,7 +14,7 @@
 //
 // Usage:
 //
-//	origin -listen 127.0.0.1:18000 -slow 200ms
+//	origin -listen 127.0.0.1:24000 -slow 200ms
 package main
 
 import (
@@ -95,7 +95,7 @@ var (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:18000", "`address` to serve on")
+	listen := flag.String("listen", "127.0.0.1:24000", "`address` to serve on")
 	slow := flag.Duration("slow", 200*time.Millisecond, "delay of /slow/ responses, so that concurrent misses overlap")
 	flag.Parse()
 	o := &origin{slow: *slow, byPath: make(map[string]int64)}
