@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -166,15 +165,15 @@ func run(args []string, stderr io.Writer) int {
 		log.Info("admin API", "addr", a.String())
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, append(stopSignals, reloadSignal, reopenSignal)...)
 	for sig := range sigs {
 		switch sig {
-		case syscall.SIGHUP:
+		case reloadSignal:
 			if err := srv.Reload(); err != nil {
 				log.Error("reload failed", "err", err)
 			}
 			continue
-		case syscall.SIGUSR1:
+		case reopenSignal:
 			if err := srv.ReopenLogs(); err != nil {
 				log.Error("reopening the access log failed; still writing to the old file", "err", err)
 			} else {
@@ -303,21 +302,4 @@ func newLogger(cfg *policy.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}
 	return slog.New(slog.NewTextHandler(w, nil))
-}
-
-// raiseFileLimit lifts the soft descriptor limit to the hard one: a proxy
-// holds two sockets per request in flight, and the usual soft 1024 is
-// reached long before the CPU is.
-func raiseFileLimit() (uint64, error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, err
-	}
-	if rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			return 0, err
-		}
-	}
-	return rl.Cur, nil
 }
