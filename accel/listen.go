@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,11 +39,17 @@ type listener struct {
 	h2    *h2.Server
 	// handshakeTimeout bounds the sniffing and the TLS handshake.
 	handshakeTimeout time.Duration
+	// proxyFrom, when set, makes every connection start with a PROXY
+	// protocol header from one of its networks (proxyproto.go).
+	proxyFrom func(netip.Addr) bool
 }
 
 func (s *Server) newListener(lc policy.Listener) (*listener, error) {
 	cfg := s.state.Load().cfg
 	l := &listener{addr: lc.Address, http2: lc.HTTP2, handshakeTimeout: cfg.Limits.HeaderTimeout.D()}
+	if lc.ProxyProtocol {
+		l.proxyFrom = lc.ProxyAllowed
+	}
 	tc, err := s.listenerTLS(lc)
 	if err != nil {
 		return nil, err
@@ -121,6 +128,14 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		// Small writes (a handshake flight, a response head) must not wait
 		// for an ACK: Go sets this by default, we rely on it explicitly.
 		tc.SetNoDelay(true)
+	}
+	if l.proxyFrom != nil {
+		pc, err := acceptProxy(c, l.proxyFrom, time.Now().Add(l.handshakeTimeout))
+		if err != nil {
+			s.refuseProxy(c, err)
+			return
+		}
+		c = pc
 	}
 	st := &connState{}
 	st.idle.Store(true)

@@ -102,6 +102,7 @@ func needsRestart(old, cur *policy.Config) []string {
 		for _, o := range old.Listen {
 			if o.Address == l.Address {
 				diff(fmt.Sprintf("listen[%d].http2", i), o.HTTP2, l.HTTP2)
+				diff(fmt.Sprintf("listen[%d].proxy_protocol", i), []any{o.ProxyProtocol, o.ProxyFrom}, []any{l.ProxyProtocol, l.ProxyFrom})
 			}
 		}
 	}

@@ -301,8 +301,10 @@ func (hc *conn) httpLine() bool {
 // before a reset: shut the write side, then wait briefly for the client's
 // close (lingering close, as nginx does).
 func (hc *conn) closeWrite() {
-	if tc, ok := hc.c.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	// A TLS connection's CloseWrite sends an alert, not a half close;
+	// a TCP connection, or a PROXY protocol wrapper over one, shuts.
+	if hw, ok := hc.c.(interface{ CloseWrite() error }); ok && !hc.info.TLS {
+		hw.CloseWrite()
 		hc.c.SetReadDeadline(time.Now().Add(time.Second))
 		io.Copy(io.Discard, io.LimitReader(hc.c, 256<<10))
 	}

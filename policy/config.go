@@ -65,6 +65,19 @@ type Listener struct {
 	TLS *ListenerTLS `yaml:"tls"`
 	// HTTP2 sets the HTTP/2 server's limits for this listener.
 	HTTP2 HTTP2 `yaml:"http2"`
+	// ProxyProtocol makes every connection start with a PROXY protocol
+	// header (v1 or v2, as HAProxy's send-proxy and send-proxy-v2 write
+	// it), whose client address then stands for the connection's in
+	// X-Forwarded-For, purge_from and the logs. Only ProxyFrom networks
+	// may connect to such a listener; a connection from elsewhere, or with
+	// a missing or malformed header, is closed.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// ProxyFrom lists the balancers' networks (CIDR); required with
+	// ProxyProtocol.
+	ProxyFrom []string `yaml:"proxy_from"`
+
+	// proxyNets is ProxyFrom parsed by Validate.
+	proxyNets []netip.Prefix
 }
 
 // ListenerTLS is a listener's certificates.
@@ -585,6 +598,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		if l.HTTP2.MaxIdleFrames < 0 {
 			k.failf(append(p, "http2", "max_idle_frames"), "must not be negative")
 		}
+		c.Listen[i].proxyNets = checkProxyFrom(k, p, l)
 	}
 	if c.Limits.OriginFetchesPerClient < 0 {
 		k.failf([]any{"limits", "origin_fetches_per_client"}, "is negative")
