@@ -195,3 +195,33 @@ func getText(t *testing.T, url string) string {
 	t.Fatalf("%s never answered", url)
 	return ""
 }
+
+// TestExamplesPassCheck: every config in examples/ passes "accel check";
+// the TLS one with certificates made where it names them, and the access
+// log directory made.
+func TestExamplesPassCheck(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			os.Mkdir(filepath.Join(dir, "certs"), 0o700)
+			writeCert(t, filepath.Join(dir, "certs"), "example.com.ecdsa")
+			writeCert(t, filepath.Join(dir, "certs"), "example.com.rsa")
+			file := filepath.Join(dir, filepath.Base(f))
+			// The log directory is systemd's LogsDirectory; check wants it
+			// to exist, as a start would.
+			os.WriteFile(file, []byte(strings.ReplaceAll(string(data), "/var/log/accel", dir)), 0o600)
+			var stdout, stderr bytes.Buffer
+			if code := dispatch([]string{"check", "-config", file}, &stdout, &stderr); code != 0 {
+				t.Errorf("exit %d:\n%s", code, stderr.String())
+			}
+		})
+	}
+}
