@@ -17,6 +17,7 @@ type countingWriter struct {
 	responseWriter
 	status int
 	bytes  int64
+	head   bool // a HEAD request: a stored body is not sent
 	// mu orders interim heads before the final one; final is set once
 	// the final head is on its way or the request ended (interim.go).
 	mu    sync.Mutex
@@ -33,7 +34,7 @@ func (c *countingWriter) WriteStored(status int, fields parser.Fields, wire []by
 	c.finish()
 	c.status = status
 	err := c.responseWriter.WriteStored(status, fields, wire, extra, body)
-	if err == nil {
+	if err == nil && !c.head && parser.BodyAllowed(status) {
 		c.bytes += int64(len(body))
 	}
 	return err

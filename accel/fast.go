@@ -30,7 +30,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 		path = path[:i]
 	}
 	cw := &ex.cw
-	*cw = countingWriter{responseWriter: ex.w}
+	*cw = countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
 	route := st.cfg.Match(host, aliasString(path))
 	ex.route = route
 	if route == nil {

@@ -82,7 +82,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	req := ex.req
 	host := normalHost(req.Host)
 	target := originForm(req.Target)
-	cw := &countingWriter{responseWriter: ex.w}
+	cw := &countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
 	result := "pass"
 	// server is set by fetch, which the cache may also run in the
 	// background after this request ended.
