@@ -175,6 +175,7 @@ func poolConfig(p policy.Pool) upstream.Config {
 		Cooldown:          p.Cooldown.D(),
 		HealthPath:        p.Health.Path,
 		HealthInterval:    p.Health.Interval.D(),
+		TLS:               upstream.TLS{CAFile: p.TLS.CAFile, ServerName: p.TLS.ServerName, CertFile: p.TLS.Cert, KeyFile: p.TLS.Key},
 	}
 	// Unset keeps upstream's default (2); upstream spells "none" as a
 	// negative count, since its zero means the default. So do the buffer
@@ -199,7 +200,8 @@ func poolConfig(p policy.Pool) upstream.Config {
 	}
 	uc.TempDir = p.Buffer.TempDir
 	for _, sv := range p.Servers {
-		uc.Servers = append(uc.Servers, upstream.ServerConfig{Addr: sv.Address, Weight: sv.Weight})
+		addr, useTLS := sv.HostPort()
+		uc.Servers = append(uc.Servers, upstream.ServerConfig{Addr: addr, Weight: sv.Weight, TLS: useTLS})
 	}
 	return uc
 }

@@ -177,6 +177,8 @@ type Pool struct {
 	Cooldown      Duration `yaml:"cooldown"`
 	Health        Health   `yaml:"health"`
 	Buffer        Buffer   `yaml:"buffer"`
+	// TLS configures connections to the pool's https:// servers.
+	TLS OriginTLS `yaml:"tls"`
 }
 
 // Buffer is how a response body is read from the origin ahead of a slow
@@ -195,6 +197,8 @@ type Buffer struct {
 
 // Server is one origin server of a pool.
 type Server struct {
+	// Address is host:port, or https://host[:port] (port 443 by default)
+	// for an origin reached over TLS; http:// may be written too.
 	Address string `yaml:"address"`
 	// Weight is the server's share of requests; default 1.
 	Weight int `yaml:"weight"`
@@ -471,6 +475,12 @@ func (c *Config) resolvePaths(base string) {
 			abs(&l.TLS.Certificates[j].Key)
 		}
 	}
+	for i := range c.Pools {
+		t := &c.Pools[i].TLS
+		abs(&t.CAFile)
+		abs(&t.Cert)
+		abs(&t.Key)
+	}
 	abs(&c.Cache.Dir)
 	abs(&c.TLSSessions.Dir)
 	for i := range c.Pools {
@@ -621,7 +631,8 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		seen := map[string]bool{}
 		for j, s := range p.Servers {
-			checkAddress(k, append(pp, "servers", j, "address"), s.Address)
+			hp, _ := s.HostPort()
+			checkAddress(k, append(pp, "servers", j, "address"), hp)
 			if seen[s.Address] {
 				// Two entries for one server would double its weight
 				// and its connections behind one health state.

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"syscall"
@@ -69,10 +70,10 @@ type Response struct {
 // and write buffers; the exchange on a connection is ours (exchange.go), so
 // HostClient's own request writing, response parsing, retries and timeouts
 // never run.
-func newHostClient(addr string, cfg *Config, maxConns int) *fasthttp.HostClient {
+func newHostClient(addr string, cfg *Config, tc *tls.Config, maxConns int) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:                addr,
-		Dial:                dialer(cfg.ConnectTimeout),
+		Dial:                dialer(cfg.ConnectTimeout, tc),
 		MaxConns:            maxConns,
 		MaxIdleConnDuration: cfg.IdleTimeout,
 		ReadBufferSize:      readBufferSize,
@@ -84,7 +85,8 @@ func newHostClient(addr string, cfg *Config, maxConns int) *fasthttp.HostClient 
 
 // dialer connects with a timeout; Go sets TCP_NODELAY by default. Its
 // failures are DialErrors, so that the exchange knows nothing was written.
-func dialer(timeout time.Duration) fasthttp.DialFunc {
+// With tc set, the TLS handshake is part of the dial (tls.go).
+func dialer(timeout time.Duration, tc *tls.Config) fasthttp.DialFunc {
 	d := &net.Dialer{Timeout: timeout}
 	return func(addr string) (net.Conn, error) {
 		c, err := d.Dial("tcp", addr)
@@ -94,6 +96,14 @@ func dialer(timeout time.Duration) fasthttp.DialFunc {
 		oc := &originConn{Conn: c}
 		if sc, ok := c.(syscall.Conn); ok {
 			oc.raw, _ = sc.SyscallConn()
+		}
+		if tc != nil {
+			// The idle check peeks the socket under TLS: any record
+			// waiting there (an alert, a close_notify) makes the
+			// connection unfit for a new request, as bytes would.
+			if oc.Conn, err = handshake(c, tc, addr, timeout); err != nil {
+				return nil, err
+			}
 		}
 		oc.peekFn = oc.peek
 		return oc, nil

@@ -20,6 +20,9 @@ const maxServers = 64
 type ServerConfig struct {
 	Addr   string // host:port
 	Weight int    // share of requests relative to the others; default 1
+	// TLS makes connections to this server TLS (an https:// origin),
+	// under the pool's TLS settings.
+	TLS bool
 }
 
 // Config is one pool. The zero value of every field but Servers is usable:
@@ -97,6 +100,8 @@ type Config struct {
 	// the server down until a check passes.
 	HealthPath     string
 	HealthInterval time.Duration
+	// TLS applies to the servers with TLS set.
+	TLS TLS
 
 	// Observer hooks, any may be nil. They run on the request's goroutine
 	// (OnTry, OnRetry) or the goroutine that saw the failure (OnEject), never
@@ -153,6 +158,9 @@ func (c *Config) Validate() error {
 		if s.Weight == 0 {
 			s.Weight = 1
 		}
+	}
+	if _, err := c.tlsConfigs(); err != nil {
+		return field("tls", err.Error())
 	}
 	switch c.Balance {
 	case "":
@@ -281,16 +289,20 @@ func NewPool(cfg Config) (*Pool, error) {
 	} else {
 		p.pick = new(smoothRR)
 	}
+	tc, err := cfg.tlsConfigs()
+	if err != nil {
+		return nil, err
+	}
 	for i, sc := range cfg.Servers {
 		s := &server{
 			addr:   sc.Addr,
 			weight: sc.Weight,
 			bit:    1 << i,
-			hc:     newHostClient(sc.Addr, &cfg, cfg.MaxConnsPerServer),
+			hc:     newHostClient(sc.Addr, &cfg, tc[i], cfg.MaxConnsPerServer),
 			fails:  make([]time.Time, cfg.FailThreshold),
 		}
 		if cfg.HealthPath != "" {
-			s.health = newHostClient(sc.Addr, &cfg, 1)
+			s.health = newHostClient(sc.Addr, &cfg, tc[i], 1)
 		}
 		p.servers = append(p.servers, s)
 	}

@@ -1,0 +1,206 @@
+package accel
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testCA is a certificate authority made by the test, and its PEM file.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	file := filepath.Join(t.TempDir(), name+".pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key, file: file}
+}
+
+// leaf issues a server certificate for 127.0.0.1 and the name origin.test.
+func (ca *testCA) leaf(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "origin.test"},
+		DNSNames:     []string{"origin.test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// tlsOrigin is a loopback HTTPS origin that records, per request, the SNI
+// and whether its connection resumed a session; /close answers with
+// Connection: close so that the next request needs a new connection.
+type tlsOrigin struct {
+	addr    string
+	accepts atomic.Int64
+	mu      sync.Mutex
+	seen    []string // "path sni resumed=bool"
+}
+
+func startTLSOrigin(t *testing.T, ca *testCA) *tlsOrigin {
+	t.Helper()
+	o := &tlsOrigin{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = ln.Addr().String()
+	srv := &http.Server{
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.leaf(t)}},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			o.mu.Lock()
+			o.seen = append(o.seen, r.URL.Path+" sni="+r.TLS.ServerName+" resumed="+map[bool]string{true: "true", false: "false"}[r.TLS.DidResume])
+			o.mu.Unlock()
+			if r.URL.Path == "/close" {
+				w.Header().Set("Connection", "close")
+			}
+			io.WriteString(w, "secure "+r.URL.Path)
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				o.accepts.Add(1)
+			}
+		},
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+func (o *tlsOrigin) requests() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.seen...)
+}
+
+const tlsOriginConfig = `
+listen:
+  - address: "127.0.0.1:0"
+pools:
+  - name: secure
+    servers:
+      - address: "https://ORIGIN"
+    tls:
+      ca_file: CAFILE
+      server_name: SNI
+routes:
+  - pool: secure
+cache:
+  dir: DATADIR/cache
+tls_sessions:
+  dir: off
+admin:
+  listen: "off"
+`
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := client(t, "h1").Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTLSOrigin: an https:// server verified against a CA file, with SNI,
+// kept-alive connections, and a new connection that resumes the session
+// (seen by the origin's own ConnectionState).
+func TestTLSOrigin(t *testing.T) {
+	ca := newTestCA(t, "origin-ca")
+	o := startTLSOrigin(t, ca)
+	cfg := strings.NewReplacer("CAFILE", ca.file, "SNI", "origin.test").Replace(tlsOriginConfig)
+	s := startAccel(t, cfg, o.addr)
+	base := "http://" + s.Addrs()[0].String()
+	for _, p := range []string{"/a", "/b", "/close", "/c"} {
+		if st, body := get(t, base+p); st != 200 || body != "secure "+p {
+			t.Fatalf("%s: %d %q", p, st, body)
+		}
+	}
+	want := []string{
+		"/a sni=origin.test resumed=false",
+		"/b sni=origin.test resumed=false", // the same kept-alive connection
+		"/close sni=origin.test resumed=false",
+		"/c sni=origin.test resumed=true", // a new connection resumes
+	}
+	if got := o.requests(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("origin saw\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := o.accepts.Load(); n != 2 {
+		t.Errorf("origin accepted %d connections, want 2 (keep-alive, then one after the close)", n)
+	}
+}
+
+// TestTLSOriginWrongCA: a server whose certificate the CA file does not
+// vouch for gets no request; the client gets a 502 and the log names the
+// verification error.
+func TestTLSOriginWrongCA(t *testing.T) {
+	o := startTLSOrigin(t, newTestCA(t, "origin-ca"))
+	other := newTestCA(t, "other-ca")
+	cfg := strings.NewReplacer("CAFILE", other.file, "SNI", "origin.test").Replace(tlsOriginConfig)
+	var logs logBuffer
+	s := startAccelLog(t, cfg, o.addr, t.TempDir(), &logs)
+	st, body := get(t, "http://"+s.Addrs()[0].String()+"/x")
+	if st != 502 || !strings.Contains(body, "origin could not be reached") {
+		t.Fatalf("answer %d %q, want 502", st, body)
+	}
+	if len(o.requests()) != 0 {
+		t.Errorf("origin served %v", o.requests())
+	}
+	if logs.line(`"status":502`, "certificate signed by unknown authority") == "" {
+		t.Errorf("no log line naming the verification error:\n%s", logs.b.String())
+	}
+}
