@@ -54,8 +54,20 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-// line returns the first log line containing every one of parts.
+// line returns the first log line containing every one of parts. It
+// waits for it (at most 5s): a request's access line is written when its
+// handler returns, which can be just after the client read the response.
 func (l *logBuffer) line(parts ...string) string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ln := l.find(parts...); ln != "" || time.Now().After(deadline) {
+			return ln
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (l *logBuffer) find(parts ...string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 next:
