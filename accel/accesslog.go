@@ -22,17 +22,29 @@ type countingWriter struct {
 	// the final head is on its way or the request ended (interim.go).
 	mu    sync.Mutex
 	final bool
+	// rules are the route's response header rules, nil when it has none.
+	rules *respRules
 }
 
 func (c *countingWriter) WriteHead(status int, fields parser.Fields) error {
 	c.finish()
 	c.status = status
+	if c.rules != nil {
+		fields = applyHeaderOps(fields, c.rules.ops, c.rules.vars)
+	}
 	return c.responseWriter.WriteHead(status, fields)
 }
 
 func (c *countingWriter) WriteStored(status int, fields parser.Fields, wire []byte, extra parser.Fields, body []byte) error {
 	c.finish()
 	c.status = status
+	if c.rules != nil {
+		// The stored head is shared: the rules apply to a copy, and
+		// the front gets it as fields only.
+		all := append(append(parser.Fields(nil), fields...), extra...)
+		fields = applyHeaderOps(all, c.rules.ops, c.rules.vars)
+		wire, extra = parser.AppendFields(nil, fields), nil
+	}
 	err := c.responseWriter.WriteStored(status, fields, wire, extra, body)
 	if err == nil && !c.head && parser.BodyAllowed(status) {
 		c.bytes += int64(len(body))

@@ -41,6 +41,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	if !route.Cache.Enabled || s.cache == nil {
 		return false
 	}
+	cw.rules = responseRules(route, ex)
 	out, ok, err := s.cache.ServeFresh(&cache.Request{Scheme: schemeOf(ex), Head: req}, &route.Cache, cw)
 	if !ok {
 		return false

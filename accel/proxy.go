@@ -111,6 +111,12 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		return
 	}
 	head := forwardHead(req, host, target, ex)
+	cw.rules = responseRules(route, ex)
+	reqOps := route.RequestOps()
+	var vars *headerVars
+	if reqOps != nil {
+		vars = newHeaderVars(ex)
+	}
 	retryable := idempotent(req.Method, route.RetryUnsafe)
 	client := addrOf(ex.remote)
 	var bodySent atomic.Bool
@@ -119,6 +125,9 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			// The client is gone (an HTTP/2 stream reset, say): nothing
 			// is sent to the origin for it.
 			return nil, err
+		}
+		if reqOps != nil {
+			h = withRequestOps(h, reqOps, vars)
 		}
 		ureq := upstream.Request{Head: h, Retryable: retryable, Interim: cw.forwardInterim}
 		if ex.body != nil && h.ContentLength != 0 && bodySent.CompareAndSwap(false, true) {

@@ -226,8 +226,14 @@ type Route struct {
 	// the client listener; empty means PURGE is refused there.
 	PurgeFrom []string `yaml:"purge_from"`
 
+	// Headers change request fields towards the origin and response
+	// fields towards the client.
+	Headers HeaderRules `yaml:"headers"`
+
 	// purgeNets is PurgeFrom parsed by Validate.
 	purgeNets []netip.Prefix
+	// reqOps and respOps are Headers validated (headers.go).
+	reqOps, respOps []HeaderOp
 }
 
 // CacheStore sizes the object store's tiers.
@@ -679,6 +685,8 @@ func (c *Config) validate(root *yaml.Node) error {
 			k.failf(append(rp, "host"), "%q is not a host name", r.Host)
 		}
 		checkCacheRules(k, append(rp, "cache"), &r.Cache)
+		r.reqOps = checkHeaders(k, append(rp, "headers", "request"), r.Headers.Request)
+		r.respOps = checkHeaders(k, append(rp, "headers", "response"), r.Headers.Response)
 		r.purgeNets = r.purgeNets[:0]
 		for j, s := range r.PurgeFrom {
 			pfx, err := netip.ParsePrefix(s)
