@@ -30,7 +30,7 @@ func (s *Server) purge(w responseWriter, ex *exchange, route *policy.Route, targ
 	soft := string(ex.req.Fields.Get("Soft-Purge")) == "1"
 	// The cache keys by the Host as sent (port included), not by the
 	// port-less name routes match on.
-	n, err := s.cache.PurgeURL(schemeOf(ex)+"://"+strings.ToLower(string(ex.req.Host))+string(target), soft)
+	n, err := s.purger().PurgeURL(schemeOf(ex)+"://"+strings.ToLower(string(ex.req.Host))+string(target), soft)
 	if err != nil {
 		writeError(w, 500, err.Error())
 		return

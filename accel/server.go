@@ -12,6 +12,7 @@ import (
 
 	"accel/admin"
 	"accel/cache"
+	"accel/fleet"
 	"accel/policy"
 	"accel/tlsstore"
 	"accel/upstream"
@@ -31,7 +32,9 @@ type Server struct {
 	// source re-reads the config for a reload; nil keeps the config.
 	source func() (*policy.Config, error)
 
-	cache    *cache.Cache
+	cache *cache.Cache
+	// purges shares purges with the fleet; nil without fleet.redis.
+	purges   *fleet.Purges
 	sessions *tlsstore.Store
 	admin    *admin.Server
 
@@ -249,6 +252,10 @@ func (s *Server) Start() error {
 	}
 	s.cache = c
 	s.metrics.SetCacheStatsFunc(func() admin.CacheStats { return cacheStats(c.Stats()) })
+	if err := s.startFleet(cfg); err != nil {
+		s.stopStores()
+		return err
+	}
 	if err := s.startTLSSessions(cfg); err != nil {
 		s.stopStores()
 		return err
@@ -324,7 +331,7 @@ func (s *Server) startAdmin(cfg *policy.Config) error {
 		Token:    cfg.Admin.Token,
 		TokenEnv: cfg.Admin.TokenEnv,
 	}, s.metrics, admin.Options{
-		Purger: s.cache,
+		Purger: s.purger(),
 		Reload: s.ReloadReport,
 		Stats:  s.stats,
 		Log:    s.log,
@@ -463,6 +470,9 @@ func (s *Server) closeIdle() {
 }
 
 func (s *Server) stopStores() {
+	if s.purges != nil {
+		s.purges.Close()
+	}
 	if s.cache != nil {
 		if err := s.cache.Close(); err != nil {
 			s.log.Error("closing cache", "err", err)

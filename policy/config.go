@@ -36,6 +36,8 @@ type Config struct {
 	TLSSessions TLSSessions `yaml:"tls_sessions"`
 	// Admin is the operator's API: purge, stats, metrics, reload.
 	Admin Admin `yaml:"admin"`
+	// Fleet is what the instances of a fleet share beyond TLS sessions.
+	Fleet Fleet `yaml:"fleet"`
 	// Log sets the access and error log format.
 	Log Log `yaml:"log"`
 
@@ -713,6 +715,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	default:
 		k.failf([]any{"tls_sessions", "backend"}, "%q is not memory, redis or memcached", s.Backend)
 	}
+	c.Fleet.check(k)
 	if c.Admin.Listen != "off" {
 		checkAddress(k, []any{"admin", "listen"}, c.Admin.Listen)
 	}

@@ -20,6 +20,7 @@ var rank = map[string]int{
 	"accel/h1":              2,
 	"accel/h2":              2,
 	"accel/tlsstore":        2,
+	"accel/fleet":           2,
 	"accel/admin":           2,
 	"accel/accel":           3,
 	"accel/cmd/accel":       4,
