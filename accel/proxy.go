@@ -152,7 +152,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			return nil, errClientLimit
 		}
 		t0 := time.Now()
-		resp, err := pool.Do(ctx, &ureq)
+		resp, err := s.fleetDo(ctx, g, route, &ureq, pool)
 		if err != nil {
 			s.fetches.release(client, limit)
 			g.release()

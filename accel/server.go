@@ -132,6 +132,10 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 		s.metrics.InitPool(p.Name, serverAddrs(p))
 		s.metrics.SetServersFunc(p.Name, serverStates(pool))
 	}
+	if err := buildPeers(cfg, st); err != nil {
+		st.close()
+		return nil, err
+	}
 	return st, nil
 }
 

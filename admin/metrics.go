@@ -86,8 +86,11 @@ type Metrics struct {
 	handshake [2]prometheus.Counter // [0] full, [1] resumed
 	storeErrs prometheus.Counter
 	rejects   *prometheus.CounterVec
-	h2errs    *prometheus.CounterVec
-	purges    []prometheus.Counter // indexed like purgeKinds
+	// fleetFetch counts misses sent to the owner member ("peer") and
+	// those that went to the origin after the owner failed ("fallback").
+	fleetFetch *prometheus.CounterVec
+	h2errs     *prometheus.CounterVec
+	purges     []prometheus.Counter // indexed like purgeKinds
 
 	upLatency   *prometheus.HistogramVec
 	upResponses *prometheus.CounterVec
@@ -163,6 +166,10 @@ func NewMetrics() *Metrics {
 		Name: "accel_tls_session_store_errors_total",
 		Help: "TLS session store errors; each one gave a full handshake instead of a resumed one.",
 	})
+	m.fleetFetch = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accel_fleet_fetches_total",
+		Help: "Cache misses fetched from the fleet member owning the key (peer), or from the origin after that member failed or was too slow (fallback).",
+	}, []string{"result"})
 	m.rejects = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accel_rejections_total",
 		Help: "Connections or requests refused before reaching the pipeline, by reason.",
@@ -206,7 +213,7 @@ func NewMetrics() *Metrics {
 	m.servers = newServerCollector()
 	m.cache = newCacheCollector()
 
-	m.reg.MustRegister(reqs, dur, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, m.h2errs, pv,
+	m.reg.MustRegister(reqs, dur, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, m.h2errs, pv, m.fleetFetch,
 		m.upLatency, m.upResponses, m.retries, m.ejections, m.allFailing, m.pools, m.cache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -306,6 +313,9 @@ func (m *Metrics) IncSessionStoreError() { m.storeErrs.Inc() }
 // IncRejection counts a refused connection or request. reason is a fixed
 // name from the code (parser.Error.Name, "tls_handshake", ...), never
 // anything a client sent, which keeps the label's values few.
+func (m *Metrics) IncFleetFetch(result string) { m.fleetFetch.WithLabelValues(result).Inc() }
+
+// IncRejection counts a refused connection or request (see above).
 func (m *Metrics) IncRejection(reason string) { m.rejects.WithLabelValues(reason).Inc() }
 
 // IncHTTP2Error counts an HTTP/2 refusal: a stream reset or refused, or a

@@ -228,6 +228,9 @@ type Route struct {
 	// the client listener; empty means PURGE is refused there.
 	PurgeFrom []string `yaml:"purge_from"`
 
+	// FleetFetch sends this route's misses to the fleet member that owns
+	// the key (fleet.members), so that a fleet asks the origin once.
+	FleetFetch bool `yaml:"fleet_fetch"`
 	// Headers change request fields towards the origin and response
 	// fields towards the client.
 	Headers HeaderRules `yaml:"headers"`

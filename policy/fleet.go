@@ -14,9 +14,30 @@ type Fleet struct {
 	// StreamMaxLen bounds the stream; default 100000. An instance down
 	// for more purges than this drops its cache when it returns.
 	StreamMaxLen int64 `yaml:"stream_max_len"`
+	// Members are the client listener addresses (host:port, cleartext,
+	// without PROXY protocol) of every instance, this one included, for
+	// routes with fleet_fetch: the member that rendezvous hashing gives a
+	// cache key fetches it from the origin for the others.
+	Members []string `yaml:"members"`
+	// Self is this instance's entry in Members.
+	Self string `yaml:"self"`
+	// PeerTimeout bounds the connect to the owner and its silence; past
+	// it the origin is asked directly. Default 500ms.
+	PeerTimeout Duration `yaml:"peer_timeout"`
 }
 
 func (f *Fleet) check(k *checker) {
+	if len(f.Members) > 0 {
+		setDur(&f.PeerTimeout, 500e6)
+		found := false
+		for j, m := range f.Members {
+			checkAddress(k, []any{"fleet", "members", j}, m)
+			found = found || m == f.Self
+		}
+		if !found {
+			k.failf([]any{"fleet", "self"}, "%q is not one of fleet.members", f.Self)
+		}
+	}
 	if f.Redis == "" {
 		return
 	}

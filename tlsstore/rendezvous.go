@@ -3,9 +3,10 @@ package tlsstore
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"sync/atomic"
 	"time"
+
+	hrw "accel/internal/rendezvous"
 )
 
 // After breakerFailures consecutive failures a server is skipped for
@@ -25,6 +26,7 @@ var errServerSkipped = errors.New("tlsstore: server skipped after repeated failu
 // the order of its server list, and removing a server moves only its keys.
 type rendezvous struct {
 	servers []*server
+	addrs   []string // of servers, in the same order
 }
 
 var _ kv = (*rendezvous)(nil)
@@ -41,38 +43,14 @@ func newRendezvous(addrs []string, dial func(addr string) kv) *rendezvous {
 	r := &rendezvous{}
 	for _, a := range addrs {
 		r.servers = append(r.servers, &server{addr: a, kv: dial(a)})
+		r.addrs = append(r.addrs, a)
 	}
 	return r
 }
 
-// pick returns the server with the highest score for key; a tie, however
-// unlikely, goes to the greater address so that list order never matters.
+// pick returns the server rendezvous hashing gives key.
 func (r *rendezvous) pick(key string) *server {
-	var best *server
-	var bestScore uint64
-	for _, s := range r.servers {
-		sc := score(s.addr, key)
-		if best == nil || sc > bestScore || (sc == bestScore && s.addr > best.addr) {
-			best, bestScore = s, sc
-		}
-	}
-	return best
-}
-
-// score is the weight of addr for key: FNV-1a over both, finished with the
-// SplitMix64 mixer so that nearby inputs spread evenly.
-func score(addr, key string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(addr))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
-	x := h.Sum64()
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	return r.servers[hrw.Pick(r.addrs, key)]
 }
 
 // do runs op against s unless s is being skipped, and keeps s's count of

@@ -32,6 +32,8 @@ var rank = map[string]int{
 	"accel/bench/client": 4,
 	// testproc starts real servers for tests; anything may use it.
 	"accel/internal/testproc": 1,
+	// rendezvous hashing, shared by tlsstore and accel.
+	"accel/internal/rendezvous": 0,
 	// testfs mounts small filesystems for tests; anything may use it.
 	"accel/internal/testfs": 1,
 }
