@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -39,13 +40,13 @@ admin:
 fleet:
   members: [MEMBERS]
   self: "SELF"
-  peer_timeout: 2s
+  peer_timeout: TIMEOUT
 `
 
-func startPeer(t *testing.T, self string, members []string, originAddr string) *Server {
+func startPeer(t *testing.T, self string, members []string, originAddr, timeout string) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	text := strings.NewReplacer("SELF", self, "MEMBERS", `"`+strings.Join(members, `", "`)+`"`, "ORIGIN", originAddr, "DATADIR", dir).Replace(peerConfig)
+	text := strings.NewReplacer("SELF", self, "MEMBERS", `"`+strings.Join(members, `", "`)+`"`, "ORIGIN", originAddr, "DATADIR", dir, "TIMEOUT", timeout).Replace(peerConfig)
 	file := filepath.Join(dir, "accel.yaml")
 	os.WriteFile(file, []byte(text), 0o600)
 	cfg, err := policy.Load(file)
@@ -80,7 +81,7 @@ func TestFleetFetchOnce(t *testing.T) {
 	}
 	var s []*Server
 	for _, m := range members {
-		s = append(s, startPeer(t, m, members, o.addr()))
+		s = append(s, startPeer(t, m, members, o.addr(), "5s"))
 	}
 	get := func(x *Server, path string) {
 		t.Helper()
@@ -133,5 +134,41 @@ func TestFleetFetchOnce(t *testing.T) {
 	}
 	if bShare == 0 || bShare == 100 {
 		t.Errorf("B owns %d of 100 keys: the hashing does not spread", bShare)
+	}
+}
+
+// TestFleetFetchSlowOwner: an owner that accepts connections and never
+// answers is passed over after peer_timeout, and the member asks the
+// origin itself: every request answered, each URL fetched once.
+func TestFleetFetchSlowOwner(t *testing.T) {
+	o := startCountingOrigin(t)
+	hung := make(chan struct{})
+	t.Cleanup(func() { close(hung) })
+	slow := rawOrigin(t, func(c net.Conn, _ *bufio.Reader) { <-hung })
+	self := net.JoinHostPort("127.0.0.1", strconv.Itoa(testproc.FreePort(t)))
+	members := []string{self, slow}
+	s := startPeer(t, self, members, o.addr(), "300ms")
+	owned := 0
+	for i := range 20 {
+		p := fmt.Sprintf("/slow/%d", i)
+		if hrw.Pick(members, "www.example.test"+p) == 1 {
+			owned++
+		}
+		req, _ := http.NewRequest("GET", baseURL(s, "h1")+p, nil)
+		req.Host = "www.example.test"
+		resp, err := client(t, "h1").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+		if n := o.hits(p); n != 1 {
+			t.Errorf("%s: origin fetched %d times", p, n)
+		}
+	}
+	if owned == 0 {
+		t.Fatal("the hung member owns none of the keys; the test shows nothing")
 	}
 }
