@@ -1,4 +1,4 @@
-module accel
+module github.com/accel-proxy/accel
 
 go 1.26.8
 

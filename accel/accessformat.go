@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // accessRecord is one access log line before formatting.

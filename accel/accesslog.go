@@ -8,7 +8,7 @@ import (
 	"time"
 	"unsafe"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // countingWriter sits between the pipeline and a front and keeps what the

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // combinedRE is Logstash's COMBINEDAPACHELOG grok pattern written as a

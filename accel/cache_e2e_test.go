@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testproc"
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // cacheConfig caches on its one route.

@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"accel/admin"
-	"accel/policy"
+	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // Check does what a start does with cfg short of opening anything: the

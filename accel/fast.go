@@ -5,7 +5,7 @@ import (
 	"time"
 	"unsafe"
 
-	"accel/cache"
+	"github.com/accel-proxy/accel/cache"
 )
 
 // serveFast answers ex when the answer needs no wait: a fresh hit whose

@@ -3,9 +3,9 @@ package accel
 import (
 	"path/filepath"
 
-	"accel/admin"
-	"accel/fleet"
-	"accel/policy"
+	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/fleet"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // startFleet follows the fleet's purge stream when fleet.redis is set,

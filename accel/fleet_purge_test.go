@@ -14,8 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"accel/internal/testproc"
-	"accel/policy"
+	"github.com/accel-proxy/accel/internal/testproc"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // fleetPurgeConfig is one instance of a fleet on IP, sharing purges

@@ -5,9 +5,9 @@ import (
 	"io"
 	"net"
 
-	"accel/h1"
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/h1"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // h1Handler is the pipeline as the HTTP/1 front sees it.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 
-	"accel/h2"
-	"accel/parser"
+	"github.com/accel-proxy/accel/h2"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // h2Handler is the pipeline as the HTTP/2 front sees it.

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // origin is a real HTTP/1.1 origin on loopback that records what it

@@ -1,8 +1,8 @@
 package accel
 
 import (
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // headerVars are the values a route's header rules may use, taken when

@@ -1,7 +1,7 @@
 package accel
 
 import (
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // WriteInterim passes a 1xx head on while the final head is awaited and

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"accel/h1"
-	"accel/h2"
-	"accel/policy"
+	"github.com/accel-proxy/accel/h1"
+	"github.com/accel-proxy/accel/h2"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // h2Preface is the client connection preface of RFC 9113 §3.4.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	hrw "accel/internal/rendezvous"
-	"accel/parser"
-	"accel/policy"
-	"accel/upstream"
+	hrw "github.com/accel-proxy/accel/internal/rendezvous"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
+	"github.com/accel-proxy/accel/upstream"
 )
 
 // One origin fetch per fleet (routes with fleet_fetch): rendezvous

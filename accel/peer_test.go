@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	hrw "accel/internal/rendezvous"
-	"accel/internal/testproc"
-	"accel/policy"
+	hrw "github.com/accel-proxy/accel/internal/rendezvous"
+	"github.com/accel-proxy/accel/internal/testproc"
+	"github.com/accel-proxy/accel/policy"
 )
 
 const peerConfig = `

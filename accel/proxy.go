@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/cache"
-	"accel/h1"
-	"accel/parser"
-	"accel/policy"
-	"accel/upstream"
+	"github.com/accel-proxy/accel/cache"
+	"github.com/accel-proxy/accel/h1"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
+	"github.com/accel-proxy/accel/upstream"
 )
 
 // responseWriter is what both fronts give the pipeline.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testproc"
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // proxyConfig is one listener (TLS and cleartext) that takes PROXY

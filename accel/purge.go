@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // purge answers the PURGE method on the client listener (the Varnish and

@@ -8,8 +8,8 @@ import (
 	"reflect"
 	"time"
 
-	"accel/admin"
-	"accel/policy"
+	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // listenerTLS loads a listener's certificates into a new TLS config that

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // TestReload swaps routes on reload, and a bad file is refused with a

@@ -10,12 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/admin"
-	"accel/cache"
-	"accel/fleet"
-	"accel/policy"
-	"accel/tlsstore"
-	"accel/upstream"
+	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/cache"
+	"github.com/accel-proxy/accel/fleet"
+	"github.com/accel-proxy/accel/policy"
+	"github.com/accel-proxy/accel/tlsstore"
+	"github.com/accel-proxy/accel/upstream"
 )
 
 // Server is a running accel: its listeners, pipeline, cache, session store

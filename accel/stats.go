@@ -1,11 +1,11 @@
 package accel
 
 import (
-	"accel/admin"
-	"accel/cache"
-	"accel/parser"
-	"accel/policy"
-	"accel/upstream"
+	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/cache"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
+	"github.com/accel-proxy/accel/upstream"
 )
 
 // stats is what GET /stats adds to the admin API's own counters (which

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testproc"
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // fleetCert writes one certificate for the whole fleet, as a real fleet

@@ -13,7 +13,7 @@ import (
 	"net"
 	"time"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // buildTLSConfig loads a listener's certificates. Go picks among them by

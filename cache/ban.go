@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Tag and prefix purges are lazy, so that purging a million objects costs

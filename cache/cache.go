@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Config sizes a Cache. The zero value is a 256 MiB memory-only cache.

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // stream is a body that arrives while it is read: one goroutine (the

@@ -9,8 +9,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // Compression (a route's compress rules): the origin is asked for the

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // discard is a ResponseWriter that keeps nothing.

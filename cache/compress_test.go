@@ -13,7 +13,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // page is a compressible HTML body well over the minimum size.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testfs"
+	"github.com/accel-proxy/accel/internal/testfs"
 )
 
 // logSink is a slog handler that keeps what the cache logs.

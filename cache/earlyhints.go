@@ -3,7 +3,7 @@ package cache
 import (
 	"bytes"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // earlyHints sends, before the origin is asked, a 103 Early Hints (RFC

@@ -4,8 +4,8 @@ import (
 	"sync"
 	"unsafe"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // scratch is the working space of one answer from a stored object: the

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // run leads flight f: it fetches (conditionally when a candidate is

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 
 	"go.yaml.in/yaml/v3"
 )

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // headUpdate applies an origin's 200 to a HEAD to the stored GET response

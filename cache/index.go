@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // shardCount spreads the index over locks so that a purge walking one

@@ -3,8 +3,8 @@ package cache
 import (
 	"net/url"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // invalidate drops what is stored for the target of an unsafe request

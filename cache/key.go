@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // primaryKey is the URI a request's responses are stored under: scheme,

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

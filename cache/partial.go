@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // A 206 from the origin (to a Range the cache passed on, as it does for a

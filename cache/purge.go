@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // A URL purge, a few objects, acts on the index and in one synced batch on

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 func taggedOrigin(w http.ResponseWriter, r *http.Request) {

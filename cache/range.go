@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strconv"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // byteRange is one satisfiable range, first and last byte inclusive

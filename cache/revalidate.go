@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // fetchHead is the GET the cache sends for k: the client's fields without

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"accel/parser"
-	"accel/policy"
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // call is one request's way through the cache. Its fields are copies that

@@ -6,7 +6,7 @@ import (
 	"io"
 	"sync"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // errBodyTooLong means the origin sent more than the Content-Length it

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Config holds the HTTP/1 limits. The zero value of a field is its

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // handler is a Handler whose answers the tests choose: fast answers a

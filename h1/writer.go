@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Writer writes one response in HTTP/1.1 framing: Content-Length when

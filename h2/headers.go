@@ -6,7 +6,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // blockMode says what the header block being decoded is for.

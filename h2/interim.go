@@ -1,6 +1,6 @@
 package h2
 
-import "accel/parser"
+import "github.com/accel-proxy/accel/parser"
 
 // WriteInterim sends a 1xx head before the final response (RFC 9113
 // §8.1: a HEADERS frame without END_STREAM) and pushes it out at once:

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Config holds the HTTP/2 settings and limits of one listener. The zero

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // storedHit answers every request inline with one stored 1 KiB response,

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // A stored body larger than the client's window goes out as the window

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // stream is one request and its response. All fields are guarded by the

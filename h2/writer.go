@@ -8,7 +8,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Writer sends one response on a stream; it implements the pipeline's

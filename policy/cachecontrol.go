@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // CacheControl holds the directives of the Cache-Control field lines of one

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // CDNCacheControl is the targeted field of RFC 9213 that every CDN honours.

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 func TestResponseCacheControl(t *testing.T) {

@@ -3,7 +3,7 @@ package policy
 import (
 	"strings"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // CompressRules say how the cache compresses the responses of a route.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // Heuristic freshness (RFC 9111 §4.2.2): a fraction of the time since

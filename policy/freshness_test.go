@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 func fields(kv ...string) parser.Fields {

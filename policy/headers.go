@@ -4,7 +4,7 @@ import (
 	"sort"
 	"strings"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // HeaderRules change the fields of a route's messages, as nginx's

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"accel/internal/testfs"
+	"github.com/accel-proxy/accel/internal/testfs"
 )
 
 // TestSessionDirectoryFull: the persisted memory backend on a small real

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	hrw "accel/internal/rendezvous"
+	hrw "github.com/accel-proxy/accel/internal/rendezvous"
 )
 
 // After breakerFailures consecutive failures a server is skipped for

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testproc"
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // nameCert makes a self-signed ECDSA certificate for one DNS name.

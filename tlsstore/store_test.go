@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testproc"
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 func TestStatefulRedisFleet(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // readBufferSize is the per-connection read buffer, which also bounds the

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // rawOrigin accepts one connection, hands the bytes of the first request

@@ -12,7 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // originLimits bounds an origin's response head as the request parser

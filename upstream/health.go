@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // outcome is what a try says about its server's health.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // origin is a real HTTP server on loopback that counts what reaches it.

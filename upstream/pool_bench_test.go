@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // cannedOrigin answers every request head on every connection with reply,

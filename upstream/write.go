@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"accel/parser"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // requestBody is the request body as the exchange reads it. It counts what

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/internal/testfs"
+	"github.com/accel-proxy/accel/internal/testfs"
 )
 
 // TestBinaryFullDisk runs the real binary with its persistent tier on a

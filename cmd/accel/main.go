@@ -27,9 +27,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"accel/accel"
-	"accel/admin"
-	"accel/policy"
+	"github.com/accel-proxy/accel/accel"
+	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/policy"
 )
 
 func main() {

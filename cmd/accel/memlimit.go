@@ -5,7 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 // setMemoryLimit gives the Go runtime a soft memory limit derived from the

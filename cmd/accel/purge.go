@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"accel/policy"
+	"github.com/accel-proxy/accel/policy"
 )
 
 const purgeUsage = `usage: accel purge [flags] KIND [ARG...]

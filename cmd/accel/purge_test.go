@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"accel/admin"
+	"github.com/accel-proxy/accel/admin"
 )
 
 const purgeTestToken = "purge-test-token-0123456789"

@@ -13,33 +13,33 @@ import (
 // parser}; nothing imports accel but cmd; parser imports nothing of ours).
 // h1 and h2 are the two fronts: each imports parser only.
 var rank = map[string]int{
-	"accel/parser":          0,
-	"accel/policy":          1,
-	"accel/cache":           2,
-	"accel/upstream":        2,
-	"accel/h1":              2,
-	"accel/h2":              2,
-	"accel/tlsstore":        2,
-	"accel/fleet":           2,
-	"accel/admin":           2,
-	"accel/accel":           3,
-	"accel/cmd/accel":       4,
-	"accel/cmd/demo-origin": 4,
-	"accel/internal/house":  4,
+	"github.com/accel-proxy/accel/parser":          0,
+	"github.com/accel-proxy/accel/policy":          1,
+	"github.com/accel-proxy/accel/cache":           2,
+	"github.com/accel-proxy/accel/upstream":        2,
+	"github.com/accel-proxy/accel/h1":              2,
+	"github.com/accel-proxy/accel/h2":              2,
+	"github.com/accel-proxy/accel/tlsstore":        2,
+	"github.com/accel-proxy/accel/fleet":           2,
+	"github.com/accel-proxy/accel/admin":           2,
+	"github.com/accel-proxy/accel/accel":           3,
+	"github.com/accel-proxy/accel/cmd/accel":       4,
+	"github.com/accel-proxy/accel/cmd/demo-origin": 4,
+	"github.com/accel-proxy/accel/internal/house":  4,
 	// bench/'s programs (the benchmark origin and clients) import nothing
 	// of ours: they measure accel from outside, as they measure its peers.
-	"accel/bench/origin": 4,
-	"accel/bench/client": 4,
+	"github.com/accel-proxy/accel/bench/origin": 4,
+	"github.com/accel-proxy/accel/bench/client": 4,
 	// testproc starts real servers for tests; anything may use it.
-	"accel/internal/testproc": 1,
+	"github.com/accel-proxy/accel/internal/testproc": 1,
 	// rendezvous hashing, shared by tlsstore and accel.
-	"accel/internal/rendezvous": 0,
+	"github.com/accel-proxy/accel/internal/rendezvous": 0,
 	// testfs mounts small filesystems for tests; anything may use it.
-	"accel/internal/testfs": 1,
+	"github.com/accel-proxy/accel/internal/testfs": 1,
 }
 
 func TestImportDirection(t *testing.T) {
-	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "accel/...").Output()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "github.com/accel-proxy/accel/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestImportDirection(t *testing.T) {
 			continue
 		}
 		for _, imp := range p.Imports {
-			if !strings.HasPrefix(imp, "accel/") {
+			if !strings.HasPrefix(imp, "github.com/accel-proxy/accel/") {
 				continue
 			}
 			if ri, ok := rank[imp]; ok && ri >= r {
@@ -82,7 +82,7 @@ func TestVet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("go vet runs in the full suite")
 	}
-	out, err := exec.Command("go", "vet", "accel/...").CombinedOutput()
+	out, err := exec.Command("go", "vet", "github.com/accel-proxy/accel/...").CombinedOutput()
 	if err != nil {
 		t.Errorf("go vet:\n%s", out)
 	}
