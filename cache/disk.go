@@ -16,6 +16,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/accel-proxy/accel/internal/diskfs"
 )
 
 // diskTier keeps metadata and bodies in pebble under
@@ -180,7 +182,7 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 	// Opening replays the logs into tables: that needs about their size,
 	// plus a new log and manifest. The ballast is ours to give.
 	need := logs + d.memtable + 1<<20
-	roFS := readOnlyFS(dir)
+	_, roFS, _ := diskfs.Room(dir)
 	readOnly := avail+d.ballast < need || roFS
 	if !readOnly && d.ballast > 0 {
 		if err := os.Remove(filepath.Join(dir, ballastName)); err == nil {
@@ -211,38 +213,18 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		// needed.
 		opts.FS = noLockFS{opts.FS}
 	}
-	type opened struct {
-		db  *pebble.DB
-		err error
-	}
-	ch := make(chan opened, 1)
-	abandon := make(chan struct{})
-	go func() {
-		db, err := pebble.Open(dir, opts)
-		select {
-		case ch <- opened{db, err}:
-		case <-abandon:
-			if err == nil {
-				_ = db.Close()
-			}
-		}
-	}()
-	t := time.NewTimer(openWait)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, r.err
-		}
-		d.db = r.db
-	case <-t.C:
-		close(abandon)
+	db, err := diskfs.Open(dir, opts, openWait)
+	if errors.Is(err, diskfs.ErrOpenTimeout) {
 		// pebble may be retrying a write that cannot succeed: the
 		// ENOSPC handler then waits instead of letting it spin.
 		close(d.closing)
 		d.kill(fmt.Errorf("opening %s took longer than %v", dir, openWait))
 		return nil, fmt.Errorf("cache: opening %s took longer than %v", dir, openWait)
 	}
+	if err != nil {
+		return nil, err
+	}
+	d.db = db
 	d.checked, d.used = now(), d.measure()
 	if readOnly {
 		d.state.Store(int32(diskReadOnly))
@@ -419,7 +401,7 @@ func (d *diskTier) writable(n int64) bool {
 // room checks that the filesystem takes writes and has a log file's worth
 // of room.
 func (d *diskTier) room() error {
-	if readOnlyFS(d.dir) {
+	if _, ro, _ := diskfs.Room(d.dir); ro {
 		return fmt.Errorf("%w: %s is on a read-only filesystem", errDiskReadOnly, d.dir)
 	}
 	fsu, err := vfs.Default.GetDiskUsage(d.dir)

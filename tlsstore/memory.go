@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/accel-proxy/accel/internal/diskfs"
 )
 
 // memoryMaxEntries bounds the in-process backend (about 300 bytes per
@@ -94,38 +96,17 @@ func openMemory(dir string, log *slog.Logger) (*memoryKV, error) {
 		MemTableSize: 1 << 20,
 		CacheSize:    1 << 20,
 	}
-	type opened struct {
-		db  *pebble.DB
-		err error
-	}
-	ch := make(chan opened, 1)
-	abandon := make(chan struct{})
-	go func() {
-		db, err := pebble.Open(dir, opts)
-		select {
-		case ch <- opened{db, err}:
-		case <-abandon:
-			if err == nil {
-				_ = db.Close()
-			}
+	db, err := diskfs.Open(dir, opts, openWait)
+	if err != nil {
+		if errors.Is(err, diskfs.ErrOpenTimeout) {
+			// pebble may still open and write later: nothing of ours will.
+			m.noWrites.Store(true)
+			err = fmt.Errorf("opening took longer than %v", openWait)
 		}
-	}()
-	t := time.NewTimer(openWait)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			log.Error("tlsstore: sessions kept in memory only until restart", "dir", dir, "err", r.err)
-			return m, nil
-		}
-		m.db = r.db
-	case <-t.C:
-		close(abandon)
-		m.noWrites.Store(true)
-		log.Error("tlsstore: sessions kept in memory only until restart", "dir", dir,
-			"err", fmt.Errorf("opening took longer than %v", openWait))
+		log.Error("tlsstore: sessions kept in memory only until restart", "dir", dir, "err", err)
 		return m, nil
 	}
+	m.db = db
 	m.stopSweep = make(chan struct{})
 	m.swept = make(chan struct{})
 	go m.sweepLoop()
@@ -134,7 +115,7 @@ func openMemory(dir string, log *slog.Logger) (*memoryKV, error) {
 
 // room checks that the directory's filesystem takes writes and has room.
 func (m *memoryKV) room() error {
-	free, readOnly, err := fsRoom(m.dir)
+	free, readOnly, err := diskfs.Room(m.dir)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,8 @@ var rank = map[string]int{
 	"github.com/accel-proxy/accel/internal/testproc": 1,
 	// rendezvous hashing, shared by tlsstore and accel.
 	"github.com/accel-proxy/accel/internal/rendezvous": 0,
+	// diskfs: the bounded pebble open and the room checks of the stores.
+	"github.com/accel-proxy/accel/internal/diskfs": 1,
 	// testfs mounts small filesystems for tests; anything may use it.
 	"github.com/accel-proxy/accel/internal/testfs": 1,
 }
