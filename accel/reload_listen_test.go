@@ -2,6 +2,7 @@ package accel
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,6 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // writeSelfSigned writes a fresh certificate for name into certFile and
@@ -160,4 +165,86 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// A reload that removes a listener sends GOAWAY to the HTTP/2 connections
+// it accepted: the stream in flight is answered, the connection then ends,
+// and a stream opened after the GOAWAY never reaches the origin.
+func TestReloadRemovedListenerGoAway(t *testing.T) {
+	o := startAttackOrigin(t)
+	dir := t.TempDir()
+	extra := freeAddr(t)
+	conf := func(listeners string) string {
+		return strings.NewReplacer("ORIGIN", o.addr, "DATADIR", dir).Replace(
+			"listen:\n  - address: \"127.0.0.1:0\"\n" + listeners +
+				"pools:\n  - name: app\n    servers:\n      - address: \"ORIGIN\"\nroutes:\n  - pool: app\n" +
+				"cache:\n  dir: off\ntls_sessions:\n  dir: off\nadmin:\n  listen: \"off\"\n")
+	}
+	s := startAccelDir(t, conf("  - address: \""+extra+"\"\n"), o.addr, dir)
+
+	c, err := net.Dial("tcp", extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	request := func(id uint32, path string) {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	request(1, "/slow")
+	// The origin holds /slow until released: wait until it has it.
+	for deadline := time.Now().Add(10 * time.Second); o.slow.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the origin never received /slow")
+		}
+	}
+
+	os.WriteFile(filepath.Join(dir, "accel.yaml"), []byte(conf("")), 0o600)
+	rep, err := s.ReloadReport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(rep.Applied, "listen "+extra+": removed") {
+		t.Errorf("applied: %q", rep.Applied)
+	}
+	var goaway, answered bool
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break // the connection ends once its last stream is answered
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goaway = true
+			if f.ErrCode != http2.ErrCodeNo || f.LastStreamID != 1 {
+				t.Errorf("GOAWAY %v last stream %d, want NO_ERROR and 1", f.ErrCode, f.LastStreamID)
+			}
+			request(3, "/late")
+			o.releaseAll()
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == 3 {
+				t.Error("stream 3, opened after GOAWAY, was answered")
+			}
+			answered = answered || f.StreamID == 1 && f.PseudoValue("status") == "200"
+		}
+	}
+	if !goaway {
+		t.Error("no GOAWAY after the listener was removed")
+	}
+	if !answered {
+		t.Error("the stream in flight at the reload was not answered")
+	}
+	if n := o.requests.Load(); n != 1 {
+		t.Errorf("origin received %d requests, want 1 (none after GOAWAY)", n)
+	}
 }
