@@ -2,7 +2,6 @@ package accel
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // writeSelfSigned writes a fresh certificate for name into certFile and
@@ -182,24 +180,10 @@ func TestReloadRemovedListenerGoAway(t *testing.T) {
 	}
 	s := startAccelDir(t, conf("  - address: \""+extra+"\"\n"), o.addr, dir)
 
-	c, err := net.Dial("tcp", extra)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
+	h := dialH2(t, extra)
+	fr := h.fr
 	request := func(id uint32, path string) {
-		hb.Reset()
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
-			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		h.request(id, ":method", "GET", ":scheme", "http", ":authority", "x", ":path", path)
 	}
 	request(1, "/slow")
 	// The origin holds /slow until released: wait until it has it.
