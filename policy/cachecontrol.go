@@ -95,45 +95,32 @@ func (cc *CacheControl) parse(v []byte) {
 		if name == "" {
 			continue
 		}
-		switch strings.ToLower(name) {
+		name = strings.ToLower(name)
+		if f := cc.flag(name); f != nil {
+			*f = true
+			continue
+		}
+		if d := cc.delta(name); d != nil {
+			setDelta(d, arg)
+			continue
+		}
+		switch name {
 		case "no-cache":
 			if quoted != nil && len(fieldNames(quoted)) > 0 {
 				cc.NoCacheFields = append(cc.NoCacheFields, fieldNames(quoted)...)
 			} else {
 				cc.NoCache = true
 			}
-		case "no-store":
-			cc.NoStore = true
-		case "no-transform":
-			cc.NoTransform = true
 		case "only-if-cached":
 			cc.OnlyIfCached = true
-		case "public":
-			cc.Public = true
 		case "private":
 			if quoted != nil && len(fieldNames(quoted)) > 0 {
 				cc.PrivateFields = append(cc.PrivateFields, fieldNames(quoted)...)
 			} else {
 				cc.Private = true
 			}
-		case "must-revalidate":
-			cc.MustRevalidate = true
-		case "proxy-revalidate":
-			cc.ProxyRevalidate = true
-		case "must-understand":
-			cc.MustUnderstand = true
-		case "immutable":
-			cc.Immutable = true
-		case "max-age":
-			setDelta(&cc.MaxAge, arg)
-		case "s-maxage":
-			setDelta(&cc.SMaxAge, arg)
 		case "min-fresh":
 			setDelta(&cc.MinFresh, arg)
-		case "stale-while-revalidate":
-			setDelta(&cc.StaleWhileRevalidate, arg)
-		case "stale-if-error":
-			setDelta(&cc.StaleIfError, arg)
 		case "max-stale":
 			if cc.MaxStale >= 0 {
 				continue
@@ -145,6 +132,45 @@ func (cc *CacheControl) parse(v []byte) {
 			}
 		}
 	}
+}
+
+// flag is the field of a boolean directive that Cache-Control and the
+// targeted fields (RFC 9213) share; nil for any other name. Each grammar
+// parses its own syntax; the directive-to-field map is this one.
+func (cc *CacheControl) flag(name string) *bool {
+	switch name {
+	case "no-store":
+		return &cc.NoStore
+	case "no-transform":
+		return &cc.NoTransform
+	case "public":
+		return &cc.Public
+	case "must-revalidate":
+		return &cc.MustRevalidate
+	case "proxy-revalidate":
+		return &cc.ProxyRevalidate
+	case "must-understand":
+		return &cc.MustUnderstand
+	case "immutable":
+		return &cc.Immutable
+	}
+	return nil
+}
+
+// delta is the field of a delta-seconds directive that Cache-Control and
+// the targeted fields share; nil for any other name.
+func (cc *CacheControl) delta(name string) *time.Duration {
+	switch name {
+	case "max-age":
+		return &cc.MaxAge
+	case "s-maxage":
+		return &cc.SMaxAge
+	case "stale-while-revalidate":
+		return &cc.StaleWhileRevalidate
+	case "stale-if-error":
+		return &cc.StaleIfError
+	}
+	return nil
 }
 
 // nextDirective splits the first directive off v. arg is the argument

@@ -53,29 +53,15 @@ func parseTargeted(fs parser.Fields, name string) (cc CacheControl, ok bool) {
 	cc = CacheControl{MaxAge: -1, SMaxAge: -1, MaxStale: -1, MinFresh: -1,
 		StaleWhileRevalidate: -1, StaleIfError: -1, Targeted: true}
 	for _, m := range members {
+		if f := cc.flag(m.key); f != nil {
+			*f = *f || m.isTrue()
+			continue
+		}
+		if d := cc.delta(m.key); d != nil {
+			setSFDelta(d, m)
+			continue
+		}
 		switch m.key {
-		case "max-age":
-			setSFDelta(&cc.MaxAge, m)
-		case "s-maxage":
-			setSFDelta(&cc.SMaxAge, m)
-		case "stale-while-revalidate":
-			setSFDelta(&cc.StaleWhileRevalidate, m)
-		case "stale-if-error":
-			setSFDelta(&cc.StaleIfError, m)
-		case "no-store":
-			cc.NoStore = cc.NoStore || m.isTrue()
-		case "public":
-			cc.Public = cc.Public || m.isTrue()
-		case "must-revalidate":
-			cc.MustRevalidate = cc.MustRevalidate || m.isTrue()
-		case "proxy-revalidate":
-			cc.ProxyRevalidate = cc.ProxyRevalidate || m.isTrue()
-		case "must-understand":
-			cc.MustUnderstand = cc.MustUnderstand || m.isTrue()
-		case "immutable":
-			cc.Immutable = cc.Immutable || m.isTrue()
-		case "no-transform":
-			cc.NoTransform = cc.NoTransform || m.isTrue()
 		case "no-cache":
 			// A String names the fields withheld, as the quoted form of
 			// Cache-Control's no-cache does (RFC 9213 §2.2).
