@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/accel-proxy/accel/parser"
@@ -523,6 +524,10 @@ func (k *call) passRequest(invalidate bool) (Outcome, error) {
 // errTruncated reports a body shorter than its Content-Length.
 var errTruncated = errors.New("cache: origin body shorter than its Content-Length")
 
+// relayBufs are the buffers writeOrigin copies bodies through: one per
+// response would be 32 KiB of garbage per pass.
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // writeOrigin relays an origin response that is not stored, closing its
 // body. A short body is an error, so the caller cuts the connection.
 func (k *call) writeOrigin(resp *Response, status string) error {
@@ -552,7 +557,9 @@ func (k *call) writeOrigin(resp *Response, status string) error {
 		// body is not for this client.
 		return nil
 	}
-	buf := make([]byte, 32<<10)
+	bp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		m, err := resp.Body.Read(buf)
