@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // TestCheckBadConfigs runs "accel check" on each of policy's bad configs:
@@ -108,7 +110,7 @@ func TestCheckCertificates(t *testing.T) {
 // and the data dir are taken, creates nothing in the data dir, and the
 // running instance keeps serving.
 func TestCheckBesideRunningInstance(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	origin := startTextOrigin(t, "running")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "accel.yaml")

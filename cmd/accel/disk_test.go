@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/accel-proxy/accel/internal/testfs"
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // TestBinaryFullDisk runs the real binary with its persistent tier on a
@@ -23,7 +24,7 @@ import (
 // stops it within the drain timeout; a restart on the full directory
 // serves, the stored objects included.
 func TestBinaryFullDisk(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	mnt := testfs.Mount(t, 8<<20)
 	const size = 64 << 10
 	origin := startBodyOrigin(t, size)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 func TestBadConfigRefusedAtStart(t *testing.T) {
@@ -66,7 +67,7 @@ func TestFlagErrors(t *testing.T) {
 // would: serve through it, SIGHUP with a bad file (refused, still serving),
 // SIGHUP with a good one (applied), SIGTERM (drains and exits 0).
 func TestBinarySignals(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	originA := startTextOrigin(t, "from a")
 	originB := startTextOrigin(t, "from b")
 	dir := t.TempDir()
@@ -133,37 +134,9 @@ func TestBinarySignals(t *testing.T) {
 	}
 }
 
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// buildBinary builds the accel binary once for the tests that run it.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "accel-bin")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "accel")
-		if out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatalf("build: %v", built.err)
-	}
-	return built.path
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.path != "" {
-		os.RemoveAll(filepath.Dir(built.path))
-	}
+	testproc.RemoveBuilt()
 	os.Exit(code)
 }
 
@@ -224,7 +197,7 @@ func (b *syncBuffer) String() string {
 // and opens more connections than it may hold: accel logs why accept
 // fails, keeps going, and serves again once the connections are gone.
 func TestBinaryOutOfDescriptors(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	origin := startTextOrigin(t, "still serving")
 	port := freePort(t)
 	file := filepath.Join(t.TempDir(), "accel.yaml")

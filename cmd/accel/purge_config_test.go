@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // TestPurgeWithConfig runs the real binary and purges as an operator
@@ -16,7 +18,7 @@ import (
 // config file; the host as logged (with the port) purges the object; the
 // host without its port matches nothing and says so with exit status 3.
 func TestPurgeWithConfig(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	origin := startCacheableOrigin(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "accel.yaml")

@@ -7,13 +7,15 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // TestSIGUSR1ReopensAccessLog drives logrotate's sequence with the real
 // binary: move the file away, SIGUSR1, and the next line goes to a new
 // file of the configured name while the moved one keeps the old lines.
 func TestSIGUSR1ReopensAccessLog(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	origin := startTextOrigin(t, "hello")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "accel.yaml")

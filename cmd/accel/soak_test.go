@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // TestSoak runs the soak mix for a minute against the real binary in front
@@ -23,7 +25,7 @@ import (
 // descriptors by 24 (pebble's files, origin connections). It prints the
 // process's numbers at start and end.
 func TestSoak(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testproc.AccelBinary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
