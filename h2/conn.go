@@ -50,7 +50,7 @@ type conn struct {
 	info   Conn
 	br     *bufio.Reader
 	fr     *http2.Framer
-	dec    *hpack.Decoder
+	dec    *decoder
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -155,8 +155,7 @@ func newConn(s *Server, nc net.Conn, pre []byte, isTLS bool) *conn {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetMaxReadFrameSize(uint32(s.cfg.MaxFrameSize))
 	c.fr.SetReuseFrames()
-	c.dec = hpack.NewDecoder(4096, c.onField)
-	c.dec.SetMaxStringLength(s.cfg.MaxHeaderListSize)
+	c.dec = newDecoder(s.cfg.MaxHeaderListSize, c.onField)
 	c.enc = hpack.NewEncoder(&c.encBuf)
 	c.intern.init()
 	c.fastW.c = c

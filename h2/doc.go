@@ -1,7 +1,10 @@
 // Package h2 owns accel's HTTP/2 front: a server connection loop of its own
 // on golang.org/x/net/http2's Framer (frame headers and the control frames)
-// and hpack (header compression), adapted to the protocol-neutral request
-// head the pipeline serves.
+// and hpack (the response encoder, Huffman coding), adapted to the
+// protocol-neutral request head the pipeline serves. Request heads are
+// decoded by our own HPACK decoder (hpack.go), which hands the loop bytes
+// instead of strings, so that a hit allocates nothing however the client
+// encodes its heads.
 //
 // The server doesn't listen on its own: accel sniffs each connection and
 // gives h2 the ones that speak HTTP/2 (a *tls.Conn that negotiated "h2", or

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/accel-proxy/accel/parser"
 )
@@ -22,7 +21,7 @@ const (
 type span struct{ off, end int }
 
 // headerBlock is the header block being decoded, owned by the loop. Field
-// bytes are copied into arena as hpack emits them.
+// bytes are copied into arena as the decoder emits them.
 type headerBlock struct {
 	id        uint32
 	mode      blockMode
@@ -122,7 +121,6 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 			h.mode, h.errCode, h.errWhy = blockDiscard, http2.ErrCodeProtocol, "self_dependency"
 		}
 	}
-	c.dec.SetEmitEnabled(h.mode != blockDiscard)
 	return c.headerFragment(frag, fh.Flags.Has(http2.FlagHeadersEndHeaders))
 }
 
@@ -156,8 +154,8 @@ func (c *conn) headerFragment(frag []byte, last bool) error {
 			"peer", c.info.Remote.String(), "limit", "max_header_block_size", "max", c.cfg.MaxHeaderBlockSize)
 		return connError{http2.ErrCodeEnhanceYourCalm, "header_block_too_large"}
 	}
-	if _, err := c.dec.Write(frag); err != nil {
-		if errors.Is(err, hpack.ErrStringLength) {
+	if err := c.dec.write(frag); err != nil {
+		if err == errStringLength {
 			// One string longer than the whole list may be: the block
 			// cannot be decoded on, so neither can the connection.
 			return connError{http2.ErrCodeEnhanceYourCalm, "header_list_too_large"}
@@ -167,7 +165,7 @@ func (c *conn) headerFragment(frag []byte, last bool) error {
 	if !last {
 		return nil
 	}
-	if err := c.dec.Close(); err != nil {
+	if err := c.dec.end(); err != nil {
 		return connError{http2.ErrCodeCompression, "hpack"}
 	}
 	switch {
@@ -181,31 +179,34 @@ func (c *conn) headerFragment(frag []byte, last bool) error {
 	return nil
 }
 
-// onField is hpack's emit function: it checks each field as RFC 9113
-// §8.2–8.3 requires and copies it into the block.
-func (c *conn) onField(f hpack.HeaderField) {
+// onField is the decoder's emit function: it checks each field as RFC 9113
+// §8.2–8.3 requires and copies it into the block. name and value are valid
+// until it returns.
+func (c *conn) onField(name, value []byte) {
 	h := &c.hdr
-	h.list += len(f.Name) + len(f.Value) + 32
+	if h.mode == blockDiscard || h.tooLarge {
+		return
+	}
+	h.list += len(name) + len(value) + 32
 	if h.list > c.cfg.MaxHeaderListSize {
 		h.tooLarge = true
-		c.dec.SetEmitEnabled(false)
 		return
 	}
 	if h.malformed != "" {
 		return
 	}
-	if !validValue(f.Value) {
+	if !validValue(value) {
 		h.malformed = "bad_field_value"
 		return
 	}
-	if len(f.Name) > 0 && f.Name[0] == ':' {
+	if len(name) > 0 && name[0] == ':' {
 		if h.mode == blockTrailers || h.regular {
 			h.malformed = "pseudo_header_order"
 			return
 		}
 		var bit uint8
 		var sp *span
-		switch f.Name {
+		switch string(name) {
 		case ":method":
 			bit, sp = pseudoMethod, &h.method
 		case ":scheme":
@@ -223,20 +224,20 @@ func (c *conn) onField(f hpack.HeaderField) {
 			return
 		}
 		h.pseudo |= bit
-		*sp = h.add(f.Value)
+		*sp = h.add(value)
 		return
 	}
 	h.regular = true
-	if !validName(f.Name) {
+	if !validName(name) {
 		h.malformed = "bad_field_name"
 		return
 	}
-	switch f.Name {
+	switch string(name) {
 	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 		h.malformed = "connection_specific"
 		return
 	case "te":
-		if f.Value != "trailers" {
+		if string(value) != "trailers" {
 			h.malformed = "connection_specific"
 		}
 		return
@@ -246,9 +247,9 @@ func (c *conn) onField(f hpack.HeaderField) {
 		// body with a length or chunked, without them.
 		return
 	}
-	switch f.Name {
+	switch string(name) {
 	case "content-length":
-		n, ok := parseLength(f.Value)
+		n, ok := parseLength(value)
 		if !ok || h.contentLength >= 0 && h.contentLength != n {
 			h.malformed = "bad_content_length"
 			return
@@ -259,15 +260,17 @@ func (c *conn) onField(f hpack.HeaderField) {
 			h.malformed = "duplicate_host"
 			return
 		}
-		h.host, h.hasHost = h.add(f.Value), true
+		h.host, h.hasHost = h.add(value), true
 	case "cookie":
-		h.cookies = append(h.cookies, h.add(f.Value))
+		h.cookies = append(h.cookies, h.add(value))
 	default:
-		name := h.add(f.Name)
-		canonical(h.arena[name.off:name.end])
-		h.fields = append(h.fields, fieldSpan{name, h.add(f.Value)})
+		n := h.add(name)
+		canonical(h.arena[n.off:n.end])
+		h.fields = append(h.fields, fieldSpan{n, h.add(value)})
 	}
 }
+
+var cookieName = []byte("Cookie")
 
 // canonical upper-cases the first letter of each dash-separated word, as
 // HTTP/1.1 heads usually spell names: origins see one spelling whichever
@@ -282,7 +285,7 @@ func canonical(b []byte) {
 	}
 }
 
-func (h *headerBlock) add(s string) span {
+func (h *headerBlock) add(s []byte) span {
 	off := len(h.arena)
 	h.arena = append(h.arena, s...)
 	return span{off, len(h.arena)}
@@ -291,8 +294,8 @@ func (h *headerBlock) add(s string) span {
 func (h *headerBlock) bytes(s span) []byte { return h.arena[s.off:s.end:s.end] }
 
 // validName: a lower-case token (RFC 9113 §8.2.1).
-func validName(s string) bool {
-	if s == "" {
+func validName(s []byte) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -312,7 +315,7 @@ var nameChars = func() (t [256]bool) {
 
 // validValue: no NUL, CR or LF, and no leading or trailing whitespace
 // (RFC 9113 §8.2.1).
-func validValue(s string) bool {
+func validValue(s []byte) bool {
 	for i := 0; i < len(s); i++ {
 		if ch := s[i]; ch == 0 || ch == '\r' || ch == '\n' {
 			return false
@@ -324,8 +327,8 @@ func validValue(s string) bool {
 	return true
 }
 
-func parseLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
+func parseLength(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
 		return 0, false
 	}
 	var n int64
@@ -389,7 +392,7 @@ func (c *conn) newRequest() error {
 	}
 	if len(h.cookies) > 0 {
 		// Cookie crumbs become one field for HTTP/1.1 (RFC 9113 §8.2.3).
-		name := h.add("Cookie")
+		name := h.add(cookieName)
 		off := len(h.arena)
 		for i, cs := range h.cookies {
 			if i > 0 {
