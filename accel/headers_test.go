@@ -43,7 +43,7 @@ admin:
 func TestHeaderRules(t *testing.T) {
 	o := startOrigin(t)
 	o.handle = func(r *http.Request, _ []byte) (int, http.Header, []byte) {
-		return 200, http.Header{"Server": {"origin"}, "X-Internal": {"secret"}, "Cache-Control": {"max-age=60"}}, []byte("ok")
+		return 200, http.Header{"Server": {"origin"}, "X-Internal": {"secret"}, "X-Served-By": {"origin-1"}, "Cache-Control": {"max-age=60"}}, []byte("ok")
 	}
 	s := startAccel(t, headerRulesConfig, o.addr())
 	host := s.Addrs()[0].String()
@@ -69,8 +69,9 @@ func TestHeaderRules(t *testing.T) {
 		if got := resp.Header.Values("Server"); len(got) != 1 || got[0] != "accel-edge" {
 			t.Errorf("%s: client got Server %q", want, got)
 		}
-		if got := resp.Header.Values("X-Served-By"); len(got) != 1 || got[0] != host {
-			t.Errorf("%s: client got X-Served-By %q", want, got)
+		// add keeps the origin's field and adds one, once, on the hit too.
+		if got := resp.Header.Values("X-Served-By"); len(got) != 2 || got[0] != "origin-1" || got[1] != host {
+			t.Errorf("%s: client got X-Served-By %q, want [origin-1 %s]", want, got, host)
 		}
 		if got := resp.Header.Values("X-Internal"); got != nil {
 			t.Errorf("%s: client got X-Internal %q", want, got)
@@ -98,7 +99,7 @@ func TestHeaderRules(t *testing.T) {
 
 	// No rules: everything passes as before.
 	resp := do("/plain")
-	if resp.Header.Get("Server") != "origin" || resp.Header.Get("X-Internal") != "secret" {
+	if resp.Header.Get("Server") != "origin" || resp.Header.Get("X-Internal") != "secret" || len(resp.Header.Values("X-Served-By")) != 1 {
 		t.Errorf("route without rules changed the response: %v", resp.Header)
 	}
 	if h := headFor(o, "/plain"); !strings.Contains(h, "X-Env: dev\r\n") || !strings.Contains(h, "Cookie: a=b\r\n") {

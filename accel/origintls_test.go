@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -79,6 +80,37 @@ func (ca *testCA) leaf(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// client issues a client certificate for cn and writes it and its key
+// as PEM files, as an operator gives them to a pool (tls.cert, tls.key).
+func (ca *testCA) client(t *testing.T, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+".key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
 // tlsOrigin is a loopback HTTPS origin that records, per request, the SNI
 // and whether its connection resumed a session; /close answers with
 // Connection: close so that the next request needs a new connection.
@@ -90,6 +122,13 @@ type tlsOrigin struct {
 }
 
 func startTLSOrigin(t *testing.T, ca *testCA) *tlsOrigin {
+	return startTLSOriginAuth(t, ca, nil)
+}
+
+// startTLSOriginAuth is startTLSOrigin requiring a client certificate
+// that clientCA verifies, when clientCA is not nil; each request records
+// the client certificate's name as "client=CN".
+func startTLSOriginAuth(t *testing.T, ca, clientCA *testCA) *tlsOrigin {
 	t.Helper()
 	o := &tlsOrigin{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -97,11 +136,22 @@ func startTLSOrigin(t *testing.T, ca *testCA) *tlsOrigin {
 		t.Fatal(err)
 	}
 	o.addr = ln.Addr().String()
+	tc := &tls.Config{Certificates: []tls.Certificate{ca.leaf(t)}}
+	if clientCA != nil {
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		tc.ClientCAs = x509.NewCertPool()
+		tc.ClientCAs.AddCert(clientCA.cert)
+	}
 	srv := &http.Server{
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ca.leaf(t)}},
+		TLSConfig: tc,
+		ErrorLog:  log.New(io.Discard, "", 0),
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen := r.URL.Path + " sni=" + r.TLS.ServerName + " resumed=" + map[bool]string{true: "true", false: "false"}[r.TLS.DidResume]
+			if certs := r.TLS.PeerCertificates; len(certs) > 0 {
+				seen += " client=" + certs[0].Subject.CommonName
+			}
 			o.mu.Lock()
-			o.seen = append(o.seen, r.URL.Path+" sni="+r.TLS.ServerName+" resumed="+map[bool]string{true: "true", false: "false"}[r.TLS.DidResume])
+			o.seen = append(o.seen, seen)
 			o.mu.Unlock()
 			if r.URL.Path == "/close" {
 				w.Header().Set("Connection", "close")
@@ -202,5 +252,73 @@ func TestTLSOriginWrongCA(t *testing.T) {
 	}
 	if logs.line(`"status":502`, "certificate signed by unknown authority") == "" {
 		t.Errorf("no log line naming the verification error:\n%s", logs.b.String())
+	}
+}
+
+const mtlsOriginConfig = `
+listen:
+  - address: "127.0.0.1:0"
+pools:
+  - name: secure
+    servers:
+      - address: "https://ORIGIN"
+    tls:
+      ca_file: CAFILE
+      server_name: origin.test
+CLIENTCERT
+routes:
+  - pool: secure
+cache:
+  dir: DATADIR/cache
+tls_sessions:
+  dir: off
+admin:
+  listen: "off"
+`
+
+// TestTLSOriginClientCert: an origin that requires a client certificate
+// and verifies it against its own CA serves accel when the pool presents
+// one that CA issued (the origin sees its name); without one, or with one
+// from another CA, the client gets a 502, the origin serves nothing, and
+// the request's log line says the origin required a certificate.
+func TestTLSOriginClientCert(t *testing.T) {
+	serverCA, clientCA := newTestCA(t, "origin-ca"), newTestCA(t, "client-ca")
+	o := startTLSOriginAuth(t, serverCA, clientCA)
+	cert, key := clientCA.client(t, "accel-edge")
+	otherCert, otherKey := newTestCA(t, "other-ca").client(t, "impostor")
+	base := strings.NewReplacer("CAFILE", serverCA.file).Replace(mtlsOriginConfig)
+	withCert := func(cert, key string) string {
+		return strings.Replace(base, "CLIENTCERT", "      cert: "+cert+"\n      key: "+key, 1)
+	}
+
+	s := startAccel(t, withCert(cert, key), o.addr)
+	if st, body := get(t, "http://"+s.Addrs()[0].String()+"/mtls"); st != 200 || body != "secure /mtls" {
+		t.Fatalf("with the client certificate: %d %q", st, body)
+	}
+	if got := o.requests(); len(got) != 1 || got[0] != "/mtls sni=origin.test resumed=false client=accel-edge" {
+		t.Fatalf("origin saw %q", got)
+	}
+
+	for name, cfg := range map[string]string{
+		"no certificate":              strings.Replace(base, "CLIENTCERT", "", 1),
+		"a certificate of another CA": withCert(otherCert, otherKey),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var logs logBuffer
+			s := startAccelLog(t, cfg, o.addr, t.TempDir(), &logs)
+			st, body := get(t, "http://"+s.Addrs()[0].String()+"/refused")
+			if st != 502 || !strings.Contains(body, "origin could not be reached") {
+				t.Errorf("answer %d %q, want 502", st, body)
+			}
+			// Go's client sends none of its certificates that the origin's
+			// list of acceptable CAs does not name: both cases are refused
+			// as "certificate required".
+			if logs.line(`"path":"/refused"`, `"status":502`, `"err":"upstream `+o.addr+`: remote error: tls: certificate required"`) == "" {
+				t.Errorf("no log line naming the refused certificate:\n%s", logs.b.String())
+			}
+		})
+	}
+	if got := o.requests(); len(got) != 1 {
+		t.Errorf("origin served requests without a valid client certificate: %q", got)
 	}
 }

@@ -314,6 +314,49 @@ backend accel
 	}
 }
 
+// TestProxyProtocolPurgeFrom: purge_from judges the client the PROXY
+// header names, not the balancer that connects: a PURGE relayed for a
+// client outside purge_from is refused with 403 and purges nothing; the
+// same PURGE relayed for a client inside it purges, and the next request
+// asks the origin again.
+func TestProxyProtocolPurgeFrom(t *testing.T) {
+	o := startCountingOrigin(t)
+	cfg := strings.Replace(proxyConfig, "  - pool: app\n", "  - pool: app\n    cache: {enabled: true}\n    purge_from: [\"203.0.113.0/24\"]\n", 1)
+	s := startAccel(t, cfg, o.addr())
+	do := func(method string, client netip.AddrPort) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, baseURL(s, "h1")+"/purgeable", nil)
+		resp, err := proxyClient(t, "h1", proxyV2(client), "").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	outside := netip.MustParseAddrPort("198.51.100.9:4000")
+	inside := netip.MustParseAddrPort("203.0.113.7:4000")
+	do("GET", outside)
+	do("GET", outside)
+	if n := o.hits("/purgeable"); n != 1 {
+		t.Fatalf("origin asked %d times before the purge, want 1 (then a hit)", n)
+	}
+	if st := do("PURGE", outside); st != 403 {
+		t.Errorf("PURGE for %s: %d, want 403", outside.Addr(), st)
+	}
+	do("GET", outside)
+	if n := o.hits("/purgeable"); n != 1 {
+		t.Errorf("a refused PURGE purged: origin asked %d times", n)
+	}
+	if st := do("PURGE", inside); st != 200 {
+		t.Errorf("PURGE for %s: %d, want 200", inside.Addr(), st)
+	}
+	do("GET", outside)
+	if n := o.hits("/purgeable"); n != 2 {
+		t.Errorf("after the PURGE: origin asked %d times, want 2", n)
+	}
+}
+
 // FuzzProxyHeader: whatever the bytes, the parser either asks for more,
 // refuses, or returns a length within them, and never panics.
 func FuzzProxyHeader(f *testing.F) {
