@@ -58,6 +58,10 @@ type accessLog struct {
 	bufs sync.Pool
 }
 
+// defaultAccessKeep is log.access_keep's default: the rotated access
+// files kept.
+const defaultAccessKeep = 5
+
 var stderrLines = &lockedWriter{w: os.Stderr}
 
 // newAccessLog builds the access log of cfg. reuse is the running
@@ -80,10 +84,14 @@ func newAccessLog(cfg *policy.Config, errLog *slog.Logger, reuse *logFile) (*acc
 	if !a.on || lc.AccessFile == "" {
 		return a, nil
 	}
-	if reuse != nil && reuse.path == lc.AccessFile && reuse.maxSize == int64(lc.AccessMaxSize) && reuse.keep == lc.AccessKeep {
+	keep := lc.AccessKeep
+	if keep == 0 {
+		keep = defaultAccessKeep
+	}
+	if reuse != nil && reuse.path == lc.AccessFile && reuse.maxSize == int64(lc.AccessMaxSize) && reuse.keep == keep {
 		a.file = reuse
 	} else {
-		f, err := openLogFile(lc.AccessFile, int64(lc.AccessMaxSize), lc.AccessKeep)
+		f, err := openLogFile(lc.AccessFile, int64(lc.AccessMaxSize), keep)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Where("log", "access_file"), err)
 		}

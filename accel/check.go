@@ -8,17 +8,23 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/accel-proxy/accel/admin"
 	"github.com/accel-proxy/accel/policy"
 )
 
 // Check does what a start does with cfg short of opening anything: the
 // certificates are read and parsed, the listener addresses resolved, and
-// the pools, the session store and the admin API checked by the packages
-// that own them. It binds no port and opens no data directory, so it is
-// safe to run beside the instance that serves cfg ("nginx -t").
+// every section checked by the package that owns it (wiring.go). It binds
+// no port and opens no data directory, so it is safe to run beside the
+// instance that serves cfg ("nginx -t").
 func Check(cfg *policy.Config) error {
-	var errs []error
+	_, err := check(cfg)
+	return err
+}
+
+// check is Check, returning the settings it wired.
+func check(cfg *policy.Config) (*settings, error) {
+	set, err := wire(cfg)
+	errs := []error{err}
 	quiet := slog.New(slog.DiscardHandler)
 	for i, lc := range cfg.Listen {
 		if _, err := net.ResolveTCPAddr("tcp", lc.Address); err != nil {
@@ -28,22 +34,6 @@ func Check(cfg *policy.Config) error {
 			if _, err := buildTLSConfig(lc.TLS, quiet); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("listen", i, "tls"), err))
 			}
-		}
-	}
-	for i, p := range cfg.Pools {
-		uc := poolConfig(p)
-		if err := uc.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("pools", i), err))
-		}
-	}
-	sc := sessionConfig(cfg.TLSSessions)
-	if err := sc.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("tls_sessions"), err))
-	}
-	if cfg.Admin.Listen != "off" {
-		_, err := admin.New(admin.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, TokenEnv: cfg.Admin.TokenEnv}, nil, admin.Options{Log: quiet})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("admin"), err))
 		}
 	}
 	if cfg.Log.AccessFormat == "template" {
@@ -58,5 +48,5 @@ func Check(cfg *policy.Config) error {
 			errs = append(errs, fmt.Errorf("%s: directory of %s does not exist", cfg.Where("log", "access_file"), f))
 		}
 	}
-	return errors.Join(errs...)
+	return set, errors.Join(errs...)
 }

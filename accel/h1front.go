@@ -7,7 +7,6 @@ import (
 
 	"github.com/accel-proxy/accel/h1"
 	"github.com/accel-proxy/accel/parser"
-	"github.com/accel-proxy/accel/policy"
 )
 
 // h1Handler is the pipeline as the HTTP/1 front sees it.
@@ -46,17 +45,4 @@ func fastExchange(c *h1.Conn) *exchange {
 		c.Fast = ex
 	}
 	return ex
-}
-
-// h1Config is the HTTP/1 front's part of the config.
-func h1Config(cfg *policy.Config) h1.Config {
-	lim := cfg.Limits
-	return h1.Config{
-		MaxHeadBytes:   int(lim.MaxHeadBytes),
-		MaxTargetBytes: int(lim.MaxTargetBytes),
-		HeaderTimeout:  lim.HeaderTimeout.D(),
-		IdleTimeout:    lim.IdleTimeout.D(),
-		ReadTimeout:    lim.ReadTimeout.D(),
-		WriteTimeout:   lim.WriteTimeout.D(),
-	}
 }

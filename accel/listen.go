@@ -32,11 +32,8 @@ type listener struct {
 	// tls is nil for cleartext only; a reload or a renewed certificate
 	// swaps it, for the connections accepted from then on.
 	tls atomic.Pointer[tls.Config]
-	// http2 is the HTTP/2 section the h2 server was built with: a change
-	// needs a restart.
-	http2 policy.HTTP2
-	h1    *h1.Server
-	h2    *h2.Server
+	h1  *h1.Server
+	h2  *h2.Server
 	// handshakeTimeout bounds the sniffing and the TLS handshake.
 	handshakeTimeout time.Duration
 	// proxyFrom, when set, makes every connection start with a PROXY
@@ -44,9 +41,10 @@ type listener struct {
 	proxyFrom func(netip.Addr) bool
 }
 
-func (s *Server) newListener(lc policy.Listener) (*listener, error) {
-	cfg := s.state.Load().cfg
-	l := &listener{addr: lc.Address, http2: lc.HTTP2, handshakeTimeout: cfg.Limits.HeaderTimeout.D()}
+// newListener opens lc's socket with the fronts configured by h1c and
+// h2c (the wired settings of its config generation).
+func (s *Server) newListener(lc policy.Listener, h1c h1.Config, h2c h2.Config) (*listener, error) {
+	l := &listener{addr: lc.Address, handshakeTimeout: h1c.HeaderTimeout}
 	if lc.ProxyProtocol {
 		l.proxyFrom = lc.ProxyAllowed
 	}
@@ -60,21 +58,10 @@ func (s *Server) newListener(lc policy.Listener) (*listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
 	}
 	l.ln = ln
-	l.h1 = h1.New(h1Config(cfg), h1Handler{s})
-	l.h2 = h2.New(h2.Config{
-		MaxConcurrentStreams: int(lc.HTTP2.MaxConcurrentStreams),
-		MaxHeaderListSize:    int(lc.HTTP2.MaxHeaderListSize),
-		MaxHeaderBlockSize:   int(lc.HTTP2.MaxHeaderBlockSize),
-		MaxFrameSize:         int(lc.HTTP2.MaxFrameSize),
-		MaxResets:            lc.HTTP2.MaxResets,
-		MaxIdleFrames:        lc.HTTP2.MaxIdleFrames,
-		AbuseWindow:          lc.HTTP2.AbuseWindow.D(),
-		IdleTimeout:          cfg.Limits.IdleTimeout.D(),
-		WriteTimeout:         cfg.Limits.WriteTimeout.D(),
-		ReadTimeout:          cfg.Limits.ReadTimeout.D(),
-		Log:                  s.log,
-		Count:                s.metrics.IncHTTP2Error,
-	}, h2Handler{s})
+	l.h1 = h1.New(h1c, h1Handler{s})
+	h2c.Log = s.log
+	h2c.Count = s.metrics.IncHTTP2Error
+	l.h2 = h2.New(h2c, h2Handler{s})
 	return l, nil
 }
 

@@ -28,7 +28,7 @@ func peerPool(m string) string { return "fleet:" + m }
 // buildPeers adds a pool per other member to a config generation: plain
 // keep-alive HTTP/1.1, no retries, the peer timeout for connect and
 // silence.
-func buildPeers(cfg *policy.Config, st *state) error {
+func buildPeers(cfg *policy.Config, set *settings, st *state) error {
 	f := cfg.Fleet
 	for _, m := range f.Members {
 		if m == f.Self {
@@ -38,8 +38,8 @@ func buildPeers(cfg *policy.Config, st *state) error {
 			Name:             peerPool(m),
 			Servers:          []upstream.ServerConfig{{Addr: m}},
 			Retries:          -1,
-			ConnectTimeout:   f.PeerTimeout.D(),
-			FirstByteTimeout: f.PeerTimeout.D(),
+			ConnectTimeout:   set.peerTimeout,
+			FirstByteTimeout: set.peerTimeout,
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.Where("fleet", "members"), err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/accel-proxy/accel/admin"
+	"github.com/accel-proxy/accel/h2"
 	"github.com/accel-proxy/accel/policy"
 )
 
@@ -54,14 +55,19 @@ func (s *Server) ReloadReport() (admin.Reloaded, error) {
 		s.log.Error("reload refused, old config keeps serving", "err", err)
 		return rep, err
 	}
-	old := s.state.Load()
-	rep.NeedsRestart = needsRestart(old.cfg, cfg)
-	plan, err := s.planListeners(cfg, &rep)
+	set, err := wire(cfg)
 	if err != nil {
 		s.log.Error("reload refused, old config keeps serving", "err", err)
 		return rep, err
 	}
-	st, err := s.build(cfg)
+	old := s.state.Load()
+	rep.NeedsRestart = needsRestart(old, cfg, set)
+	plan, err := s.planListeners(cfg, set, &rep)
+	if err != nil {
+		s.log.Error("reload refused, old config keeps serving", "err", err)
+		return rep, err
+	}
+	st, err := s.build(cfg, set)
 	if err != nil {
 		plan.abort()
 		s.log.Error("reload refused, old config keeps serving", "err", err)
@@ -71,7 +77,7 @@ func (s *Server) ReloadReport() (admin.Reloaded, error) {
 	s.commitListeners(plan)
 	// HTTP/1 limits apply to every listener's next requests.
 	for _, l := range plan.next {
-		l.h1.Reconfigure(h1Config(cfg))
+		l.h1.Reconfigure(set.h1)
 	}
 	s.noteCertFiles(cfg)
 	rep.Applied = append(rep.Applied, "routes", "pools", "cache rules", "limits (HTTP/1)", "log (access)")
@@ -82,32 +88,42 @@ func (s *Server) ReloadReport() (admin.Reloaded, error) {
 	return rep, nil
 }
 
-// needsRestart names the settings that differ between the running and
-// the new config and that only a start reads: the stores, the admin
-// listener, the process log's format, and a kept listener's HTTP/2
-// limits. (The limits section applies to HTTP/1 requests at once.)
-func needsRestart(old, cur *policy.Config) []string {
+// needsRestart names the settings that differ between the running
+// generation and the new config and that only a start reads: the stores,
+// the admin listener, the process log's format, and a kept listener's
+// HTTP/2 limits. (The limits section applies to HTTP/1 requests at once.)
+// The packages' settings are compared with their defaults filled, so that
+// writing out a default is no change.
+func needsRestart(old *state, cur *policy.Config, set *settings) []string {
 	var out []string
 	diff := func(name string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
 			out = append(out, name)
 		}
 	}
-	diff("cache.memory", old.Cache.Memory, cur.Cache.Memory)
-	diff("cache.dir", old.Cache.Dir, cur.Cache.Dir)
-	diff("cache.disk", old.Cache.Disk, cur.Cache.Disk)
-	diff("tls_sessions", old.TLSSessions, cur.TLSSessions)
-	diff("admin", old.Admin, cur.Admin)
-	diff("log.format", old.Log.Format, cur.Log.Format)
+	o := old.set
+	diff("cache.memory", o.cache.MemoryBytes, set.cache.MemoryBytes)
+	diff("cache.dir", o.cache.Dir, set.cache.Dir)
+	diff("cache.disk", o.cache.DiskBytes, set.cache.DiskBytes)
+	diff("tls_sessions", o.sessions, set.sessions)
+	diff("admin", o.admin, set.admin)
+	diff("log.format", old.cfg.Log.Format == "json", cur.Log.Format == "json")
 	for i, l := range cur.Listen {
-		for _, o := range old.Listen {
-			if o.Address == l.Address {
-				diff(fmt.Sprintf("listen[%d].http2", i), o.HTTP2, l.HTTP2)
-				diff(fmt.Sprintf("listen[%d].proxy_protocol", i), []any{o.ProxyProtocol, o.ProxyFrom}, []any{l.ProxyProtocol, l.ProxyFrom})
+		for j, ol := range old.cfg.Listen {
+			if ol.Address == l.Address {
+				diff(fmt.Sprintf("listen[%d].http2", i), http2Section(o.h2[j]), http2Section(set.h2[i]))
+				diff(fmt.Sprintf("listen[%d].proxy_protocol", i), []any{ol.ProxyProtocol, ol.ProxyFrom}, []any{l.ProxyProtocol, l.ProxyFrom})
 			}
 		}
 	}
 	return out
+}
+
+// http2Section is the part of an h2 config that the listener's http2
+// section sets (the timeouts come from limits).
+func http2Section(c h2.Config) h2.Config {
+	c.IdleTimeout, c.WriteTimeout, c.ReadTimeout = 0, 0, 0
+	return c
 }
 
 // listenerPlan is a reload's listener changes, prepared (sockets bound,
@@ -127,7 +143,7 @@ func (p *listenerPlan) abort() {
 	}
 }
 
-func (s *Server) planListeners(cfg *policy.Config, rep *admin.Reloaded) (*listenerPlan, error) {
+func (s *Server) planListeners(cfg *policy.Config, set *settings, rep *admin.Reloaded) (*listenerPlan, error) {
 	s.lnMu.Lock()
 	running := append([]*listener(nil), s.listeners...)
 	s.lnMu.Unlock()
@@ -151,7 +167,7 @@ func (s *Server) planListeners(cfg *policy.Config, rep *admin.Reloaded) (*listen
 			}
 			continue
 		}
-		l, err := s.newListener(lc)
+		l, err := s.newListener(lc, set.h1, set.h2[i])
 		if err != nil {
 			p.abort()
 			return nil, fmt.Errorf("%s: %w", cfg.Where("listen", i), err)

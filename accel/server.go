@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +71,9 @@ type connState struct {
 
 // state is one generation of config: routes and the pools they send to.
 type state struct {
-	cfg    *policy.Config
+	cfg *policy.Config
+	// set is cfg as each package takes it (wiring.go).
+	set    *settings
 	pools  map[string]*upstream.Pool
 	access *accessLog
 	// refs counts requests using this generation; the pools of a retired
@@ -91,12 +92,13 @@ func New(cfg *policy.Config, log *slog.Logger) (*Server, error) {
 	// Every value is checked here, by the package that owns it, so that
 	// a bad one stops the start with its file:line before anything opens
 	// or logs, not later from the component that would use it.
-	if err := Check(cfg); err != nil {
+	set, err := check(cfg)
+	if err != nil {
 		return nil, err
 	}
 	s := &Server{log: log, metrics: admin.NewMetrics(), open: map[net.Conn]*connState{}}
 	s.metrics.InitRejections(rejectionReasons()...)
-	st, err := s.build(cfg)
+	st, err := s.build(cfg, set)
 	if err != nil {
 		return nil, err
 	}
@@ -104,11 +106,15 @@ func New(cfg *policy.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// CacheMemory is the size of the cache's memory tier, its default
+// filled.
+func (s *Server) CacheMemory() int64 { return s.state.Load().set.cache.MemoryBytes }
+
 // SetConfigSource sets how Reload reads the config (the file, usually).
 func (s *Server) SetConfigSource(f func() (*policy.Config, error)) { s.source = f }
 
 // build makes the pools of a config generation.
-func (s *Server) build(cfg *policy.Config) (*state, error) {
+func (s *Server) build(cfg *policy.Config, set *settings) (*state, error) {
 	var prev *logFile
 	if old := s.state.Load(); old != nil {
 		prev = old.access.file
@@ -117,9 +123,9 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &state{cfg: cfg, pools: map[string]*upstream.Pool{}, access: al}
+	st := &state{cfg: cfg, set: set, pools: map[string]*upstream.Pool{}, access: al}
 	for i, p := range cfg.Pools {
-		pool, err := upstream.NewPool(s.poolConfig(p))
+		pool, err := upstream.NewPool(s.poolConfig(set.pools[i]))
 		if err != nil {
 			st.close()
 			if al.file != nil && al.file != prev {
@@ -132,83 +138,34 @@ func (s *Server) build(cfg *policy.Config) (*state, error) {
 		s.metrics.InitPool(p.Name, serverAddrs(p))
 		s.metrics.SetServersFunc(p.Name, serverStates(pool))
 	}
-	if err := buildPeers(cfg, st); err != nil {
+	if err := buildPeers(cfg, set, st); err != nil {
 		st.close()
 		return nil, err
 	}
 	return st, nil
 }
 
-func (s *Server) poolConfig(p policy.Pool) upstream.Config {
-	uc := poolConfig(p)
+// poolConfig adds the running server's callbacks to a pool's config.
+func (s *Server) poolConfig(uc upstream.Config) upstream.Config {
+	name := uc.Name
 	uc.OnTry = func(server string, d time.Duration, status int, err error) {
-		s.metrics.ObserveUpstream(p.Name, server, d, status, err)
+		s.metrics.ObserveUpstream(name, server, d, status, err)
 	}
-	uc.OnRetry = func(server string) { s.metrics.IncRetry(p.Name, server) }
+	uc.OnRetry = func(server string) { s.metrics.IncRetry(name, server) }
 	uc.OnEject = func(server string) {
-		s.metrics.IncEjection(p.Name, server)
-		s.log.Warn("origin server ejected", "pool", p.Name, "server", server)
+		s.metrics.IncEjection(name, server)
+		s.log.Warn("origin server ejected", "pool", name, "server", server)
 	}
 	uc.OnAllFailing = func(failing bool, server string) {
 		if failing {
-			s.metrics.IncAllFailing(p.Name)
-			s.log.Error("every server of the pool is failing; sending requests to all of them", "pool", p.Name)
+			s.metrics.IncAllFailing(name)
+			s.log.Error("every server of the pool is failing; sending requests to all of them", "pool", name)
 			return
 		}
-		s.log.Warn("origin server recovered; the pool leaves its all-failing state", "pool", p.Name, "server", server)
+		s.log.Warn("origin server recovered; the pool leaves its all-failing state", "pool", name, "server", server)
 	}
 	uc.OnBufferFileError = func(err error) {
-		s.log.Warn("response buffering: no temp file; buffering in memory only for 10s", "pool", p.Name, "dir", uc.TempDir, "err", err)
-	}
-	return uc
-}
-
-// poolConfig maps a pool's config onto upstream's, without the callbacks
-// a running server adds.
-func poolConfig(p policy.Pool) upstream.Config {
-	uc := upstream.Config{
-		Name:              p.Name,
-		Balance:           p.Balance,
-		MaxConnsPerServer: p.MaxConnsPerServer,
-		QueueSize:         p.QueueSize,
-		QueueTimeout:      p.QueueTimeout.D(),
-		ConnectTimeout:    p.ConnectTimeout.D(),
-		FirstByteTimeout:  p.FirstByteTimeout.D(),
-		IdleTimeout:       p.IdleTimeout.D(),
-		RetryBudget:       p.RetryBudget.D(),
-		RedialWindow:      p.RedialWindow.D(),
-		FailThreshold:     p.FailThreshold,
-		FailWindow:        p.FailWindow.D(),
-		Cooldown:          p.Cooldown.D(),
-		HealthPath:        p.Health.Path,
-		HealthInterval:    p.Health.Interval.D(),
-		TLS:               upstream.TLS{CAFile: p.TLS.CAFile, ServerName: p.TLS.ServerName, CertFile: p.TLS.Cert, KeyFile: p.TLS.Key},
-	}
-	// Unset keeps upstream's default (2); upstream spells "none" as a
-	// negative count, since its zero means the default. So do the buffer
-	// sizes.
-	if p.Retries != nil {
-		uc.Retries = *p.Retries
-		if uc.Retries == 0 {
-			uc.Retries = -1
-		}
-	}
-	if m := p.Buffer.Memory; m != nil {
-		uc.BufferMemory = int(*m)
-		if *m == 0 {
-			uc.BufferMemory = -1
-		}
-	}
-	if f := p.Buffer.MaxTempFile; f != nil {
-		uc.BufferFile = int64(*f)
-		if *f == 0 {
-			uc.BufferFile = -1
-		}
-	}
-	uc.TempDir = p.Buffer.TempDir
-	for _, sv := range p.Servers {
-		addr, useTLS := sv.HostPort()
-		uc.Servers = append(uc.Servers, upstream.ServerConfig{Addr: addr, Weight: sv.Weight, TLS: useTLS})
+		s.log.Warn("response buffering: no temp file; buffering in memory only for 10s", "pool", name, "dir", uc.TempDir, "err", err)
 	}
 	return uc
 }
@@ -242,13 +199,11 @@ func (st *state) close() {
 // Start opens the cache, the session store, the client listeners and the
 // admin listener, and begins serving.
 func (s *Server) Start() error {
-	cfg := s.state.Load().cfg
-	c, err := cache.Open(cache.Config{
-		MemoryBytes: int64(cfg.Cache.Memory),
-		Dir:         dirOrOff(cfg.Cache.Dir),
-		DiskBytes:   int64(cfg.Cache.Disk),
-		Log:         s.log,
-	})
+	st := s.state.Load()
+	cfg, set := st.cfg, st.set
+	cc := set.cache
+	cc.Log = s.log
+	c, err := cache.Open(cc)
 	if err != nil {
 		// The usual cause is another accel holding the directory's lock:
 		// name the directory so the operator sees which.
@@ -256,16 +211,16 @@ func (s *Server) Start() error {
 	}
 	s.cache = c
 	s.metrics.SetCacheStatsFunc(func() admin.CacheStats { return cacheStats(c.Stats()) })
-	if err := s.startFleet(cfg); err != nil {
+	if err := s.startFleet(set); err != nil {
 		s.stopStores()
 		return err
 	}
-	if err := s.startTLSSessions(cfg); err != nil {
+	if err := s.startTLSSessions(cfg, set); err != nil {
 		s.stopStores()
 		return err
 	}
-	for _, lc := range cfg.Listen {
-		l, err := s.newListener(lc)
+	for i, lc := range cfg.Listen {
+		l, err := s.newListener(lc, set.h1, set.h2[i])
 		if err != nil {
 			s.closeListeners()
 			s.stopStores()
@@ -273,7 +228,7 @@ func (s *Server) Start() error {
 		}
 		s.listeners = append(s.listeners, l)
 	}
-	if err := s.startAdmin(cfg); err != nil {
+	if err := s.startAdmin(set); err != nil {
 		s.closeListeners()
 		s.stopStores()
 		return err
@@ -287,14 +242,7 @@ func (s *Server) Start() error {
 	return nil
 }
 
-func dirOrOff(d string) string {
-	if d == "off" || d == "" {
-		return ""
-	}
-	return filepath.Clean(d)
-}
-
-func (s *Server) startTLSSessions(cfg *policy.Config) error {
+func (s *Server) startTLSSessions(cfg *policy.Config, set *settings) error {
 	needTLS := false
 	for _, l := range cfg.Listen {
 		needTLS = needTLS || l.TLS != nil
@@ -302,7 +250,7 @@ func (s *Server) startTLSSessions(cfg *policy.Config) error {
 	if !needTLS {
 		return nil
 	}
-	sc := sessionConfig(cfg.TLSSessions)
+	sc := set.sessions
 	sc.OnError = s.metrics.IncSessionStoreError
 	store, err := tlsstore.Open(sc, s.log)
 	if err != nil {
@@ -312,29 +260,11 @@ func (s *Server) startTLSSessions(cfg *policy.Config) error {
 	return nil
 }
 
-func sessionConfig(ts policy.TLSSessions) tlsstore.Config {
-	return tlsstore.Config{
-		Mode:           ts.Mode,
-		Backend:        ts.Backend,
-		Addrs:          ts.Addrs,
-		Dir:            dirOrOff(ts.Dir),
-		Lifetime:       ts.Lifetime.D(),
-		Timeout:        ts.Timeout.D(),
-		RotationPeriod: ts.RotationPeriod.D(),
-		KeyWindow:      ts.KeyWindow,
-		Namespace:      ts.Namespace,
-	}
-}
-
-func (s *Server) startAdmin(cfg *policy.Config) error {
-	if cfg.Admin.Listen == "off" {
+func (s *Server) startAdmin(set *settings) error {
+	if set.admin == nil {
 		return nil
 	}
-	a, err := admin.New(admin.Config{
-		Listen:   cfg.Admin.Listen,
-		Token:    cfg.Admin.Token,
-		TokenEnv: cfg.Admin.TokenEnv,
-	}, s.metrics, admin.Options{
+	a, err := admin.New(*set.admin, s.metrics, admin.Options{
 		Purger: s.purger(),
 		Reload: s.ReloadReport,
 		Stats:  s.stats,

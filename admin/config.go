@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"strings"
+
+	"github.com/accel-proxy/accel/internal/cfgerr"
 )
 
 // Defaults for Config's zero fields.
@@ -48,10 +50,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate checks the listen address.
-func (c Config) validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", c.Listen, err)
+// Validate fills the zero fields with their defaults and checks the
+// listen address and the token, naming the field as the config file's
+// admin section spells it (a *cfgerr.Error).
+func (c *Config) Validate() error {
+	*c = c.withDefaults()
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil || port == "" || strings.ContainsAny(host, " /") {
+		return cfgerr.Errorf([]any{"listen"}, "%q is not host:port", c.Listen)
+	}
+	if _, _, err := c.token(); err != nil {
+		if strings.TrimSpace(c.Token) != "" {
+			return cfgerr.Errorf([]any{"token"}, "%v", err)
+		}
+		return cfgerr.Errorf([]any{"token_env"}, "%v", err)
 	}
 	return nil
 }

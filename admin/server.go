@@ -86,8 +86,7 @@ const maxBody = 1 << 20
 // what GET /metrics and GET /stats report; nil gives the server metrics of
 // its own that nothing feeds.
 func New(cfg Config, m *Metrics, opts Options) (*Server, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	tok, source, err := cfg.token()

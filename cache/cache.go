@@ -140,16 +140,21 @@ const (
 	defaultDiskBytes   = 1 << 30
 )
 
+// EnsureDefaults fills the zero sizes with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.MemoryBytes <= 0 {
+		c.MemoryBytes = defaultMemoryBytes
+	}
+	if c.DiskBytes <= 0 {
+		c.DiskBytes = defaultDiskBytes
+	}
+}
+
 // Open makes a cache. With a Dir it opens (or creates) the persistent tier
 // there and rebuilds the index from it, dropping records that fail their
 // checksum.
 func Open(cfg Config) (*Cache, error) {
-	if cfg.MemoryBytes <= 0 {
-		cfg.MemoryBytes = defaultMemoryBytes
-	}
-	if cfg.DiskBytes <= 0 {
-		cfg.DiskBytes = defaultDiskBytes
-	}
+	cfg.EnsureDefaults()
 	c := &Cache{cfg: cfg, now: cfg.Now, ix: newIndex()}
 	if c.now == nil {
 		c.now = time.Now

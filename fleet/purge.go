@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/accel-proxy/accel/internal/cfgerr"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,20 +25,46 @@ type Purger interface {
 	PurgeAll(soft bool) (int, error)
 }
 
-// Config is where the fleet's purge stream lives.
+// Config is where the fleet's purge stream lives: the config file's fleet
+// section. Zero fields take their defaults (Validate).
 type Config struct {
 	// Addr is the Redis server, host:port.
 	Addr string
 	// Stream is the stream's key; fleets sharing a Redis use their own.
+	// Default "accel:purges".
 	Stream string
 	// MaxLen bounds the stream (approximately, XADD MAXLEN ~); an instance
 	// down for longer than MaxLen purges drops its cache when it returns.
+	// Default 100000.
 	MaxLen int64
 	// StateFile keeps the id of the last entry applied; empty for a
 	// cache that does not outlive the process (nothing to replay).
 	StateFile string
-	// Timeout bounds each Redis call but the blocking read.
+	// Timeout bounds each Redis call but the blocking read; default 2s.
 	Timeout time.Duration
+}
+
+// Validate fills the zero fields with their defaults and checks the
+// rest, naming the field as the config file's fleet section spells it (a
+// *cfgerr.Error).
+func (c *Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil || host == "" || port == "" {
+		return cfgerr.Errorf([]any{"redis"}, "%q is not host:port", c.Addr)
+	}
+	if c.MaxLen < 0 {
+		return cfgerr.Errorf([]any{"stream_max_len"}, "is negative")
+	}
+	if c.Stream == "" {
+		c.Stream = "accel:purges"
+	}
+	if c.MaxLen == 0 {
+		c.MaxLen = 100000
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Second
+	}
+	return nil
 }
 
 // Purges applies purges locally and shares them with the fleet. It is a
@@ -63,8 +91,8 @@ type Purges struct {
 // entry), and follows the stream from then on. It fails when Redis cannot
 // be reached: serving before the replay could serve purged objects.
 func Open(cfg Config, local Purger, log *slog.Logger) (*Purges, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Second
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	host, _ := os.Hostname()
 	p := &Purges{

@@ -13,17 +13,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/accel-proxy/accel/internal/cfgerr"
 	"github.com/accel-proxy/accel/parser"
 )
 
-// Config holds the HTTP/1 limits. The zero value of a field is its
-// default.
+// Config holds the HTTP/1 limits: the config file's limits section. The
+// zero value of a field is its default.
 type Config struct {
-	// MaxHeadBytes bounds a request head; 0 means 64 KiB. Over it the
-	// answer is 431.
+	// MaxHeadBytes bounds a request head; 0 is parser's default (64 KiB).
+	// Over it the answer is 431.
 	MaxHeadBytes int
-	// MaxTargetBytes bounds the request-target; 0 is parser's default.
-	// Over it the answer is 414.
+	// MaxTargetBytes bounds the request-target; 0 is parser's default
+	// (8 KiB). Over it the answer is 414.
 	MaxTargetBytes int
 	// HeaderTimeout bounds the time from a head's first byte to its end;
 	// 0 means 10s. Over it the answer is 408.
@@ -38,10 +39,22 @@ type Config struct {
 	WriteTimeout time.Duration
 }
 
-func (c Config) withDefaults() Config {
-	if c.MaxHeadBytes <= 0 {
-		c.MaxHeadBytes = 64 << 10
+// Validate fills the zero (or negative) fields with their defaults and
+// refuses limits that contradict each other, naming the field as the config
+// file's limits section spells it (a *cfgerr.Error).
+func (c *Config) Validate() error {
+	*c = c.withDefaults()
+	if c.MaxTargetBytes > c.MaxHeadBytes {
+		// The target is part of the head: its own bound could never be
+		// reached.
+		return cfgerr.Errorf([]any{"max_target_bytes"}, "%d is larger than max_head_bytes (%d)", c.MaxTargetBytes, c.MaxHeadBytes)
 	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	lim := parser.Limits{MaxHeadBytes: c.MaxHeadBytes, MaxTargetBytes: c.MaxTargetBytes}.WithDefaults()
+	c.MaxHeadBytes, c.MaxTargetBytes = lim.MaxHeadBytes, lim.MaxTargetBytes
 	if c.HeaderTimeout <= 0 {
 		c.HeaderTimeout = 10 * time.Second
 	}

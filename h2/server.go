@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/accel-proxy/accel/internal/cfgerr"
 	"github.com/accel-proxy/accel/parser"
 )
 
@@ -62,6 +63,25 @@ type Config struct {
 	Count func(reason string)
 }
 
+// Validate refuses what RFC 9113 or the abuse limits cannot take, naming
+// the field as the config file's http2 section spells it (a
+// *cfgerr.Error), and fills the zero fields with their defaults.
+func (cfg *Config) Validate() error {
+	// RFC 9113 §6.5.2: SETTINGS_MAX_FRAME_SIZE lies between 2^14 and
+	// 2^24-1; zero is the default.
+	if fs := cfg.MaxFrameSize; fs != 0 && (fs < 16<<10 || fs > 1<<24-1) {
+		return cfgerr.Errorf([]any{"max_frame_size"}, "%d is outside 16KiB..16MiB", fs)
+	}
+	if cfg.MaxResets < 0 {
+		return cfgerr.Errorf([]any{"max_resets"}, "must not be negative")
+	}
+	if cfg.MaxIdleFrames < 0 {
+		return cfgerr.Errorf([]any{"max_idle_frames"}, "must not be negative")
+	}
+	cfg.setDefaults()
+	return nil
+}
+
 func (cfg *Config) setDefaults() {
 	setInt(&cfg.MaxConcurrentStreams, 250)
 	setInt(&cfg.MaxHeaderListSize, 64<<10)
@@ -73,12 +93,6 @@ func (cfg *Config) setDefaults() {
 	setDur(&cfg.IdleTimeout, 75*time.Second)
 	setDur(&cfg.WriteTimeout, 30*time.Second)
 	setDur(&cfg.ReadTimeout, 30*time.Second)
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Count == nil {
-		cfg.Count = func(string) {}
-	}
 }
 
 func setInt(p *int, v int) {
@@ -135,6 +149,12 @@ type Server struct {
 // New returns a server; it serves nothing until given connections.
 func New(cfg Config, h Handler) *Server {
 	cfg.setDefaults()
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Count == nil {
+		cfg.Count = func(string) {}
+	}
 	return &Server{cfg: cfg, h: h, conns: map[*conn]struct{}{}, drained: make(chan struct{})}
 }
 

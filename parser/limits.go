@@ -24,7 +24,9 @@ const (
 	defaultMaxFields      = 100
 )
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with every zero field set to its default: the
+// defaults live here, with the parser that enforces them.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxHeadBytes <= 0 {
 		l.MaxHeadBytes = defaultMaxHeadBytes
 	}

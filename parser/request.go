@@ -21,7 +21,7 @@ const maxLeadingEmptyLines = 4
 // The body is not read: r.ContentLength and r.Chunked say how it is framed.
 func ParseRequest(b []byte, r *Request, lim Limits) (n int, err error) {
 	r.Reset()
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	n, err = parseRequest(window(b, lim.MaxHeadBytes), r, lim)
 	return finish(n, err, len(b), lim.MaxHeadBytes)
 }

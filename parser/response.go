@@ -12,7 +12,7 @@ package parser
 // this parser cannot, that 1xx, 204, 304 and answers to HEAD have no body.
 func ParseResponse(b []byte, r *Response, lim Limits) (n int, err error) {
 	r.Reset()
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	n, err = parseResponse(window(b, lim.MaxHeadBytes), r, lim)
 	return finish(n, err, len(b), lim.MaxHeadBytes)
 }

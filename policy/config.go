@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/accel-proxy/accel/internal/cfgerr"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -55,7 +56,7 @@ func (c *Config) Where(path ...any) string {
 	if line := lineOf(c.root, path); line > 0 {
 		w += ":" + strconv.Itoa(line)
 	}
-	return w + ": " + pathString(path)
+	return w + ": " + cfgerr.Path(path...)
 }
 
 // Listener is one client-facing socket.
@@ -339,7 +340,7 @@ func parse(data []byte, file, base string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(file, &root, err)
 	}
-	cfg.Defaults()
+	cfg.defaults()
 	if base != "" {
 		cfg.resolvePaths(base)
 	}
@@ -384,89 +385,23 @@ func yamlError(file string, root *yaml.Node, err error) error {
 	return errors.Join(errs...)
 }
 
-// Defaults fills every unset field with its documented default.
-func (c *Config) Defaults() {
-	for i := range c.Listen {
-		h := &c.Listen[i].HTTP2
-		if h.MaxConcurrentStreams == 0 {
-			h.MaxConcurrentStreams = 250
-		}
-		if h.MaxHeaderListSize == 0 {
-			h.MaxHeaderListSize = 64 << 10
-		}
-		if h.MaxFrameSize == 0 {
-			h.MaxFrameSize = 16 << 10
-		}
-		if h.MaxHeaderBlockSize == 0 {
-			h.MaxHeaderBlockSize = h.MaxHeaderListSize
-		}
-		if h.MaxResets == 0 {
-			h.MaxResets = 100
-		}
-		if h.MaxIdleFrames == 0 {
-			h.MaxIdleFrames = 1000
-		}
-		setDur(&h.AbuseWindow, 10e9)
-		if t := c.Listen[i].TLS; t != nil && t.MinVersion == "" {
-			t.MinVersion = "1.2"
-		}
-	}
-	l := &c.Limits
-	setSize(&l.MaxHeadBytes, 64<<10)
-	setSize(&l.MaxTargetBytes, 8<<10)
-	setDur(&l.HeaderTimeout, 10e9)
-	setDur(&l.ReadTimeout, 30e9)
-	setDur(&l.WriteTimeout, 30e9)
-	setDur(&l.IdleTimeout, 75e9)
-	for i := range c.Pools {
-		p := &c.Pools[i]
-		if p.Balance == "" {
-			p.Balance = "round_robin"
-		}
-		for j := range p.Servers {
-			if p.Servers[j].Weight == 0 {
-				p.Servers[j].Weight = 1
-			}
-		}
-	}
+// defaults fills what the file itself decides when a key is unset: a
+// route's path, and where the data directories are (beside the file, see
+// Load). Every other default belongs to the package that uses the value
+// (h1, h2, upstream, cache, tlsstore, admin, fleet), which fills it from
+// the zero value accel's wiring passes on, so that it is written once.
+func (c *Config) defaults() {
 	for i := range c.Routes {
 		if c.Routes[i].Path == "" {
 			c.Routes[i].Path = "/"
 		}
 	}
-	setSize(&c.Cache.Memory, 256<<20)
-	setSize(&c.Cache.Disk, 1<<30)
 	if c.Cache.Dir == "" {
 		c.Cache.Dir = "accel-data/cache"
 	}
 	s := &c.TLSSessions
-	if s.Mode == "" {
-		s.Mode = "stateful"
-	}
-	if s.Backend == "" {
-		s.Backend = "memory"
-	}
-	if s.Dir == "" && s.Backend == "memory" {
+	if s.Dir == "" && (s.Backend == "" || s.Backend == "memory") {
 		s.Dir = "accel-data/sessions"
-	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:9090"
-	}
-	if c.Admin.TokenEnv == "" {
-		c.Admin.TokenEnv = "ACCEL_ADMIN_TOKEN"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
-	if c.Log.Access == nil {
-		on := true
-		c.Log.Access = &on
-	}
-	if c.Log.AccessFormat == "" {
-		c.Log.AccessFormat = "log"
-	}
-	if c.Log.AccessKeep == 0 {
-		c.Log.AccessKeep = 5
 	}
 }
 
@@ -500,18 +435,6 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.Log.AccessFile)
 }
 
-func setSize(v *ByteSize, d ByteSize) {
-	if *v == 0 {
-		*v = d
-	}
-}
-
-func setDur(v *Duration, d Duration) {
-	if *v == 0 {
-		*v = d
-	}
-}
-
 // checker collects validation errors, each with the line of the YAML node
 // it is about.
 type checker struct {
@@ -527,26 +450,9 @@ func (k *checker) failf(path []any, format string, args ...any) {
 	if line > 0 {
 		b.WriteString(":" + strconv.Itoa(line))
 	}
-	b.WriteString(": " + pathString(path) + ": ")
+	b.WriteString(": " + cfgerr.Path(path...) + ": ")
 	fmt.Fprintf(&b, format, args...)
 	k.errs = append(k.errs, errors.New(b.String()))
-}
-
-// pathString renders a path the way the YAML reads: routes[2].pool.
-func pathString(path []any) string {
-	var b strings.Builder
-	for _, p := range path {
-		switch p := p.(type) {
-		case int:
-			fmt.Fprintf(&b, "[%d]", p)
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(p)
-		}
-	}
-	return b.String()
 }
 
 // lineOf finds the line of the node at path, or of its closest ancestor
@@ -565,6 +471,8 @@ func lineOf(n *yaml.Node, path []any) int {
 		case int:
 			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
 				next = n.Content[p]
+				// An item's own line, a scalar one's too (addrs[1]).
+				line = next.Line
 			}
 		case string:
 			if n.Kind == yaml.MappingNode {
@@ -606,26 +514,14 @@ func (c *Config) validate(root *yaml.Node) error {
 					k.failf(cp, "needs both cert and key")
 				}
 			}
-			if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+			if t.MinVersion != "" && t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 				k.failf(append(p, "tls", "min_version"), "%q is not 1.2 or 1.3", t.MinVersion)
 			}
-		}
-		if fs := l.HTTP2.MaxFrameSize; fs < 16<<10 || fs > 1<<24-1 {
-			k.failf(append(p, "http2", "max_frame_size"), "%d is outside 16KiB..16MiB", fs)
-		}
-		if l.HTTP2.MaxResets < 0 {
-			k.failf(append(p, "http2", "max_resets"), "must not be negative")
-		}
-		if l.HTTP2.MaxIdleFrames < 0 {
-			k.failf(append(p, "http2", "max_idle_frames"), "must not be negative")
 		}
 		c.Listen[i].proxyNets = checkProxyFrom(k, p, l)
 	}
 	if c.Limits.OriginFetchesPerClient < 0 {
 		k.failf([]any{"limits", "origin_fetches_per_client"}, "is negative")
-	}
-	if c.Limits.MaxTargetBytes > c.Limits.MaxHeadBytes {
-		k.failf([]any{"limits", "max_target_bytes"}, "is larger than max_head_bytes")
 	}
 	pools := map[string]bool{}
 	for i, p := range c.Pools {
@@ -637,39 +533,10 @@ func (c *Config) validate(root *yaml.Node) error {
 			k.failf(append(pp, "name"), "pool %q is defined twice", p.Name)
 		}
 		pools[p.Name] = true
-		if len(p.Servers) == 0 {
-			k.failf(append(pp, "servers"), "pool %q has no servers", p.Name)
-		}
-		seen := map[string]bool{}
-		for j, s := range p.Servers {
-			hp, _ := s.HostPort()
-			checkAddress(k, append(pp, "servers", j, "address"), hp)
-			if seen[s.Address] {
-				// Two entries for one server would double its weight
-				// and its connections behind one health state.
-				k.failf(append(pp, "servers", j, "address"), "%q is listed twice in pool %q", s.Address, p.Name)
-			}
-			seen[s.Address] = true
-			if s.Weight < 0 {
-				k.failf(append(pp, "servers", j, "weight"), "weight %d is negative", s.Weight)
-			}
-		}
-		if p.Balance != "round_robin" && p.Balance != "least_conn" {
-			k.failf(append(pp, "balance"), "%q is not round_robin or least_conn", p.Balance)
-		}
+		// The servers, sizes and timeouts are upstream's to check
+		// (accel's wiring); -1 is no spelling of "no retries" here.
 		if p.Retries != nil && *p.Retries < 0 {
 			k.failf(append(pp, "retries"), "is negative")
-		}
-		if p.Health.Path != "" && !strings.HasPrefix(p.Health.Path, "/") {
-			k.failf(append(pp, "health", "path"), "%q does not start with /", p.Health.Path)
-		}
-		if m := p.Buffer.Memory; m != nil && *m > 64<<20 {
-			k.failf(append(pp, "buffer", "memory"), "%d is over 64MiB per response", *m)
-		}
-		if d := p.Buffer.TempDir; d != "" {
-			if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
-				k.failf(append(pp, "buffer", "temp_dir"), "%q is not a directory", d)
-			}
 		}
 	}
 	if len(c.Routes) == 0 {
@@ -702,31 +569,12 @@ func (c *Config) validate(root *yaml.Node) error {
 			r.purgeNets = append(r.purgeNets, pfx.Masked())
 		}
 	}
-	s := c.TLSSessions
-	if s.Mode != "stateful" && s.Mode != "stateless" {
-		k.failf([]any{"tls_sessions", "mode"}, "%q is not stateful or stateless", s.Mode)
-	}
-	switch s.Backend {
-	case "memory":
-	case "redis", "memcached":
-		if len(s.Addrs) == 0 {
-			k.failf([]any{"tls_sessions", "addrs"}, "backend %s needs addrs", s.Backend)
-		}
-		for j, a := range s.Addrs {
-			checkAddress(k, []any{"tls_sessions", "addrs", j}, a)
-		}
-	default:
-		k.failf([]any{"tls_sessions", "backend"}, "%q is not memory, redis or memcached", s.Backend)
-	}
 	c.Fleet.check(k)
-	if c.Admin.Listen != "off" {
-		checkAddress(k, []any{"admin", "listen"}, c.Admin.Listen)
-	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
+	if c.Log.Format != "" && c.Log.Format != "text" && c.Log.Format != "json" {
 		k.failf([]any{"log", "format"}, "%q is not text or json", c.Log.Format)
 	}
 	switch c.Log.AccessFormat {
-	case "log", "combined", "json":
+	case "", "log", "combined", "json":
 	case "template":
 		if c.Log.AccessTemplate == "" {
 			k.failf([]any{"log", "access_template"}, "access_format template needs a template")

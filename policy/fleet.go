@@ -26,29 +26,18 @@ type Fleet struct {
 	PeerTimeout Duration `yaml:"peer_timeout"`
 }
 
+// check cross-checks members and self; the purge stream's settings are
+// package fleet's to check (accel's wiring).
 func (f *Fleet) check(k *checker) {
-	if len(f.Members) > 0 {
-		setDur(&f.PeerTimeout, 500e6)
-		found := false
-		for j, m := range f.Members {
-			checkAddress(k, []any{"fleet", "members", j}, m)
-			found = found || m == f.Self
-		}
-		if !found {
-			k.failf([]any{"fleet", "self"}, "%q is not one of fleet.members", f.Self)
-		}
-	}
-	if f.Redis == "" {
+	if len(f.Members) == 0 {
 		return
 	}
-	checkAddress(k, []any{"fleet", "redis"}, f.Redis)
-	if f.Stream == "" {
-		f.Stream = "accel:purges"
+	found := false
+	for j, m := range f.Members {
+		checkAddress(k, []any{"fleet", "members", j}, m)
+		found = found || m == f.Self
 	}
-	if f.StreamMaxLen == 0 {
-		f.StreamMaxLen = 100000
-	}
-	if f.StreamMaxLen < 0 {
-		k.failf([]any{"fleet", "stream_max_len"}, "is negative")
+	if !found {
+		k.failf([]any{"fleet", "self"}, "%q is not one of fleet.members", f.Self)
 	}
 }

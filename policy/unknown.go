@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/accel-proxy/accel/internal/cfgerr"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -17,7 +18,7 @@ func unknownKey(root *yaml.Node, line int, name string) (msg string, ok bool) {
 	if !found {
 		return "", false
 	}
-	msg = pathString(path) + ": unknown field"
+	msg = cfgerr.Path(path...) + ": unknown field"
 	known := keysAt(reflect.TypeFor[Config](), path[:len(path)-1])
 	if best := closest(name, known); best != "" {
 		msg += ", did you mean " + strconv.Quote(best) + "?"

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/accel-proxy/accel/internal/cfgerr"
 )
 
 // Modes and backends accepted by [Config].
@@ -92,58 +94,62 @@ type Config struct {
 	OnError func()
 }
 
-// Validate reports the first problem with c, naming the field.
+// Validate reports the first problem with c, naming the field as the
+// config file's tls_sessions section spells it (a *cfgerr.Error), and
+// fills the zero fields with their defaults.
 func (c *Config) Validate() error {
+	field := cfgerr.Errorf
 	if !validNamespace(c.Namespace) {
-		return fmt.Errorf("tlsstore: Namespace: %q is not up to 64 letters, digits, '-', '_' or '.'", c.Namespace)
+		return field([]any{"namespace"}, "%q is not up to 64 letters, digits, '-', '_' or '.'", c.Namespace)
 	}
 	switch c.Mode {
 	case "", ModeStateful, ModeStateless:
 	default:
-		return fmt.Errorf("tlsstore: Mode: unknown mode %q (want %q or %q)", c.Mode, ModeStateful, ModeStateless)
+		return field([]any{"mode"}, "unknown mode %q (want %q or %q)", c.Mode, ModeStateful, ModeStateless)
 	}
 	switch c.Backend {
 	case "", BackendMemory:
 		if len(c.Addrs) > 0 {
-			return errors.New("tlsstore: Addrs: the memory backend takes no servers")
+			return field([]any{"addrs"}, "the memory backend takes no servers")
 		}
 	case BackendRedis, BackendMemcached:
 		if len(c.Addrs) == 0 {
-			return fmt.Errorf("tlsstore: Addrs: the %s backend needs at least one server", c.Backend)
+			return field([]any{"addrs"}, "the %s backend needs at least one server", c.Backend)
 		}
 		if c.Dir != "" {
-			return errors.New("tlsstore: Dir: only the memory backend persists to a directory")
+			return field([]any{"dir"}, "only the memory backend persists to a directory")
 		}
 	default:
-		return fmt.Errorf("tlsstore: Backend: unknown backend %q (want %q, %q or %q)", c.Backend, BackendMemory, BackendRedis, BackendMemcached)
+		return field([]any{"backend"}, "unknown backend %q (want %q, %q or %q)", c.Backend, BackendMemory, BackendRedis, BackendMemcached)
 	}
 	seen := make(map[string]bool, len(c.Addrs))
 	for i, a := range c.Addrs {
 		host, port, err := net.SplitHostPort(a)
 		if err != nil || host == "" || port == "" {
-			return fmt.Errorf("tlsstore: Addrs[%d]: %q is not host:port", i, a)
+			return field([]any{"addrs", i}, "%q is not host:port", a)
 		}
 		if seen[a] {
-			return fmt.Errorf("tlsstore: Addrs[%d]: %q is listed twice", i, a)
+			return field([]any{"addrs", i}, "%q is listed twice", a)
 		}
 		seen[a] = true
 	}
 	switch {
 	case c.Lifetime < 0:
-		return errors.New("tlsstore: Lifetime: must not be negative")
+		return field([]any{"lifetime"}, "must not be negative")
 	case c.Lifetime > 0 && c.Lifetime < time.Second:
-		return errors.New("tlsstore: Lifetime: must be at least 1s (backends expire entries by the second)")
+		return field([]any{"lifetime"}, "must be at least 1s (backends expire entries by the second)")
 	case c.Lifetime > maxLifetime:
-		return errors.New("tlsstore: Lifetime: must be at most 7 days, crypto/tls's own limit")
+		return field([]any{"lifetime"}, "must be at most 7 days, crypto/tls's own limit")
 	case c.Timeout < 0:
-		return errors.New("tlsstore: Timeout: must not be negative")
+		return field([]any{"timeout"}, "must not be negative")
 	case c.RotationPeriod < 0:
-		return errors.New("tlsstore: RotationPeriod: must not be negative")
+		return field([]any{"rotation_period"}, "must not be negative")
 	case c.RotationPeriod > 0 && c.RotationPeriod < time.Second:
-		return errors.New("tlsstore: RotationPeriod: must be at least 1s")
+		return field([]any{"rotation_period"}, "must be at least 1s")
 	case c.KeyWindow < 0:
-		return errors.New("tlsstore: KeyWindow: must not be negative")
+		return field([]any{"key_window"}, "must not be negative")
 	}
+	*c = c.withDefaults()
 	return nil
 }
 
@@ -224,9 +230,8 @@ type Store struct {
 // (stateful) or use a local ticket key (stateless). log may be nil.
 func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tlsstore: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

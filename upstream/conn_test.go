@@ -462,16 +462,27 @@ func tinyDisk(t *testing.T) string {
 // costs buffering, not the response: the body completes at the reader's
 // pace, and the failure is reported once per back-off, not per response.
 func TestSpoolTempDirFailures(t *testing.T) {
-	notDir := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+	// A directory that Validate accepted and that is a file by the time
+	// the pool spools (an operator's cleanup, a remount).
+	notDir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(notDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	becomeFile := func(t *testing.T) {
+		if err := os.Remove(notDir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
-		name string
-		dir  func(*testing.T) string
+		name  string
+		dir   func(*testing.T) string
+		after func(*testing.T)
 	}{
-		{"not a directory", func(*testing.T) string { return notDir }},
-		{"full", tinyDisk},
+		{"not a directory", func(*testing.T) string { return notDir }, becomeFile},
+		{"full", tinyDisk, func(*testing.T) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const size = 1 << 20
@@ -484,6 +495,7 @@ func TestSpoolTempDirFailures(t *testing.T) {
 				TempDir:           tc.dir(t),
 				OnBufferFileError: func(error) { reported.Add(1) },
 			})
+			tc.after(t)
 			for i := range 2 {
 				resp, err := p.Do(context.Background(), get("/big"))
 				if err != nil {

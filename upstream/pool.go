@@ -1,14 +1,15 @@
 package upstream
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/accel-proxy/accel/internal/cfgerr"
 	"github.com/valyala/fasthttp"
 )
 
@@ -126,48 +127,51 @@ const (
 	LeastConn  = "least_conn"
 )
 
-// Validate fills the defaults and reports the first invalid field by name.
+// maxBufferMemory bounds BufferMemory: each response in flight may hold
+// that much, so a typo in its unit would exhaust memory under load.
+const maxBufferMemory = 64 << 20
+
+// Validate fills the defaults and reports the first invalid field, named
+// as the config file's pool section spells it (a *cfgerr.Error).
 func (c *Config) Validate() error {
-	field := func(name, msg string) error {
-		if c.Name != "" {
-			return fmt.Errorf("upstream: pools.%s.%s: %s", c.Name, name, msg)
-		}
-		return fmt.Errorf("upstream: %s: %s", name, msg)
+	field := func(path []any, format string, args ...any) error {
+		return cfgerr.Errorf(path, format, args...)
 	}
 	if len(c.Servers) == 0 {
-		return field("servers", "at least one server is required")
+		return field([]any{"servers"}, "at least one server is required")
 	}
 	if len(c.Servers) > maxServers {
-		return field("servers", "at most "+strconv.Itoa(maxServers)+" servers per pool")
+		return field([]any{"servers"}, "at most %d servers per pool", maxServers)
 	}
 	seen := make(map[string]bool, len(c.Servers))
 	for i := range c.Servers {
 		s := &c.Servers[i]
-		name := "servers[" + strconv.Itoa(i) + "]"
 		host, port, err := net.SplitHostPort(s.Addr)
-		if err != nil || host == "" || port == "" {
-			return field(name+".addr", fmt.Sprintf("%q is not host:port", s.Addr))
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || strings.ContainsAny(host, " /") || perr != nil || n < 1 || n > 65535 {
+			return field([]any{"servers", i, "address"}, "%q is not host:port", s.Addr)
 		}
 		if seen[s.Addr] {
-			return field(name+".addr", fmt.Sprintf("%q is listed twice", s.Addr))
+			// Two entries for one server would double its weight and its
+			// connections behind one health state.
+			return field([]any{"servers", i, "address"}, "%q is listed twice", s.Addr)
 		}
 		seen[s.Addr] = true
 		if s.Weight < 0 {
-			return field(name+".weight", "must not be negative")
+			return field([]any{"servers", i, "weight"}, "weight %d is negative", s.Weight)
 		}
 		if s.Weight == 0 {
 			s.Weight = 1
 		}
 	}
 	if _, err := c.tlsConfigs(); err != nil {
-		return field("tls", err.Error())
+		return field([]any{"tls"}, "%v", err)
 	}
 	switch c.Balance {
 	case "":
 		c.Balance = RoundRobin
 	case RoundRobin, LeastConn:
 	default:
-		return field("balance", fmt.Sprintf("%q is neither %q nor %q", c.Balance, RoundRobin, LeastConn))
+		return field([]any{"balance"}, "%q is neither %q nor %q", c.Balance, RoundRobin, LeastConn)
 	}
 	ints := []struct {
 		name string
@@ -180,30 +184,30 @@ func (c *Config) Validate() error {
 	}
 	for _, f := range ints {
 		if *f.v < 0 {
-			return field(f.name, "must not be negative")
+			return field([]any{f.name}, "must not be negative")
 		}
 		if *f.v == 0 {
 			*f.v = f.def
 		}
 	}
 	durs := []struct {
-		name string
+		path []any
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"queue_timeout", &c.QueueTimeout, time.Second},
-		{"connect_timeout", &c.ConnectTimeout, 3 * time.Second},
-		{"first_byte_timeout", &c.FirstByteTimeout, 60 * time.Second},
-		{"idle_timeout", &c.IdleTimeout, 60 * time.Second},
-		{"retry_budget", &c.RetryBudget, 10 * time.Second},
-		{"redial_window", &c.RedialWindow, 2 * time.Second},
-		{"fail_window", &c.FailWindow, 10 * time.Second},
-		{"cooldown", &c.Cooldown, 10 * time.Second},
-		{"health_interval", &c.HealthInterval, 5 * time.Second},
+		{[]any{"queue_timeout"}, &c.QueueTimeout, time.Second},
+		{[]any{"connect_timeout"}, &c.ConnectTimeout, 3 * time.Second},
+		{[]any{"first_byte_timeout"}, &c.FirstByteTimeout, 60 * time.Second},
+		{[]any{"idle_timeout"}, &c.IdleTimeout, 60 * time.Second},
+		{[]any{"retry_budget"}, &c.RetryBudget, 10 * time.Second},
+		{[]any{"redial_window"}, &c.RedialWindow, 2 * time.Second},
+		{[]any{"fail_window"}, &c.FailWindow, 10 * time.Second},
+		{[]any{"cooldown"}, &c.Cooldown, 10 * time.Second},
+		{[]any{"health", "interval"}, &c.HealthInterval, 5 * time.Second},
 	}
 	for _, f := range durs {
 		if *f.v < 0 {
-			return field(f.name, "must not be negative")
+			return field(f.path, "must not be negative")
 		}
 		if *f.v == 0 {
 			*f.v = f.def
@@ -211,6 +215,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retries == 0 {
 		c.Retries = 2
+	}
+	if c.BufferMemory > maxBufferMemory {
+		return field([]any{"buffer", "memory"}, "%d is over 64MiB per response", c.BufferMemory)
 	}
 	if c.BufferMemory == 0 {
 		c.BufferMemory = 64 << 10
@@ -220,9 +227,11 @@ func (c *Config) Validate() error {
 	}
 	if c.TempDir == "" {
 		c.TempDir = os.TempDir()
+	} else if fi, err := os.Stat(c.TempDir); err != nil || !fi.IsDir() {
+		return field([]any{"buffer", "temp_dir"}, "%q is not a directory", c.TempDir)
 	}
 	if c.HealthPath != "" && c.HealthPath[0] != '/' {
-		return field("health_path", fmt.Sprintf("%q must start with /", c.HealthPath))
+		return field([]any{"health", "path"}, "%q does not start with /", c.HealthPath)
 	}
 	return nil
 }

@@ -196,14 +196,14 @@ func TestValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Name: "web"}, "pools.web.servers: at least one"},
-		{Config{Servers: []ServerConfig{{Addr: "nohost"}}}, "servers[0].addr"},
-		{Config{Servers: []ServerConfig{{Addr: "a:1"}, {Addr: "a:1"}}}, "servers[1].addr: \"a:1\" is listed twice"},
+		{Config{Name: "web"}, "servers: at least one"},
+		{Config{Servers: []ServerConfig{{Addr: "nohost"}}}, "servers[0].address"},
+		{Config{Servers: []ServerConfig{{Addr: "a:1"}, {Addr: "a:1"}}}, "servers[1].address: \"a:1\" is listed twice"},
 		{Config{Servers: []ServerConfig{{Addr: "a:1", Weight: -1}}}, "servers[0].weight"},
 		{Config{Servers: []ServerConfig{{Addr: "a:1"}}, Balance: "random"}, "balance"},
 		{Config{Servers: []ServerConfig{{Addr: "a:1"}}, QueueSize: -1}, "queue_size"},
 		{Config{Servers: []ServerConfig{{Addr: "a:1"}}, Cooldown: -1}, "cooldown"},
-		{Config{Servers: []ServerConfig{{Addr: "a:1"}}, HealthPath: "health"}, "health_path"},
+		{Config{Servers: []ServerConfig{{Addr: "a:1"}}, HealthPath: "health"}, "health.path"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

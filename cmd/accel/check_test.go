@@ -22,11 +22,13 @@ import (
 	"github.com/accel-proxy/accel/internal/testproc"
 )
 
-// TestCheckBadConfigs runs "accel check" on each of policy's bad configs:
-// exit 1, and the message holds what the file's first line says (file,
-// line and YAML path).
+// TestCheckBadConfigs runs "accel check" on each of policy's bad configs
+// and accel's (values a package refuses): exit 1, and the message holds
+// what the file's first line says (file, line and YAML path).
 func TestCheckBadConfigs(t *testing.T) {
 	files, err := filepath.Glob("../../policy/testdata/bad/*.yaml")
+	more, _ := filepath.Glob("../../accel/testdata/bad/*.yaml")
+	files = append(files, more...)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no bad configs: %v", err)
 	}

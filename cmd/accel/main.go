@@ -147,12 +147,12 @@ func run(args []string, stderr io.Writer) int {
 	} else {
 		log.Info("file descriptor limit", "nofile", n)
 	}
-	setMemoryLimit(cfg, log)
 	srv, err := accel.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "accel:", err)
 		return 1
 	}
+	setMemoryLimit(srv.CacheMemory(), log)
 	srv.SetConfigSource(source)
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, "accel:", err)

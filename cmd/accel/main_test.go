@@ -40,7 +40,7 @@ func TestBadSessionNamespaceRefusedAtStart(t *testing.T) {
 	if code := run([]string{"-config", file}, &stderr); code == 0 {
 		t.Fatal("started with a bad namespace")
 	}
-	if msg := stderr.String(); !strings.Contains(msg, "accel.yaml:10: tls_sessions: ") || !strings.Contains(msg, "Namespace") {
+	if msg := stderr.String(); !strings.Contains(msg, "accel.yaml:10: tls_sessions.namespace: \"two words\" is not") {
 		t.Errorf("message %q does not name file, line and field", msg)
 	}
 }

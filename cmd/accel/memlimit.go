@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-
-	"github.com/accel-proxy/accel/policy"
 )
 
 // setMemoryLimit gives the Go runtime a soft memory limit derived from the
@@ -15,12 +13,11 @@ import (
 // Without it a full memory tier lets the heap grow to twice its size
 // before a collection (GOGC=100); with it the collector works harder as
 // the heap nears the limit instead. GOGC still applies below the limit.
-func setMemoryLimit(cfg *policy.Config, log *slog.Logger) {
+func setMemoryLimit(mem int64, log *slog.Logger) {
 	if v := os.Getenv("GOMEMLIMIT"); v != "" {
 		log.Info("memory limit", "GOMEMLIMIT", v, "source", "environment")
 		return
 	}
-	mem := int64(cfg.Cache.Memory)
 	limit := mem + mem/4 + 64<<20
 	debug.SetMemoryLimit(limit)
 	log.Info("memory limit", "GOMEMLIMIT", limit, "source", "cache.memory")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/accel-proxy/accel/accel"
 	"github.com/accel-proxy/accel/policy"
 )
 
@@ -107,15 +108,16 @@ func runPurge(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "accel purge:", err)
 			return 2
 		}
-		if cfg.Admin.Listen == "off" && !set["admin"] {
+		ac, on := accel.AdminConfig(cfg)
+		if !on && !set["admin"] {
 			return usageErr(*config + ": the admin API is off (admin.listen)")
 		}
 		if !set["admin"] {
-			*admin = adminURL(cfg.Admin.Listen)
+			*admin = adminURL(ac.Listen)
 		}
 		if !set["token-env"] {
-			*tokenEnv = cfg.Admin.TokenEnv
-			token = strings.TrimSpace(cfg.Admin.Token)
+			*tokenEnv = ac.TokenEnv
+			token = strings.TrimSpace(ac.Token)
 		}
 	}
 	if token == "" {

@@ -36,6 +36,9 @@ var rank = map[string]int{
 	"github.com/accel-proxy/accel/internal/rendezvous": 0,
 	// diskfs: the bounded pebble open and the room checks of the stores.
 	"github.com/accel-proxy/accel/internal/diskfs": 1,
+	// cfgerr carries a refused config value's place from the package that
+	// owns its rules to accel's wiring.
+	"github.com/accel-proxy/accel/internal/cfgerr": 0,
 	// testfs mounts small filesystems for tests; anything may use it.
 	"github.com/accel-proxy/accel/internal/testfs": 1,
 }
