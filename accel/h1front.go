@@ -16,11 +16,16 @@ var _ h1.Handler = h1Handler{}
 
 // ServeFast answers on the connection's goroutine what needs no waiting
 // (serveFast). The connection keeps one exchange in c.Fast for the
-// requests answered so, which then allocate nothing.
+// requests answered so, which then allocate nothing. Once answered, the
+// exchange keeps only its own buffers: what pointed into the request head
+// (the request id, the log record) would keep the connection's read
+// buffer, which h1 gives back between requests, from being collected.
 func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool {
 	ex := fastExchange(c)
 	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
-	return h.s.serveFast(ex)
+	ok := h.s.serveFast(ex)
+	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
+	return ok
 }
 
 // Serve runs the pipeline for a request that must wait. Its exchange is

@@ -65,28 +65,39 @@ func (s *Server) newListener(lc policy.Listener, h1c h1.Config, h2c h2.Config) (
 	return l, nil
 }
 
+// acceptLogEvery spaces the log lines of a failing accept. At the
+// descriptor limit every accept fails, pending connection or not (Linux
+// takes the descriptor first), so a process that hovers at the limit
+// would log once per connection it manages to accept.
+const acceptLogEvery = 10 * time.Second
+
 // acceptLoop accepts until the listener closes. Running out of file
-// descriptors is logged (once per burst) and waited out: the process keeps
-// serving the connections it has.
+// descriptors is logged (at most once per acceptLogEvery, with the count
+// of failures since), counted, and waited out with a backoff: the process
+// keeps serving the connections it has, and the waiting ones are accepted
+// as descriptors free.
 func (s *Server) acceptLoop(l *listener) {
 	backoff := time.Duration(0)
+	var logged time.Time
+	failed := 0
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if backoff == 0 {
-				backoff = 5 * time.Millisecond
-				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-					s.log.Error("accept failed: out of file descriptors; raise the limit (ulimit -n) or lower load", "listener", l.ln.Addr().String(), "err", err)
-				} else {
-					s.log.Error("accept failed", "listener", l.ln.Addr().String(), "err", err)
-				}
-			} else {
-				backoff = min(2*backoff, time.Second)
-			}
+			backoff = min(max(5*time.Millisecond, 2*backoff), time.Second)
 			s.metrics.IncRejection("accept_error")
+			failed++
+			if now := time.Now(); now.Sub(logged) >= acceptLogEvery {
+				logged = now
+				msg := "accept failed"
+				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+					msg = "accept failed: out of file descriptors; raise the limit (ulimit -n) or lower load"
+				}
+				s.log.Error(msg, "listener", l.ln.Addr().String(), "err", err, "failures", failed)
+				failed = 0
+			}
 			time.Sleep(backoff)
 			continue
 		}

@@ -9,11 +9,16 @@ import (
 // rbuf is an HTTP/1 connection's read side: one buffer that holds request
 // heads while they are parsed (their fields alias it until the exchange
 // ends) and hands any body bytes that arrived with a head to the body
-// reader before reading the socket directly.
+// reader before reading the socket directly. Between requests the buffer
+// goes back to bufPool (release) and fill borrows one when bytes come.
 type rbuf struct {
 	conn net.Conn
+	// buf is nil while released.
 	buf  []byte
 	r, w int
+	// idle waits for a request without holding a buffer, where the
+	// connection allows (rbuf_unix.go).
+	idle idleReader
 	// pushed holds bytes read past the end of a chunked body by its
 	// bufio.Reader; they belong to the next request and are served first.
 	pushed []byte
@@ -41,9 +46,20 @@ func (b *rbuf) compact() {
 	}
 }
 
+// release gives the buffer back while the connection waits for a
+// request; nothing is buffered then, and nothing aliases it.
+func (b *rbuf) release() {
+	putBuf(b.buf)
+	b.buf, b.r, b.w = nil, 0, 0
+}
+
 // fill reads more head bytes, growing the buffer up to one byte past the
-// head limit so that the parser can tell an oversized head.
+// head limit so that the parser can tell an oversized head. A released
+// buffer is borrowed again first (fillIdle).
 func (b *rbuf) fill() error {
+	if b.buf == nil {
+		return b.fillIdle()
+	}
 	if b.w == len(b.buf) {
 		if len(b.buf) > b.max {
 			return io.ErrShortBuffer

@@ -173,8 +173,16 @@ func (s *Server) Serve(c net.Conn, pre []byte) {
 		hdrTO:  cfg.HeaderTimeout,
 		idleTO: cfg.IdleTimeout,
 	}
-	hc.rb = rbuf{conn: c, buf: make([]byte, max(4096, len(pre))), max: hc.lim.MaxHeadBytes, readTimeout: cfg.ReadTimeout}
-	hc.rb.w = copy(hc.rb.buf, pre)
+	hc.rb = rbuf{conn: c, max: hc.lim.MaxHeadBytes, readTimeout: cfg.ReadTimeout}
+	hc.rb.useRaw(c)
+	if len(pre) > 0 {
+		if len(pre) > bufSize {
+			hc.rb.buf = make([]byte, len(pre))
+		} else {
+			hc.rb.buf = getBuf()
+		}
+		hc.rb.w = copy(hc.rb.buf, pre)
+	}
 	hc.bw = newWbuf(c, cfg.WriteTimeout)
 	s.mu.Lock()
 	s.conns[hc] = struct{}{}
@@ -184,6 +192,7 @@ func (s *Server) Serve(c net.Conn, pre []byte) {
 		delete(s.conns, hc)
 		s.mu.Unlock()
 		hc.bw.release()
+		hc.rb.release()
 	}()
 	for {
 		n, err := hc.readHead()
@@ -232,6 +241,13 @@ func (hc *conn) readHead() (int, error) {
 			if hc.s.draining.Load() {
 				return 0, errDraining
 			}
+			// Nothing is buffered either way: the buffers go back to the
+			// pool while the client thinks (fill borrows one when bytes
+			// come), and the last head, which aliases the read buffer,
+			// is dropped with it.
+			hc.req.Reset()
+			hc.bw.idle()
+			hc.rb.release()
 		}
 		if err := hc.rb.fill(); err != nil {
 			if !started {

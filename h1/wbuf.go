@@ -11,9 +11,11 @@ import (
 // small answer (or several pipelined ones) leaves in one write. A write
 // that does not fit goes out with what is buffered in one vectored write
 // (writev on TCP): a large stored body is never copied, and its head does
-// not leave alone.
+// not leave alone. The buffer is borrowed from bufPool at the first
+// write and given back (idle) while the connection waits for a request.
 type wbuf struct {
-	c       net.Conn
+	c net.Conn
+	// buf is nil while given back.
 	buf     []byte
 	timeout time.Duration
 	// until is the write deadline last set. It moves only once it is a
@@ -25,7 +27,7 @@ type wbuf struct {
 	err   error
 }
 
-var wbufPool = sync.Pool{New: func() any { return &wbuf{buf: make([]byte, 0, 4096)} }}
+var wbufPool = sync.Pool{New: func() any { return new(wbuf) }}
 
 func newWbuf(c net.Conn, timeout time.Duration) *wbuf {
 	b := wbufPool.Get().(*wbuf)
@@ -34,8 +36,17 @@ func newWbuf(c net.Conn, timeout time.Duration) *wbuf {
 }
 
 func (b *wbuf) release() {
-	b.c, b.buf = nil, b.buf[:0]
+	putBuf(b.buf)
+	b.c, b.buf = nil, nil
 	wbufPool.Put(b)
+}
+
+// idle gives the buffer back once everything in it went out.
+func (b *wbuf) idle() {
+	if b.buf != nil && len(b.buf) == 0 {
+		putBuf(b.buf)
+		b.buf = nil
+	}
 }
 
 func (b *wbuf) arm() {
@@ -52,6 +63,9 @@ func (b *wbuf) arm() {
 func (b *wbuf) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
+	}
+	if b.buf == nil {
+		b.buf = getBuf()[:0]
 	}
 	if len(b.buf)+len(p) <= cap(b.buf) {
 		b.buf = append(b.buf, p...)
@@ -74,6 +88,9 @@ func (b *wbuf) Write(p []byte) (int, error) {
 func (b *wbuf) WriteString(s string) (int, error) {
 	if b.err != nil {
 		return 0, b.err
+	}
+	if b.buf == nil {
+		b.buf = getBuf()[:0]
 	}
 	if len(b.buf)+len(s) <= cap(b.buf) {
 		b.buf = append(b.buf, s...)
