@@ -399,9 +399,10 @@ type fetchJob struct {
 // TestFleetFetchOnce: 300 cold requests for 100 URLs, each URL asked of
 // A, B and C in a random order over concurrent clients, reach the origin
 // exactly 100 times, and each member counts one peer fetch per URL it
-// does not own. With B killed (SIGKILL), A and C answer every request
-// with 200: each URL B owns is fetched from the origin by A and by C
-// (one fallback each), every other URL once, by its owner.
+// does not own; the same 300 again are local hits. With B killed
+// (SIGKILL), A and C answer every request with 200: each URL B owns is
+// fetched from the origin by A and by C (one fallback each), every other
+// URL once, by its owner.
 func TestFleetFetchOnce(t *testing.T) {
 	o := startCountingOrigin(t)
 	// A generous peer timeout: a fallback here would be the machine's
@@ -444,6 +445,17 @@ func TestFleetFetchOnce(t *testing.T) {
 	}
 	if min(owned[0], owned[1], owned[2]) == 0 {
 		t.Fatalf("ownership %v: the hashing does not spread", owned)
+	}
+	// Hits stay local: each member stored what it fetched from an owner,
+	// so the same 300 requests again ask neither the origin nor a peer.
+	fetchAll(t, jobs)
+	if n := o.total(); n != 100 {
+		t.Errorf("the second round reached the origin %d times", n-100)
+	}
+	for i, m := range fleet {
+		if got, want := m.fleetFetches(t, "peer"), 100-owned[i]; got != want {
+			t.Errorf("%s: %d peer fetches after the second round, want still %d", m.name, got, want)
+		}
 	}
 
 	a, b, c := fleet[0], fleet[1], fleet[2]
