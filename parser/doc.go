@@ -12,7 +12,9 @@
 //
 // ParseRequest and ParseResponse work on a buffer the caller owns and
 // refills: ErrIncomplete asks for more bytes, Limits bounds how many. Bodies
-// are the caller's to read; ChunkedReader and ChunkedWriter carry the
-// chunked ones. Every rejection is an *Error sentinel that names its metrics
+// are the caller's to read, framed as ResponseFraming decides for a response;
+// ChunkedReader and ChunkedWriter carry the chunked ones. The transfer rules
+// every hop shares live here too (transfer.go): hop-by-hop fields, which
+// statuses carry a body. Every rejection is an *Error sentinel that names its metrics
 // label and the status a server answers.
 package parser

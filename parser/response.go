@@ -8,8 +8,8 @@ package parser
 // Framing follows RFC 9112 §6.3 except that Content-Length next to
 // Transfer-Encoding is refused rather than resolved: a proxy must never
 // forward framing that two hops could read differently. Without either
-// field r.ContentLength is -1 (read until close); the caller knows what
-// this parser cannot, that 1xx, 204, 304 and answers to HEAD have no body.
+// field r.ContentLength is -1 (read until close). Whether the body is
+// there at all depends on the request too (HEAD): ResponseFraming decides.
 func ParseResponse(b []byte, r *Response, lim Limits) (n int, err error) {
 	r.Reset()
 	lim = lim.WithDefaults()

@@ -13,6 +13,42 @@ func BodyAllowed(status int) bool {
 	return status >= 200 && status != 204 && status != 304
 }
 
+// Framing is how a response body is delimited on an HTTP/1 connection.
+type Framing int
+
+const (
+	// NoBody: the head is the whole response; bytes after it belong to no
+	// response.
+	NoBody Framing = iota
+	// LengthBody: exactly Content-Length bytes follow the head.
+	LengthBody
+	// ChunkedBody: the chunked coding follows, through its last chunk and
+	// trailer section.
+	ChunkedBody
+	// CloseBody: the body runs until the sender closes the connection,
+	// which therefore carries no further response.
+	CloseBody
+)
+
+// ResponseFraming decides how the body of r, a response head read by
+// ParseResponse to a request with method, is delimited (RFC 9112 §6.3):
+// an answer to HEAD, a 1xx, 204 or 304 has none whatever its
+// Content-Length says (the length describes the representation, not this
+// message); then chunked, then Content-Length; without either the body
+// runs until the connection closes. (CONNECT, whose 2xx turns the
+// connection into a tunnel, never reaches an origin from accel.)
+func ResponseFraming(method []byte, r *Response) Framing {
+	switch {
+	case string(method) == "HEAD" || !BodyAllowed(r.Status) || !r.Chunked && r.ContentLength == 0:
+		return NoBody
+	case r.Chunked:
+		return ChunkedBody
+	case r.ContentLength > 0:
+		return LengthBody
+	}
+	return CloseBody
+}
+
 // HopByHop reports whether the field name is one RFC 9110 §7.6.1 keeps to
 // one connection, or a framing field each hop sets for itself
 // (Transfer-Encoding; Content-Length is the caller's, since the length

@@ -10,6 +10,38 @@ func TestBodyAllowed(t *testing.T) {
 	}
 }
 
+// TestResponseFraming: heads as an origin sends them, parsed by
+// ParseResponse, framed for the request that asked.
+func TestResponseFraming(t *testing.T) {
+	for _, tc := range []struct {
+		method, head string
+		want         Framing
+	}{
+		{"GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", LengthBody},
+		{"GET", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", NoBody},
+		{"GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", ChunkedBody},
+		{"GET", "HTTP/1.1 200 OK\r\n\r\n", CloseBody},
+		{"GET", "HTTP/1.0 200 OK\r\n\r\n", CloseBody},
+		// The length of the representation, not of this message.
+		{"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", NoBody},
+		{"HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", NoBody},
+		{"HEAD", "HTTP/1.1 200 OK\r\n\r\n", NoBody},
+		{"GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", NoBody},
+		{"GET", "HTTP/1.1 304 Not Modified\r\n\r\n", NoBody},
+		{"GET", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", NoBody},
+		{"GET", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", NoBody},
+		{"POST", "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n", LengthBody},
+	} {
+		var r Response
+		if _, err := ParseResponse([]byte(tc.head), &r, Limits{}); err != nil {
+			t.Fatalf("%q: %v", tc.head, err)
+		}
+		if got := ResponseFraming([]byte(tc.method), &r); got != tc.want {
+			t.Errorf("%s answered %q: framing %d, want %d", tc.method, tc.head, got, tc.want)
+		}
+	}
+}
+
 // TestStripHopByHop: the fields RFC 9110 §7.6.1 keeps to one connection
 // go, in any case, and so do those Connection names; the rest stay in
 // order.

@@ -12,8 +12,11 @@
 // Each server has one fasthttp.HostClient, used as a connection pool only
 // (dialing, idle reaping, pooled read and write buffers). The exchange on a
 // connection is ours, in exchange.go: the request head is written as given
-// with our framing, and the response head is read with parser.ParseResponse,
-// so origins face the same no-guessing rules as clients (duplicate
+// with our framing, the response head is read with parser.ParseResponse and
+// its body delimited as parser.ResponseFraming says (no body for HEAD, 1xx,
+// 204 and 304 whatever their Content-Length; a connection that carried
+// bytes past a response, or a body until close, is not reused), so origins
+// face the same no-guessing rules as clients (duplicate
 // Content-Length, Content-Length with Transfer-Encoding, obs-fold, bare CR,
 // an unrequested 101 and endless 1xx are failures, never responses). A proxy
 // also has to know what a client library hides: whether any byte of the

@@ -358,16 +358,16 @@ func (c *call) start(req *parser.Request) *Response {
 	c.resp.Server = c.addr
 	c.resp.Body = &c.body
 	c.keep = h.Minor == 1 && !h.Close
-	switch {
-	case string(req.Method) == "HEAD" || h.Status == 204 || h.Status == 304 || h.ContentLength == 0:
+	switch parser.ResponseFraming(req.Method, h) {
+	case parser.NoBody:
 		c.src = nil
-	case h.Chunked:
+	case parser.ChunkedBody:
 		c.chunks = *parser.NewChunkedReader(c.br)
 		c.src = &c.chunks
-	case h.ContentLength > 0:
+	case parser.LengthBody:
 		c.length = lengthReader{r: c.br, n: h.ContentLength}
 		c.src = &c.length
-	default:
+	case parser.CloseBody:
 		// Delimited by the connection's close: nothing left to reuse.
 		c.keep = false
 		c.src = c.br
