@@ -18,7 +18,10 @@ import (
 )
 
 // Config is the whole of accel's configuration: one YAML file. The zero
-// value is not runnable; Parse fills defaults and validates.
+// value is not runnable; Parse validates what the file decides (routes,
+// references between sections, listeners). A key left unset stays zero:
+// its default, and the checks of its value, belong to the package that
+// uses it, whose Config accel's wiring fills from this one.
 type Config struct {
 	// Listen lists the client listeners. Each serves HTTP/1.1 and h2c, and
 	// TLS with ALPN h2 and http/1.1 when it has a tls section.
@@ -91,7 +94,7 @@ type ListenerTLS struct {
 	// SelfSigned makes a throwaway certificate at start, for local trials
 	// only: clients will not trust it.
 	SelfSigned bool `yaml:"self_signed"`
-	// MinVersion is "1.2" (default) or "1.3".
+	// MinVersion is "1.2" or "1.3"; unset is 1.2.
 	MinVersion string `yaml:"min_version"`
 }
 
@@ -101,47 +104,48 @@ type Certificate struct {
 	Key  string `yaml:"key"`
 }
 
-// HTTP2 holds the HTTP/2 limits (RFC 9113 §6.5.2 settings).
+// HTTP2 holds the HTTP/2 limits (RFC 9113 §6.5.2 settings): h2.Config's,
+// where their defaults and checks are.
 type HTTP2 struct {
-	// MaxConcurrentStreams per connection; default 250.
+	// MaxConcurrentStreams per connection.
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
-	// MaxHeaderListSize bounds a decoded header list; default 64KiB.
+	// MaxHeaderListSize bounds a decoded header list.
 	MaxHeaderListSize ByteSize `yaml:"max_header_list_size"`
-	// MaxFrameSize is the largest frame we accept; default 16KiB, the
-	// protocol minimum, up to 16MiB.
+	// MaxFrameSize is the largest frame we accept, 16KiB (the protocol
+	// minimum) to 16MiB.
 	MaxFrameSize ByteSize `yaml:"max_frame_size"`
 	// MaxHeaderBlockSize bounds the encoded bytes of one header block
 	// (HEADERS and its CONTINUATION frames); past it the connection gets
-	// GOAWAY ENHANCE_YOUR_CALM. Default: max_header_list_size.
+	// GOAWAY ENHANCE_YOUR_CALM; unset, max_header_list_size.
 	MaxHeaderBlockSize ByteSize `yaml:"max_header_block_size"`
 	// MaxResets is how many streams may end in a reset (by the client,
 	// or by accel for the client's errors, or refused) per abuse_window
-	// before GOAWAY ENHANCE_YOUR_CALM (rapid reset, MadeYouReset);
-	// default 100.
+	// before GOAWAY ENHANCE_YOUR_CALM (rapid reset, MadeYouReset).
 	MaxResets int `yaml:"max_resets"`
 	// MaxIdleFrames is how many frames that produce no response
 	// (SETTINGS, PING, PRIORITY, small WINDOW_UPDATE or DATA, ...) a
-	// connection may send per abuse_window; default 1000.
+	// connection may send per abuse_window.
 	MaxIdleFrames int `yaml:"max_idle_frames"`
 	// AbuseWindow is the period max_resets and max_idle_frames count
-	// over; default 10s.
+	// over.
 	AbuseWindow Duration `yaml:"abuse_window"`
 }
 
 // Limits bound a client connection, so that a slow or hostile client cannot
-// hold resources forever.
+// hold resources forever: h1.Config's (the timeouts bound HTTP/2
+// connections too), where their defaults and checks are.
 type Limits struct {
-	// MaxHeadBytes bounds a request head (431 above it); default 64KiB.
+	// MaxHeadBytes bounds a request head (431 above it).
 	MaxHeadBytes ByteSize `yaml:"max_head_bytes"`
-	// MaxTargetBytes bounds a request-target (414 above it); default 8KiB.
+	// MaxTargetBytes bounds a request-target (414 above it).
 	MaxTargetBytes ByteSize `yaml:"max_target_bytes"`
 	// HeaderTimeout is the time a client has to send a whole request head
-	// once it started one (the slowloris bound); default 10s.
+	// once it started one (the slowloris bound).
 	HeaderTimeout Duration `yaml:"header_timeout"`
-	// ReadTimeout bounds each wait for request body bytes; default 30s.
+	// ReadTimeout bounds each wait for request body bytes.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds each wait for the client to take response
-	// bytes; default 30s.
+	// bytes.
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection with no request; 75s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
@@ -156,11 +160,12 @@ type Limits struct {
 	OriginFetchesPerClient int `yaml:"origin_fetches_per_client"`
 }
 
-// Pool is a group of origin servers and how to use them.
+// Pool is a group of origin servers and how to use them: upstream.Config's,
+// where the defaults and checks of its values are.
 type Pool struct {
 	Name    string   `yaml:"name"`
 	Servers []Server `yaml:"servers"`
-	// Balance is round_robin (smooth weighted, default) or least_conn.
+	// Balance is round_robin (smooth weighted) or least_conn.
 	Balance           string   `yaml:"balance"`
 	MaxConnsPerServer int      `yaml:"max_conns_per_server"`
 	QueueSize         int      `yaml:"queue_size"`
@@ -173,7 +178,7 @@ type Pool struct {
 	Retries     *int     `yaml:"retries"`
 	RetryBudget Duration `yaml:"retry_budget"`
 	// RedialWindow is how long refused connections are dialled again
-	// (an origin restarting); default 2s.
+	// (an origin restarting).
 	RedialWindow  Duration `yaml:"redial_window"`
 	FailThreshold int      `yaml:"fail_threshold"`
 	FailWindow    Duration `yaml:"fail_window"`
@@ -194,7 +199,7 @@ type Buffer struct {
 	// MaxTempFile bounds the temp file of one response; unset means 1GiB,
 	// 0 means memory only.
 	MaxTempFile *ByteSize `yaml:"max_temp_file"`
-	// TempDir holds the (unlinked) temp files; default the system's.
+	// TempDir holds the (unlinked) temp files.
 	TempDir string `yaml:"temp_dir"`
 }
 
@@ -203,7 +208,7 @@ type Server struct {
 	// Address is host:port, or https://host[:port] (port 443 by default)
 	// for an origin reached over TLS; http:// may be written too.
 	Address string `yaml:"address"`
-	// Weight is the server's share of requests; default 1.
+	// Weight is the server's share of requests.
 	Weight int `yaml:"weight"`
 }
 
@@ -242,23 +247,25 @@ type Route struct {
 	reqOps, respOps []HeaderOp
 }
 
-// CacheStore sizes the object store's tiers.
+// CacheStore sizes the object store's tiers: cache.Config's, where the
+// sizes' defaults are.
 type CacheStore struct {
-	// Memory is the memory tier's size; default 256MiB.
+	// Memory is the memory tier's size.
 	Memory ByteSize `yaml:"memory"`
 	// Dir holds the persistent tier, so a restart starts warm; default
 	// "accel-data/cache". "off" keeps the cache in memory only.
 	Dir string `yaml:"dir"`
-	// Disk bounds the persistent tier; default 1GiB.
+	// Disk bounds the persistent tier.
 	Disk ByteSize `yaml:"disk"`
 }
 
-// TLSSessions configures the TLS session store a fleet shares.
+// TLSSessions configures the TLS session store a fleet shares:
+// tlsstore.Config's, where the defaults and checks of its values are.
 type TLSSessions struct {
-	// Mode is stateful (default: tickets are opaque ids of sessions kept in
+	// Mode is stateful (tickets are opaque ids of sessions kept in
 	// the store) or stateless (tickets encrypted with a shared key ring).
 	Mode string `yaml:"mode"`
-	// Backend is memory (default), redis or memcached.
+	// Backend is memory, redis or memcached.
 	Backend string   `yaml:"backend"`
 	Addrs   []string `yaml:"addrs"`
 	// Dir persists the memory backend's sessions; default
@@ -272,9 +279,10 @@ type TLSSessions struct {
 	Namespace string `yaml:"namespace"`
 }
 
-// Admin configures the admin listener.
+// Admin configures the admin listener: admin.Config's, where its defaults
+// and checks are.
 type Admin struct {
-	// Listen is the admin address; default 127.0.0.1:9090, "off" for none.
+	// Listen is the admin address, "off" for none.
 	Listen string `yaml:"listen"`
 	// Token is the bearer token; prefer TokenEnv to keep it out of files.
 	Token    string `yaml:"token"`
@@ -283,7 +291,7 @@ type Admin struct {
 
 // Log sets the log format and where the access log goes.
 type Log struct {
-	// Format is text (default) or json.
+	// Format is text or json; unset is text.
 	Format string `yaml:"format"`
 	// Access turns the access log on (default) or off.
 	Access *bool `yaml:"access"`
@@ -301,7 +309,8 @@ type Log struct {
 	// AccessMaxSize rotates the access file when it would grow past this
 	// size (file to file.1, file.1 to file.2, ...); 0, the default, never.
 	AccessMaxSize ByteSize `yaml:"access_max_size"`
-	// AccessKeep is how many rotated files are kept; default 5.
+	// AccessKeep is how many rotated files are kept; unset is the access
+	// log's default (accel).
 	AccessKeep int `yaml:"access_keep"`
 }
 

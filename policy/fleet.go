@@ -1,17 +1,18 @@
 package policy
 
 // Fleet is what the instances of a fleet share through Redis beyond the
-// TLS session store.
+// TLS session store. The purge stream's settings are fleet.Config's, where
+// their defaults and checks are.
 type Fleet struct {
 	// Redis (host:port), when set, carries purges to every instance: a
 	// purge sent to any one is applied by all, and an instance that was
 	// down replays what it missed before it serves again. Unset, purges
 	// stay on the instance they were sent to.
 	Redis string `yaml:"redis"`
-	// Stream is the purge stream's key; default "accel:purges". Fleets
+	// Stream is the purge stream's key. Fleets
 	// sharing one Redis set their own.
 	Stream string `yaml:"stream"`
-	// StreamMaxLen bounds the stream; default 100000. An instance down
+	// StreamMaxLen bounds the stream. An instance down
 	// for more purges than this drops its cache when it returns.
 	StreamMaxLen int64 `yaml:"stream_max_len"`
 	// Members are the client listener addresses (host:port, cleartext,
@@ -22,7 +23,7 @@ type Fleet struct {
 	// Self is this instance's entry in Members.
 	Self string `yaml:"self"`
 	// PeerTimeout bounds the connect to the owner and its silence; past
-	// it the origin is asked directly. Default 500ms.
+	// it the origin is asked directly (default: accel's, for its peers).
 	PeerTimeout Duration `yaml:"peer_timeout"`
 }
 

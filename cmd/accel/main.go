@@ -119,7 +119,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key `file` (PEM) for the listeners")
 	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve TLS with a throwaway self-signed certificate (local trials)")
 	fs.StringVar(&f.dataDir, "data-dir", "accel-data", "`directory` for the persistent cache and TLS sessions")
-	fs.StringVar(&f.adminAddr, "admin", "127.0.0.1:9090", "admin API `address`, or off")
+	fs.StringVar(&f.adminAddr, "admin", admin.DefaultListen, "admin API `address`, or off")
 	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.BoolVar(&f.check, "t", false, "test the config and exit (accel check): 0 when it would start, 1 with every problem listed")
 	fs.Usage = func() { usage(stderr, fs) }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/accel-proxy/accel/accel"
+	"github.com/accel-proxy/accel/admin"
 	"github.com/accel-proxy/accel/policy"
 )
 
@@ -49,8 +50,8 @@ func runPurge(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, purgeUsage)
 		fs.PrintDefaults()
 	}
-	admin := fs.String("admin", "http://127.0.0.1:9090", "admin API `URL` (a bare host:port means http://)")
-	tokenEnv := fs.String("token-env", "ACCEL_ADMIN_TOKEN", "environment `variable` holding the admin token")
+	tokenEnv := fs.String("token-env", admin.DefaultTokenEnv, "environment `variable` holding the admin token")
+	admin := fs.String("admin", "http://"+admin.DefaultListen, "admin API `URL` (a bare host:port means http://)")
 	config := fs.String("config", "", "accel's config `file`: the admin address and token are read from it")
 	soft := fs.Bool("soft", false, "mark objects stale instead of removing them")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")

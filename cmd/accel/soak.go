@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/accel-proxy/accel/admin"
 	"golang.org/x/net/http2"
 )
 
@@ -67,8 +68,8 @@ func runSoak(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := soakConfig{out: stdout}
 	fs.StringVar(&cfg.target, "target", "http://127.0.0.1:8080", "accel's client listener `URL` (cleartext: HTTP/1.1 and h2c)")
-	fs.StringVar(&cfg.admin, "admin", "http://127.0.0.1:9090", "accel's admin API `URL`")
-	tokenEnv := fs.String("token-env", "ACCEL_ADMIN_TOKEN", "environment `variable` holding the admin token")
+	fs.StringVar(&cfg.admin, "admin", "http://"+admin.DefaultListen, "accel's admin API `URL`")
+	tokenEnv := fs.String("token-env", admin.DefaultTokenEnv, "environment `variable` holding the admin token")
 	origin := fs.String("serve-origin", "", "serve the soak origin on this `address` while the soak runs")
 	fs.DurationVar(&cfg.duration, "duration", time.Minute, "how long to run")
 	fs.IntVar(&cfg.workers, "workers", 8, "concurrent clients per protocol")
