@@ -11,4 +11,11 @@
 // to the HTTP/1 front, which parses with package parser. Both fronts hand
 // the same neutral request to one pipeline, so caching and proxying behave
 // the same whatever the client speaks.
+//
+// A seamless restart hands the listening sockets and the data directory
+// to a new process (handover.go): the old one gives its sockets out
+// (ListenerFiles), stops accepting and closes its stores (Release), then
+// retires its connections (Retire); the new one serves the sockets it was
+// given (Adopt) and opens the stores. cmd/accel carries the sockets
+// between the two.
 package accel

@@ -53,9 +53,13 @@ func (s *Server) newListener(lc policy.Listener, h1c h1.Config, h2c h2.Config) (
 		return nil, err
 	}
 	l.tls.Store(tc)
-	ln, err := net.Listen("tcp", lc.Address)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
+	// A socket handed over by a seamless restart keeps its queue of
+	// connections not yet accepted.
+	ln := s.takeAdopted("listen", lc.Address)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", lc.Address); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", lc.Address, err)
+		}
 	}
 	l.ln = ln
 	l.h1 = h1.New(h1c, h1Handler{s})
@@ -77,6 +81,7 @@ const acceptLogEvery = 10 * time.Second
 // keeps serving the connections it has, and the waiting ones are accepted
 // as descriptors free.
 func (s *Server) acceptLoop(l *listener) {
+	defer s.accepting.Done()
 	backoff := time.Duration(0)
 	var logged time.Time
 	failed := 0

@@ -50,6 +50,9 @@ func (s *Server) ReloadReport() (admin.Reloaded, error) {
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.released.Load() {
+		return rep, errors.New("this process handed its listeners to a new one and is draining; reload that one")
+	}
 	cfg, err := s.source()
 	if err != nil {
 		s.log.Error("reload refused, old config keeps serving", "err", err)
@@ -204,6 +207,7 @@ func (s *Server) commitListeners(p *listenerPlan) {
 		go l.h2.Shutdown(context.Background())
 	}
 	for _, l := range p.added {
+		s.accepting.Add(1)
 		go s.acceptLoop(l)
 	}
 }

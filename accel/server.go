@@ -54,6 +54,15 @@ type Server struct {
 	stopWatch chan struct{}
 	stopOnce  sync.Once
 	draining  atomic.Bool
+	// accepting counts the accept loops running, which Release waits
+	// out.
+	accepting sync.WaitGroup
+	// adopted holds, from Adopt until Start, the listening sockets taken
+	// over from the process a seamless restart replaces (handover.go).
+	adopted map[string]net.Listener
+	// released is set by Release: the listeners and the data directory
+	// belong to the next process.
+	released atomic.Bool
 	// conns counts client connections being served, for a graceful stop.
 	conns sync.WaitGroup
 	// open tracks client connections so a stop can close idle ones.
@@ -223,6 +232,7 @@ func (s *Server) Start() error {
 		l, err := s.newListener(lc, set.h1, set.h2[i])
 		if err != nil {
 			s.closeListeners()
+			s.closeAdopted()
 			s.stopStores()
 			return err
 		}
@@ -230,10 +240,13 @@ func (s *Server) Start() error {
 	}
 	if err := s.startAdmin(set); err != nil {
 		s.closeListeners()
+		s.closeAdopted()
 		s.stopStores()
 		return err
 	}
+	s.closeAdopted()
 	for _, l := range s.listeners {
+		s.accepting.Add(1)
 		go s.acceptLoop(l)
 	}
 	s.noteCertFiles(cfg)
@@ -269,6 +282,8 @@ func (s *Server) startAdmin(set *settings) error {
 		Reload: s.ReloadReport,
 		Stats:  s.stats,
 		Log:    s.log,
+		// A socket handed over by a seamless restart, if there is one.
+		Listener: s.takeAdopted("admin", set.admin.Listen),
 	})
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -404,7 +419,7 @@ func (s *Server) closeIdle() {
 }
 
 func (s *Server) stopStores() {
-	if s.purges != nil {
+	if s.purges != nil && !s.released.Load() {
 		s.purges.Close()
 	}
 	if s.cache != nil {

@@ -47,6 +47,10 @@ type Options struct {
 	// Log receives the audit trail (every purge and reload, every refused
 	// token). Nil discards it.
 	Log *slog.Logger
+	// Listener, when set, is the listening socket Start serves on instead
+	// of opening Config.Listen: one handed over by the process a seamless
+	// restart replaces.
+	Listener net.Listener
 }
 
 // Reloaded is what a reload did: the changes applied, and the settings
@@ -131,9 +135,12 @@ func (s *Server) Start() error {
 	if s.ln != nil {
 		return errors.New("admin: already started")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return err
+	ln := s.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+			return err
+		}
 	}
 	s.ln = ln
 	s.log.Info("admin API listening", "addr", ln.Addr().String(), "auth", s.hasToken)
@@ -153,6 +160,14 @@ func (s *Server) Addr() net.Addr {
 		return nil
 	}
 	return s.ln.Addr()
+}
+
+// Listener returns the listening socket, which a seamless restart hands
+// to the next process; nil before Start.
+func (s *Server) Listener() net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln
 }
 
 // Shutdown closes the listener and waits, until ctx ends, for requests in

@@ -255,6 +255,19 @@ func (c *Cache) openDisk(log *slog.Logger) (*diskTier, error) {
 	return d, nil
 }
 
+// ReleaseDisk closes the persistent tier, and with it the directory's
+// lock, while the cache goes on serving from memory: in a seamless
+// restart the new process opens the directory while this one finishes
+// its requests. What is stored from then on stays in this process's
+// memory; what only the disk held is a miss here. Close still ends the
+// rest.
+func (c *Cache) ReleaseDisk() error {
+	if c.disk == nil {
+		return nil
+	}
+	return c.disk.release()
+}
+
 // Close waits for background revalidations, stops the purge sweeper
 // between shards (what it left is swept after the next Open) and closes
 // the tiers.

@@ -54,6 +54,50 @@ func TestRestartWarm(t *testing.T) {
 	}
 }
 
+// TestReleaseDiskHandsOverDirectory is the cache's half of a seamless
+// restart: after ReleaseDisk a second cache opens the same directory
+// (the lock is free) and finds what the first stored, while the first
+// goes on answering from memory, and its disk reads and writes after the
+// release touch nothing (no panic on a closed pebble, nothing written).
+func TestReleaseDiskHandsOverDirectory(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir}, serveBody("persisted", "Cache-Control", "max-age=600"))
+	e.get("/p")
+	e.settle()
+	if err := e.c.ReleaseDisk(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := Open(Config{Dir: dir, Now: e.clk.now})
+	if err != nil {
+		t.Fatalf("the released directory does not open: %v", err)
+	}
+	defer next.Close()
+	// The old cache: a memory hit, and a miss stored in memory only.
+	if r := e.get("/p"); r.body.String() != "persisted" || !hasStatus(r, "; hit") {
+		t.Fatalf("old cache after release: %q %q", r.body.String(), r.get("Cache-Status"))
+	}
+	e.get("/only-old")
+	e.settle()
+	if r := e.get("/only-old"); !hasStatus(r, "; hit") {
+		t.Fatalf("old cache stores nothing after release: %q", r.get("Cache-Status"))
+	}
+	if got := e.c.Stats().DiskState; got != "off" {
+		t.Errorf("old cache's disk state %q after release, want off", got)
+	}
+	// The new cache: the object stored before the release, from disk.
+	old := e.c
+	e.c = next
+	if r := e.get("/p"); r.body.String() != "persisted" || !hasStatus(r, "; hit") {
+		t.Fatalf("new cache: %q %q", r.body.String(), r.get("Cache-Status"))
+	}
+	if n := e.o.hits.Load(); n != 2 {
+		t.Fatalf("origin saw %d requests, want 2 (/p once, /only-old once)", n)
+	}
+	if err := old.Close(); err != nil {
+		t.Errorf("closing the released cache: %v", err)
+	}
+}
+
 // A body record damaged on disk, or cut short, is dropped, never served.
 func TestCorruptRecordDropped(t *testing.T) {
 	for name, damage := range map[string]func([]byte) []byte{

@@ -67,6 +67,11 @@ type diskTier struct {
 	deadOnce sync.Once
 	closing  chan struct{}
 
+	// relMu guards released: every use of db holds it shared, so that
+	// release, which takes it alone, closes pebble between two uses.
+	relMu    sync.RWMutex
+	released bool
+
 	// mu guards the fields below.
 	mu      sync.Mutex
 	retryAt time.Time
@@ -126,6 +131,7 @@ var (
 	errDiskReadOnly = errors.New("cache: persistent tier is read-only")
 	errDiskStalled  = errors.New("cache: persistent tier write did not finish in time")
 	errDiskFull     = errors.New("cache: filesystem of the persistent tier is full")
+	errDiskReleased = errors.New("cache: persistent tier handed over to another process")
 )
 
 // diskFS is the filesystem under pebble; fault tests wrap it (errorfs).
@@ -459,6 +465,10 @@ func (d *diskTier) retry() bool {
 // what it adds. A delete (size 0) that cannot be written leaves the tier
 // behind: the disk is cleared before it takes writes again.
 func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error {
+	if !d.enter() {
+		return errDiskReleased
+	}
+	defer d.relMu.RUnlock()
 	if !d.writable(size) {
 		if size == 0 {
 			d.setBehind()
@@ -514,6 +524,10 @@ func (d *diskTier) run(b *pebble.Batch, sync bool) error {
 func (d *diskTier) readable() bool { return diskState(d.state.Load()) != diskOff }
 
 func (d *diskTier) get(o *object) ([]byte, bool) {
+	if !d.enter() {
+		return nil, false
+	}
+	defer d.relMu.RUnlock()
 	if !d.readable() {
 		return nil, false
 	}
@@ -694,9 +708,44 @@ func (d *diskTier) scan(kind byte, fn func(id uint64, v []byte)) error {
 	return it.Close()
 }
 
+// enter starts a use of db; false when the tier was released. A true
+// answer holds relMu shared until the caller's RUnlock.
+func (d *diskTier) enter() bool {
+	d.relMu.RLock()
+	if d.released {
+		d.relMu.RUnlock()
+		return false
+	}
+	return true
+}
+
+// release closes pebble for good while the cache goes on: the reads and
+// writes running now finish first, later ones find nothing (a read is a
+// miss, a write keeps the object in memory only). A seamless restart
+// uses it to hand the directory and its lock to the new process.
+func (d *diskTier) release() error {
+	d.relMu.Lock()
+	was := d.released
+	d.released = true
+	d.relMu.Unlock()
+	if was {
+		return nil
+	}
+	d.log.Info("cache: persistent tier closed for the next process; serving from memory", "dir", d.dir)
+	err := d.close()
+	d.state.Store(int32(diskOff))
+	return err
+}
+
 // close closes pebble, waiting at most closeWait: a stuck disk must not
 // hold a drain. An off tier is left as it is; pebble cannot close it.
+// After release it has nothing left to close.
 func (d *diskTier) close() error {
+	select {
+	case <-d.closing:
+		return nil
+	default:
+	}
 	close(d.closing)
 	if !d.readable() {
 		return nil

@@ -103,6 +103,10 @@ type Server struct {
 	cfg atomic.Pointer[Config]
 	// draining is set by Shutdown: connections end after their exchange.
 	draining atomic.Bool
+	// retiring is set by Retire: every response says Connection: close
+	// and ends its connection, but idle connections still get their next
+	// request answered.
+	retiring atomic.Bool
 	// mu guards conns, the connections being served and whether each
 	// waits for a request to start (only those may be cut by Shutdown).
 	mu    sync.Mutex
@@ -122,6 +126,14 @@ func (s *Server) Reconfigure(cfg Config) {
 	s.cfg.Store(&cfg)
 }
 
+// Retire makes every connection end after its next response, which says
+// Connection: close, while a connection waiting for a request keeps
+// waiting for it. A seamless restart retires the old process's
+// connections this way: a keep-alive client is told to reconnect (to
+// the new process) with an answer, instead of finding its connection
+// closed as it sends, which an idle connection cut by Shutdown risks.
+func (s *Server) Retire() { s.retiring.Store(true) }
+
 // Shutdown makes every connection end after its current exchange and
 // wakes those waiting for a request, which then close.
 func (s *Server) Shutdown() {
@@ -134,6 +146,10 @@ func (s *Server) Shutdown() {
 		}
 	}
 }
+
+// ending reports whether responses end their connections (Retire or
+// Shutdown), which they then say with Connection: close.
+func (s *Server) ending() bool { return s.retiring.Load() || s.draining.Load() }
 
 // conn is one HTTP/1 client connection. Its goroutine owns every field.
 type conn struct {
@@ -345,7 +361,7 @@ func (hc *conn) serveOne(n int) bool {
 	hc.rb.r += n
 	req := &hc.req
 	if !req.Chunked && req.ContentLength <= 0 {
-		hc.w = Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
+		hc.w = Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close || hc.s.ending()}
 		if hc.s.h.ServeFast(req, &hc.w, &hc.info) {
 			hc.w.finish()
 			return hc.keepOpen(&hc.w)
@@ -353,7 +369,7 @@ func (hc *conn) serveOne(n int) bool {
 	}
 	hc.idleUntil = time.Time{}
 	hc.c.SetReadDeadline(time.Time{})
-	w := &Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close}
+	w := &Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close || hc.s.ending()}
 	cont := &continuer{w: w, want: req.Expect100}
 	var body io.Reader
 	var cb *chunkedBody

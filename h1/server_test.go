@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -212,5 +213,59 @@ func TestRefusedHead(t *testing.T) {
 	defer h.mu.Unlock()
 	if len(h.refused) != 1 {
 		t.Errorf("handler told of %v", h.refused)
+	}
+}
+
+// TestRetire: after Retire a connection that was idle still gets its next
+// request answered, on the fast path and the waiting one, with
+// Connection: close, and then ends; Shutdown would have closed it
+// unanswered.
+func TestRetire(t *testing.T) {
+	for _, target := range []string{"/fast", "/x"} {
+		t.Run(target, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			s := New(Config{}, &handler{serve: writeOK(2)})
+			served := make(chan struct{})
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				s.Serve(c, nil)
+				c.Close()
+				close(served)
+			}()
+			c := dial(t, ln.Addr().String())
+			br := bufio.NewReader(c)
+			ask := func() *http.Response {
+				t.Helper()
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", target)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				return resp
+			}
+			if resp := ask(); resp.Close {
+				t.Fatal("closed before Retire")
+			}
+			// The connection is idle now, as a keep-alive client's is
+			// between two requests.
+			s.Retire()
+			// resp.Close is Connection: close on an HTTP/1.1 response.
+			if resp := ask(); !resp.Close {
+				t.Error("the answer after Retire does not say Connection: close")
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("connection after the answer: %v, want EOF", err)
+			}
+			c.Close()
+			<-served
+		})
 	}
 }

@@ -232,8 +232,14 @@ func (c *conn) onField(name, value []byte) {
 		h.malformed = "bad_field_name"
 		return
 	}
-	if parser.ConnectionSpecific(name, value) {
+	switch string(name) {
+	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
 		h.malformed = "connection_specific"
+		return
+	case "te":
+		if string(value) != "trailers" {
+			h.malformed = "connection_specific"
+		}
 		return
 	}
 	if h.mode == blockTrailers {

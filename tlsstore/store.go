@@ -215,6 +215,11 @@ type Store struct {
 	// closed turns every store call into a failure, so handshakes after
 	// Close fall back to full ones instead of touching a closed backend.
 	closed atomic.Bool
+	// closeMu is held shared by every call to the backend and alone by
+	// Close: a handshake still running when the store closes (a seamless
+	// restart closes it while this process finishes its connections)
+	// never meets a closed pebble.
+	closeMu sync.RWMutex
 
 	// failing is set while the backend errs, so that an outage is logged
 	// once when it starts and once when it ends, not per handshake.
@@ -298,7 +303,9 @@ var errStoreClosed = errors.New("tlsstore: store closed")
 // must not handshake afterwards.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
 		s.closed.Store(true)
+		s.closeMu.Unlock()
 		if s.ring != nil {
 			s.ring.stop()
 		}
@@ -311,7 +318,9 @@ func (s *Store) Close() error {
 // not an error, anything else is counted and logged when an outage starts.
 // what names the operation for the log; it never includes a key.
 func (s *Store) call(what string, op func(ctx context.Context) error) error {
+	s.closeMu.RLock()
 	if s.closed.Load() {
+		s.closeMu.RUnlock()
 		// A handshake still running at shutdown fails open, like any
 		// other store failure.
 		return errStoreClosed
@@ -319,6 +328,7 @@ func (s *Store) call(what string, op func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	err := op(ctx)
 	cancel()
+	s.closeMu.RUnlock()
 	switch {
 	case err == nil || errors.Is(err, errNotFound):
 		if s.failing.CompareAndSwap(true, false) {

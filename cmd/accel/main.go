@@ -9,6 +9,13 @@
 // SIGHUP reloads the config file (a bad file is refused and the running
 // config stays); SIGUSR1 reopens the access log file (after logrotate);
 // SIGTERM and SIGINT drain in-flight requests and stop.
+//
+//	accel -config /etc/accel/accel.yaml -takeover  # seamless restart
+//
+// takes the listening sockets and the data directory over from the accel
+// running with that config, which then finishes its connections and
+// exits: a binary upgrade refuses no connection (handover_unix.go).
+// SIGUSR2 makes a running accel start its own binary so.
 package main
 
 import (
@@ -106,7 +113,15 @@ type flags struct {
 	adminAddr  string
 	drain      time.Duration
 	check      bool
+	takeover   bool
+	// takeoverTimeout bounds each step of a takeover, on both sides.
+	takeoverTimeout time.Duration
 }
+
+// handoverGrace is how long a process that handed over waits for its idle
+// HTTP/1 connections' next request (answered with Connection: close)
+// before it closes them and sends HTTP/2 GOAWAY (accel.Server.Retire).
+const handoverGrace = time.Second
 
 func run(args []string, stderr io.Writer) int {
 	var f flags
@@ -122,6 +137,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.adminAddr, "admin", admin.DefaultListen, "admin API `address`, or off")
 	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.BoolVar(&f.check, "t", false, "test the config and exit (accel check): 0 when it would start, 1 with every problem listed")
+	fs.BoolVar(&f.takeover, "takeover", false, "seamless restart: take the listening sockets and the data dir over from the accel running with this config, which then drains and exits")
+	fs.DurationVar(&f.takeoverTimeout, "takeover-timeout", 10*time.Second, "how long each step of a takeover waits for the other process")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -154,9 +171,24 @@ func run(args []string, stderr io.Writer) int {
 	}
 	setMemoryLimit(srv.CacheMemory(), log)
 	srv.SetConfigSource(source)
+	sockPath := handoverPath(cfg)
+	if f.takeover {
+		pid, err := takeOver(sockPath, srv, f.takeoverTimeout)
+		if err != nil {
+			fmt.Fprintln(stderr, "accel:", err)
+			return 1
+		}
+		log.Info("took over the listening sockets and the data dir", "from_pid", pid, "socket", sockPath)
+	}
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, "accel:", err)
 		return 1
+	}
+	handedOver := make(chan int, 1)
+	if sockPath != "" {
+		if err := serveHandover(sockPath, srv, log, f.takeoverTimeout, handedOver); err != nil {
+			log.Warn("no hand-over socket: a seamless restart (-takeover) cannot replace this process", "socket", sockPath, "err", err)
+		}
 	}
 	for _, a := range srv.Addrs() {
 		log.Info("listening", "addr", a.String())
@@ -164,10 +196,35 @@ func run(args []string, stderr io.Writer) int {
 	if a := srv.AdminAddr(); a != nil {
 		log.Info("admin API", "addr", a.String())
 	}
+	if err := notifyReady(); err != nil {
+		log.Warn("could not tell systemd the service is ready", "err", err)
+	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, append(stopSignals, reloadSignal, reopenSignal)...)
-	for sig := range sigs {
+	signal.Notify(sigs, append(stopSignals, reloadSignal, reopenSignal, upgradeSignal)...)
+	for {
+		var sig os.Signal
+		select {
+		case pid := <-handedOver:
+			log.Info("handed over to the new process; finishing connections", "pid", pid, "timeout", f.drain)
+			ctx, cancel := context.WithTimeout(context.Background(), f.drain)
+			err := srv.Retire(ctx, handoverGrace)
+			cancel()
+			if err != nil {
+				log.Warn("stopped with requests still running", "err", err)
+				return 1
+			}
+			log.Info("stopped")
+			return 0
+		case sig = <-sigs:
+		}
 		switch sig {
+		case upgradeSignal:
+			if pid, err := startUpgrade(log); err != nil {
+				log.Error("upgrade: could not start the new binary", "err", err)
+			} else {
+				log.Info("upgrade: started the binary with -takeover", "pid", pid)
+			}
+			continue
 		case reloadSignal:
 			if err := srv.Reload(); err != nil {
 				log.Error("reload failed", "err", err)
@@ -192,7 +249,6 @@ func run(args []string, stderr io.Writer) int {
 		log.Info("stopped")
 		return 0
 	}
-	return 0
 }
 
 // check is "accel check" and "accel -t": the config as loaded (err when
@@ -218,7 +274,9 @@ func loadConfig(f *flags, fs *flag.FlagSet) (*policy.Config, func() (*policy.Con
 	if f.config != "" {
 		var extra []string
 		fs.Visit(func(fl *flag.Flag) {
-			if fl.Name != "config" && fl.Name != "drain-timeout" && fl.Name != "t" {
+			switch fl.Name {
+			case "config", "drain-timeout", "t", "takeover", "takeover-timeout":
+			default:
 				extra = append(extra, "-"+fl.Name)
 			}
 		})
