@@ -19,7 +19,7 @@ import (
 
 // writeSelfSigned writes a fresh certificate for name into certFile and
 // keyFile and returns its DER bytes.
-func writeSelfSigned(t *testing.T, name, certFile, keyFile string) []byte {
+func writeSelfSigned(t testing.TB, name, certFile, keyFile string) []byte {
 	t.Helper()
 	c, err := SelfSigned(name)
 	if err != nil {

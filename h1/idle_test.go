@@ -2,12 +2,19 @@ package h1
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accel-proxy/accel/parser"
 )
@@ -135,10 +142,36 @@ func TestBufferBurstIsReturned(t *testing.T) {
 
 // TestHeadAfterIdle: a request that comes after the buffers were given
 // back is read whole however it arrives: in pieces, or larger than one
-// buffer.
+// buffer; over a socket (the readiness wait) and over TLS (the one-byte
+// wait).
 func TestHeadAfterIdle(t *testing.T) {
-	addr := start(t, &handler{})
-	c := dial(t, addr)
+	t.Run("cleartext", func(t *testing.T) {
+		testHeadAfterIdle(t, dial(t, start(t, &handler{})))
+	})
+	t.Run("tls", func(t *testing.T) {
+		cert := selfSigned(t)
+		addr := startTLS(t, &handler{}, &tls.Config{Certificates: []tls.Certificate{cert}})
+		c := dial(t, addr)
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+		testHeadAfterIdle(t, tc)
+	})
+}
+
+// selfSigned makes a throwaway certificate for the TLS tests.
+func selfSigned(t *testing.T) tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"a.example"}, NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func testHeadAfterIdle(t *testing.T, c net.Conn) {
 	br := bufio.NewReader(c)
 	askFast(t, c, br)
 	for _, parts := range [][]string{

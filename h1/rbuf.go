@@ -19,6 +19,11 @@ type rbuf struct {
 	// idle waits for a request without holding a buffer, where the
 	// connection allows (rbuf_unix.go).
 	idle idleReader
+	// tls is set on a connection read through crypto/tls: the wait for a
+	// request reads one byte into first, then borrows the buffer for
+	// what crypto/tls holds of the rest.
+	tls   bool
+	first [1]byte
 	// pushed holds bytes read past the end of a chunked body by its
 	// bufio.Reader; they belong to the next request and are served first.
 	pushed []byte
@@ -51,6 +56,31 @@ func (b *rbuf) compact() {
 func (b *rbuf) release() {
 	putBuf(b.buf)
 	b.buf, b.r, b.w = nil, 0, 0
+}
+
+// fillBorrowed is fillIdle without a readiness wait. Over TLS the wait is
+// a one-byte read, and the rest of the record, which crypto/tls then
+// holds, is read into the borrowed buffer at once (no syscall, and no
+// header deadline set for it, so a hit changes no deadline). Otherwise the
+// buffer is borrowed before the wait.
+func (b *rbuf) fillBorrowed() error {
+	if !b.tls {
+		b.buf = getBuf()
+		return b.fill()
+	}
+	if n, err := b.conn.Read(b.first[:]); n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	b.buf = getBuf()
+	b.buf[0] = b.first[0]
+	// An error here comes again from the next read, once the byte read
+	// is parsed.
+	n, _ := b.conn.Read(b.buf[1:])
+	b.r, b.w = 0, 1+n
+	return nil
 }
 
 // fill reads more head bytes, growing the buffer up to one byte past the

@@ -11,9 +11,8 @@ import (
 // idleReader reads a socket (a cleartext connection, not TLS nor a PROXY
 // protocol wrapper) through its RawConn: the goroutine waits for the
 // socket to become readable, then borrows a buffer and reads into it, so a
-// connection that waits for its next request holds no buffer. A TLS
-// connection reads through crypto/tls, which keeps its own buffers; its
-// read buffer is borrowed before the wait.
+// connection that waits for its next request holds no buffer. Other
+// connections wait as fillBorrowed says.
 type idleReader struct {
 	rc syscall.RawConn
 	// read is rbuf.rawRead, made once per connection so that a wait
@@ -40,8 +39,7 @@ func (b *rbuf) useRaw(c net.Conn) {
 // The wait honours the read deadline (idle timeout, Shutdown).
 func (b *rbuf) fillIdle() error {
 	if b.idle.rc == nil {
-		b.buf = getBuf()
-		return b.fill()
+		return b.fillBorrowed()
 	}
 	b.idle.err = nil
 	if err := b.idle.rc.Read(b.idle.read); err != nil {

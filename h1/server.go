@@ -189,7 +189,7 @@ func (s *Server) Serve(c net.Conn, pre []byte) {
 		hdrTO:  cfg.HeaderTimeout,
 		idleTO: cfg.IdleTimeout,
 	}
-	hc.rb = rbuf{conn: c, max: hc.lim.MaxHeadBytes, readTimeout: cfg.ReadTimeout}
+	hc.rb = rbuf{conn: c, max: hc.lim.MaxHeadBytes, readTimeout: cfg.ReadTimeout, tls: isTLS}
 	hc.rb.useRaw(c)
 	if len(pre) > 0 {
 		if len(pre) > bufSize {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -56,7 +57,11 @@ func (h *handler) Refused(remote net.Addr, status int, reason string) {
 }
 
 // start serves HTTP/1 on a loopback listener with h.
-func start(t testing.TB, h Handler) string {
+func start(t testing.TB, h Handler) string { return startTLS(t, h, nil) }
+
+// startTLS is start over TLS with config, when it is not nil: Serve is
+// given the connection once its handshake is done, as accel does.
+func startTLS(t testing.TB, h Handler, config *tls.Config) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,8 +78,15 @@ func start(t testing.TB, h Handler) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer c.Close()
+				if config != nil {
+					tc := tls.Server(c, config)
+					if tc.Handshake() != nil {
+						return
+					}
+					c = tc
+				}
 				s.Serve(c, nil)
-				c.Close()
 			}()
 		}
 	}()
