@@ -13,7 +13,10 @@ import (
 )
 
 // slowClientConfig caches, has a small pool, and keeps temp files in the
-// test's directory.
+// test's directory. The queue waits long: 128 fetches of 256 KiB share 16
+// connections, and on a loaded machine (with -race) they take more than
+// the default second to be buffered, which would answer some 503 before
+// they reach the origin.
 const slowClientConfig = `
 listen:
   - address: "127.0.0.1:0"
@@ -22,6 +25,7 @@ limits:
 pools:
   - name: app
     max_conns_per_server: 16
+    queue_timeout: 30s
     buffer: {temp_dir: DATADIR}
     servers:
       - address: "ORIGIN"

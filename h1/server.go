@@ -167,6 +167,10 @@ type conn struct {
 	// w is reused by every request that ServeFast answers; a request
 	// that waits gets its own, which work that outlives it may hold.
 	w Writer
+	// ctx is the context of every request that waits, and watch looks
+	// for a client that goes away meanwhile (abort.go).
+	ctx   *reqCtx
+	watch abortWatch
 	// idleUntil is the read deadline this goroutine last set for waiting
 	// on a new request, zero once anything else set one.
 	idleUntil time.Time
@@ -367,8 +371,6 @@ func (hc *conn) serveOne(n int) bool {
 			return hc.keepOpen(&hc.w)
 		}
 	}
-	hc.idleUntil = time.Time{}
-	hc.c.SetReadDeadline(time.Time{})
 	w := &Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close || hc.s.ending()}
 	cont := &continuer{w: w, want: req.Expect100}
 	var body io.Reader
@@ -393,16 +395,32 @@ func (hc *conn) serveOne(n int) bool {
 		lb = &lengthBody{rb: &hc.rb, remaining: req.ContentLength, cont: cont}
 		body = lb
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var watch *abortWatch
-	if body == nil && hc.rb.buffered() == 0 {
-		watch = watchAbort(hc.c, cancel)
+	if body != nil {
+		// Body reads set their own deadlines.
+		hc.idleUntil = time.Time{}
+		hc.c.SetReadDeadline(time.Time{})
 	}
-	hc.s.h.Serve(ctx, req, body, w, &hc.info)
-	cancel()
-	if watch != nil && !watch.stop(&hc.rb) {
-		w.close = true
+	watched := body == nil && hc.rb.buffered() == 0
+	if hc.ctx == nil {
+		// Made at the first request that waits: a connection answered
+		// from the cache only never needs them.
+		hc.ctx = newReqCtx()
+		hc.watch = abortWatch{c: hc.c, ctx: hc.ctx}
 	}
+	if watched {
+		hc.watch.arm()
+	}
+	hc.s.h.Serve(hc.ctx, req, body, w, &hc.info)
+	if watched {
+		good, moved := hc.watch.stop(&hc.rb)
+		if !good {
+			w.close = true
+		}
+		if moved {
+			hc.idleUntil = time.Time{}
+		}
+	}
+	hc.ctx.end()
 	w.finish()
 	switch {
 	case body == nil:

@@ -198,10 +198,7 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	c.cmu.Unlock()
 	reused := c.lc.reused()
 	c.answered = false
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, c.interruptFn)
-	}
+	stop := onCancel(ctx, c.interruptFn)
 	fail := func(err error) (*Response, error) {
 		if stop != nil && !stop() {
 			// The interrupt was started on its own goroutine and may
@@ -242,6 +239,27 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		return fail(ctx.Err())
 	}
 	return c.start(head), nil
+}
+
+// canceler is a request context that runs a func when it ends without
+// the allocations of context.AfterFunc (h1's, reused by its connection).
+// ok is false when it cannot take f.
+type canceler interface {
+	OnCancel(f func()) (stop func() bool, ok bool)
+}
+
+// onCancel makes the end of ctx run f, and returns what stops that, or
+// nil when ctx never ends.
+func onCancel(ctx context.Context, f func()) (stop func() bool) {
+	if cc, ok := ctx.(canceler); ok {
+		if stop, ok := cc.OnCancel(f); ok {
+			return stop
+		}
+	}
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 // write sends the request head, in one write when there is no body.
