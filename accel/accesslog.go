@@ -144,10 +144,10 @@ func (ex *exchange) keyedHost() string {
 	return aliasString(b)
 }
 
-// logRefused writes the access log line of a request the parser refused
+// logRefused writes the access log line of a request a front refused
 // before it reached the pipeline, with the reason (nginx logs these as
-// 400s with what it could read).
-func (s *Server) logRefused(remote net.Addr, status int, reason string) {
+// 400s with what it could read); proto is the front's.
+func (s *Server) logRefused(remote net.Addr, proto string, status int, reason string) {
 	s.metrics.ObserveError(status, "", "", "refused: "+reason)
 	al := s.state.Load().access
 	if !al.on {
@@ -156,7 +156,7 @@ func (s *Server) logRefused(remote net.Addr, status int, reason string) {
 	al.write(&accessRecord{
 		end:          time.Now(),
 		client:       clientIP(remote),
-		proto:        "h1",
+		proto:        proto,
 		minor:        1,
 		status:       status,
 		upstreamTime: -1,

@@ -216,3 +216,37 @@ func TestLogFileRotation(t *testing.T) {
 		t.Errorf("more than keep=2 old files")
 	}
 }
+
+// TestAccessLogH2Refused: streams the HTTP/2 front turns away before the
+// pipeline are logged with their reason, as the HTTP/1 front's are: one
+// reset for a malformed head (no :path), one answered 400 for a :path
+// with a space.
+func TestAccessLogH2Refused(t *testing.T) {
+	o := startCountingOrigin(t)
+	dir := t.TempDir()
+	s := startAccelDir(t, accessConfig("json", ""), o.addr(), dir)
+	h := dialH2(t, s.Addrs()[0].String())
+	h.request(1, ":method", "GET", ":scheme", "http", ":authority", "a.example")
+	h.expectRefused(1)
+	h.request(3, ":method", "GET", ":scheme", "http", ":authority", "a.example", ":path", "/a b")
+	h.expectRefused(3)
+	lines := readLines(t, filepath.Join(dir, "access.log"))
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for i, want := range []struct {
+		status  float64
+		refused string
+	}{{400, "malformed_request"}, {400, "bad_target"}} {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r["proto"] != "HTTP/2.0" || r["status"] != want.status || r["refused"] != want.refused || r["client"] != "127.0.0.1" {
+			t.Errorf("line %d: %v, want proto HTTP/2.0, status %v, refused %s", i, r, want.status, want.refused)
+		}
+	}
+	if heads, _ := o.received(); len(heads) != 0 {
+		t.Errorf("the origin got %d requests", len(heads))
+	}
+}

@@ -38,7 +38,7 @@ func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reade
 func (h h1Handler) Refused(remote net.Addr, status int, reason string) {
 	h.s.metrics.IncRejection(reason)
 	if status != 0 {
-		h.s.logRefused(remote, status, reason)
+		h.s.logRefused(remote, "h1", status, reason)
 	}
 }
 

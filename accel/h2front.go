@@ -3,6 +3,7 @@ package accel
 import (
 	"context"
 	"io"
+	"net"
 
 	"github.com/accel-proxy/accel/h2"
 	"github.com/accel-proxy/accel/parser"
@@ -29,4 +30,10 @@ func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool
 // Serve runs the pipeline for a request that must wait.
 func (h h2Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h2.Writer, c h2.Conn) {
 	h.s.serve(ctx, &exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w})
+}
+
+// Refused logs a stream the front turned away before the pipeline saw it
+// (counted already, by the front's Count).
+func (h h2Handler) Refused(remote net.Addr, status int, reason string) {
+	h.s.logRefused(remote, "h2", status, reason)
 }

@@ -372,6 +372,7 @@ func (c *conn) newRequest() error {
 		h.malformed = h.checkPseudo()
 	}
 	if h.malformed != "" {
+		c.s.h.Refused(c.info.Remote, 400, "malformed_request")
 		return c.streamError(h.id, http2.ErrCodeProtocol, "malformed_request")
 	}
 	c.mu.Lock()
@@ -381,6 +382,7 @@ func (c *conn) newRequest() error {
 		// Streams over the advertised limit, or over the work the limit
 		// allows (streams reset while their fetch runs still count).
 		c.cfg.Count("refused_stream")
+		c.s.h.Refused(c.info.Remote, 503, "refused_stream")
 		c.mu.Lock()
 		c.out = appendRST(c.out, h.id, http2.ErrCodeRefusedStream)
 		c.queuedControl++
@@ -388,6 +390,7 @@ func (c *conn) newRequest() error {
 		return c.noteReset("refused_stream")
 	}
 	if h.endStream && h.contentLength > 0 {
+		c.s.h.Refused(c.info.Remote, 400, "bad_content_length")
 		return c.streamError(h.id, http2.ErrCodeProtocol, "bad_content_length")
 	}
 	if len(h.cookies) > 0 {
@@ -418,14 +421,18 @@ func (c *conn) newRequest() error {
 		c.fastW.writeError(431, "request header fields too large\n")
 		c.finishInline(st)
 		c.cfg.Count("header_list_too_large")
+		c.s.h.Refused(c.info.Remote, 431, "header_list_too_large")
 		return c.noteReset("header_list_too_large")
 	}
 	if err := parser.CheckHead(req); err != nil {
 		// What an HTTP/1.1 origin could read two ways never leaves.
 		var pe *parser.Error
+		reason := "bad_request"
 		if errors.As(err, &pe) {
 			c.cfg.Count(pe.Name)
+			reason = pe.Name
 		}
+		c.s.h.Refused(c.info.Remote, parser.Status(err), reason)
 		c.fastW.reset(st, true, isHead)
 		c.fastW.writeError(parser.Status(err), err.Error()+"\n")
 		c.finishInline(st)

@@ -132,6 +132,14 @@ type Handler interface {
 	// when the request has none. ctx ends when the stream is reset by
 	// either side or the connection closes.
 	Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn)
+	// Refused is told of a request refused before it reached ServeFast or
+	// Serve, by a fixed reason name ("malformed_request",
+	// "refused_stream", a parser error's name, ...). status is the answer
+	// sent (431, a parser refusal's), or for a stream reset unanswered
+	// the one HTTP/1 would have sent (400 malformed, 503 over the stream
+	// limit). As h1's Refused, so that the access log shows what either
+	// front turned away.
+	Refused(remote net.Addr, status int, reason string)
 }
 
 // Server is an HTTP/2 server that takes its connections from Serve.

@@ -39,6 +39,8 @@ func newStoredHit() *storedHit {
 	}
 }
 
+func (*storedHit) Refused(net.Addr, int, string) {}
+
 func (h *storedHit) ServeFast(req *parser.Request, w *Writer, c *Conn) bool {
 	w.WriteStored(200, h.fields, nil, h.extra, h.body)
 	return true

@@ -142,6 +142,7 @@ func TestH2ZeroWindowInlineReset(t *testing.T) {
 type lingering struct{ hold chan struct{} }
 
 func (l lingering) ServeFast(req *parser.Request, w *Writer, c *Conn) bool { return false }
+func (lingering) Refused(net.Addr, int, string)                            {}
 
 func (l lingering) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn) {
 	w.SetContentLength(2)
@@ -198,6 +199,7 @@ func TestH2AnsweredStreamsFreeTheLimit(t *testing.T) {
 type bodyHandler struct{}
 
 func (bodyHandler) ServeFast(req *parser.Request, w *Writer, c *Conn) bool { return false }
+func (bodyHandler) Refused(net.Addr, int, string)                          {}
 
 func (bodyHandler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn) {
 	msg := "ignored"
