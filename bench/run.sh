@@ -373,7 +373,7 @@ for s in "${systems[@]}"; do
 		sed "s/^/$s: /" >>"$RUN/hit-headers.txt" || true
 done
 
-declare -A rss_start rss_hit rss_idle idle_note coalesce
+declare -A rss_start rss_hit rss_pre_idle rss_idle idle_note coalesce
 for s in "${systems[@]}"; do rss_start[$s]=$(rss_mb "$s"); done
 
 start_time=$(date +%s)
@@ -399,6 +399,9 @@ done
 
 log "scenario idle: $IDLE_CONNS idle keep-alive connections"
 for s in "${systems[@]}"; do
+	# The cache holds what the miss scenarios stored: the idle row is read
+	# against this one.
+	rss_pre_idle[$s]=$(rss_mb "$s")
 	"$BIN/client" idle -addr "127.0.0.1:$(h1_port "$s")" -n "$IDLE_CONNS" -hold 5s >"$RUN/idle-$s.out" 2>&1 &
 	idle_pid=$!
 	pids+=("$idle_pid")
@@ -494,6 +497,8 @@ header() {
 	for s in "${systems[@]}"; do printf ' %s |' "${rss_start[$s]}"; done
 	printf '\n| RSS after the h1 hit 1 KiB run, MB |'
 	for s in "${systems[@]}"; do printf ' %s |' "${rss_hit[$s]}"; done
+	printf '\n| RSS before the idle connections (after every other scenario, the miss rows stored), MB |'
+	for s in "${systems[@]}"; do printf ' %s |' "${rss_pre_idle[$s]}"; done
 	printf '\n| RSS with %s idle keep-alive connections, MB |' "$(num "$IDLE_CONNS")"
 	for s in "${systems[@]}"; do printf ' %s |' "${rss_idle[$s]}"; done
 	printf '\n| origin fetches for 200 concurrent cold requests (each round) |'
