@@ -89,9 +89,17 @@ func (d *decoder) write(frag []byte) error {
 	for len(p) > 0 {
 		n, err := d.field(p)
 		if err == errNeedMore {
-			// When p lies in rest already, append moves it to the
-			// front (it copies as copy does, overlap allowed).
-			d.rest = append(d.rest[:0], p...)
+			switch {
+			case len(d.rest) == 0:
+				d.rest = append(d.rest, p...)
+			case len(p) < len(d.rest):
+				// p lies in rest: move it to the front. A
+				// representation still cut from its start stays
+				// where it is, so that one long field spread over
+				// many CONTINUATION frames is not copied again
+				// with each.
+				d.rest = d.rest[:copy(d.rest, p)]
+			}
 			return nil
 		}
 		if err != nil {

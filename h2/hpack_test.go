@@ -149,9 +149,9 @@ var appendixC = map[string][]appendixBlock{
 }
 
 // TestDecoderAppendixC decodes RFC 7541's examples whole, cut into two
-// fragments at every byte (a representation cut by a CONTINUATION), and a
-// byte per fragment, and checks the fields and the dynamic table after
-// each block.
+// fragments at every byte (a representation cut by a CONTINUATION), and in
+// fragments of 1, 3 and 7 bytes, and checks the fields and the dynamic
+// table after each block.
 func TestDecoderAppendixC(t *testing.T) {
 	for name, seq := range appendixC {
 		t.Run(name, func(t *testing.T) {
@@ -177,12 +177,14 @@ func TestDecoderAppendixC(t *testing.T) {
 				}
 			}
 			run(t, func(b []byte) [][]byte { return [][]byte{b} })
-			run(t, func(b []byte) (frags [][]byte) {
-				for _, c := range b {
-					frags = append(frags, []byte{c})
-				}
-				return frags
-			})
+			for _, size := range []int{1, 3, 7} {
+				run(t, func(b []byte) (frags [][]byte) {
+					for len(b) > size {
+						frags, b = append(frags, b[:size]), b[size:]
+					}
+					return append(frags, b)
+				})
+			}
 			for at := 1; at < len(unhex(t, seq[0].block)); at++ {
 				n := 0
 				run(t, func(b []byte) [][]byte {
