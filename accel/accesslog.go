@@ -66,7 +66,7 @@ type upstreamUse struct {
 }
 
 // logAccess writes the access log line and counts the request.
-func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
+func (s *Server) logAccess(ex *exchange, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
 	var in int64
 	if ex.req.ContentLength > 0 {
 		in = ex.req.ContentLength
@@ -76,15 +76,17 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
-	// host may alias the exchange's buffer (serveFast): what is kept
-	// beyond this call is copied.
-	s.metrics.ObserveTarget(unsafe.Slice(unsafe.StringData(host), len(host)), path)
+	// The status page names hosts as the log and a purge do (with a port
+	// that is not the scheme's). keyed aliases the exchange's buffer:
+	// what is kept beyond this call is copied.
+	keyed := ex.keyedHost()
+	s.metrics.ObserveTarget(unsafe.Slice(unsafe.StringData(keyed), len(keyed)), path)
 	if err != nil || cw.status >= 500 {
 		msg := ""
 		if err != nil {
 			msg = err.Error()
 		}
-		s.metrics.ObserveError(cw.status, strings.Clone(host), string(target), msg)
+		s.metrics.ObserveError(cw.status, strings.Clone(keyed), string(target), msg)
 	}
 	al := s.state.Load().access
 	if !al.on {
@@ -98,7 +100,7 @@ func (s *Server) logAccess(ex *exchange, host string, target []byte, cw *countin
 		proto:        ex.proto,
 		minor:        req.Minor,
 		method:       req.Method,
-		host:         ex.keyedHost(),
+		host:         keyed,
 		target:       target,
 		status:       cw.status,
 		bytes:        cw.bytes,

@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -275,4 +276,30 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestStatsTopHostsAsPurgeKeys: the status page's top hosts name a host as
+// the cache keys it (with its port, not the scheme's default), so that a
+// URL built from one purges what was stored.
+func TestStatsTopHostsAsPurgeKeys(t *testing.T) {
+	o := startCountingOrigin(t)
+	s := startAccel(t, cachedConfig, o.addr())
+	cachedGet(t, s, "/a/1")
+	code, body := adminDo(t, s, adminToken, "GET", "/stats", nil)
+	if code != 200 {
+		t.Fatalf("stats: %d %s", code, body)
+	}
+	var st struct {
+		TopHosts []struct{ Key string } `json:"top_hosts"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || len(st.TopHosts) != 1 {
+		t.Fatalf("top hosts %+v (%v) in %s", st.TopHosts, err, body)
+	}
+	if want := s.Addrs()[0].String(); st.TopHosts[0].Key != want {
+		t.Errorf("top host %q, want %q", st.TopHosts[0].Key, want)
+	}
+	code, body = adminDo(t, s, adminToken, "POST", "/purge/url", url.Values{"url": {"http://" + st.TopHosts[0].Key + "/a/1"}})
+	if code != 200 || !strings.Contains(body, `"purged": 1`) {
+		t.Errorf("purge of the top host's URL: %d %s", code, body)
+	}
 }

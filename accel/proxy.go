@@ -90,7 +90,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	var err error
 	defer func() {
 		cw.finish()
-		s.logAccess(ex, host, target, cw, result, server.Load(), err, time.Since(start))
+		s.logAccess(ex, target, cw, result, server.Load(), err, time.Since(start))
 	}()
 
 	route := st.cfg.Match(host, pathOf(target))
