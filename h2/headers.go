@@ -232,14 +232,8 @@ func (c *conn) onField(name, value []byte) {
 		h.malformed = "bad_field_name"
 		return
 	}
-	switch string(name) {
-	case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+	if parser.ConnectionSpecific(name, value) {
 		h.malformed = "connection_specific"
-		return
-	case "te":
-		if string(value) != "trailers" {
-			h.malformed = "connection_specific"
-		}
 		return
 	}
 	if h.mode == blockTrailers {

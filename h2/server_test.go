@@ -240,3 +240,64 @@ func TestH2UnreadBodiesFreeTheWindow(t *testing.T) {
 		t.Fatalf("2 MiB upload after unread ones: %q", got)
 	}
 }
+
+// A request with a connection-specific field (RFC 9113 §8.2.2, as
+// parser.ConnectionSpecific says) is reset with PROTOCOL_ERROR; te:
+// trailers and trailer are answered, and the connection serves on.
+func TestH2ConnectionSpecificFields(t *testing.T) {
+	addr := serveLoopback(t, newStoredHit(), Config{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	id := uint32(1)
+	for _, tc := range []struct {
+		name, value string
+		reset       bool
+	}{
+		{"connection", "close", true},
+		{"proxy-connection", "keep-alive", true},
+		{"keep-alive", "timeout=5", true},
+		{"transfer-encoding", "chunked", true},
+		{"upgrade", "h2c", true},
+		{"te", "gzip", true},
+		{"te", "trailers", false},
+		{"trailer", "x-checksum", false},
+	} {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}, {tc.name, tc.value}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		for done := false; !done; {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("%s: %s: %v", tc.name, tc.value, err)
+			}
+			switch f := f.(type) {
+			case *http2.RSTStreamFrame:
+				if !tc.reset || f.StreamID != id || f.ErrCode != http2.ErrCodeProtocol {
+					t.Fatalf("%s: %s: stream %d reset with %v", tc.name, tc.value, f.StreamID, f.ErrCode)
+				}
+				done = true
+			case *http2.GoAwayFrame:
+				t.Fatalf("%s: %s: GOAWAY %v", tc.name, tc.value, f.ErrCode)
+			case *http2.MetaHeadersFrame:
+				if tc.reset {
+					t.Fatalf("%s: %s answered %s, want a reset", tc.name, tc.value, f.PseudoValue("status"))
+				}
+			case *http2.DataFrame:
+				done = f.StreamID == id && f.StreamEnded()
+			}
+		}
+		id += 2
+	}
+}

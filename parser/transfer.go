@@ -69,6 +69,20 @@ func HopByHop(name []byte) bool {
 	return false
 }
 
+// ConnectionSpecific reports whether a field may not appear in an HTTP/2
+// request (RFC 9113 §8.2.2): the hop-by-hop fields, but for TE with the
+// value "trailers", which HTTP/2 allows, and Trailer, which only names the
+// trailers to come (the proxy drops it with them, as HopByHop says).
+func ConnectionSpecific(name, value []byte) bool {
+	switch {
+	case !HopByHop(name), equalFold(name, "Trailer"):
+		return false
+	case equalFold(name, "TE"):
+		return string(value) != "trailers"
+	}
+	return true
+}
+
 // ConnectionOptions returns the values of the Connection fields: the names
 // of further fields meant for this hop only (RFC 9110 §7.6.1). Most
 // messages have none, which keeps Listed free.

@@ -64,3 +64,28 @@ func TestStripHopByHop(t *testing.T) {
 		t.Error("the input was changed")
 	}
 }
+
+// TestConnectionSpecific: the fields RFC 9113 §8.2.2 forbids in an HTTP/2
+// request are the hop-by-hop ones, TE but for "trailers", and not Trailer.
+func TestConnectionSpecific(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        bool
+	}{
+		{"connection", "close", true},
+		{"proxy-connection", "keep-alive", true},
+		{"keep-alive", "timeout=5", true},
+		{"transfer-encoding", "chunked", true},
+		{"upgrade", "h2c", true},
+		{"te", "gzip", true},
+		{"te", "trailers, gzip", true},
+		{"te", "trailers", false},
+		{"trailer", "x-checksum", false},
+		{"content-length", "3", false},
+		{"x-connection", "close", false},
+	} {
+		if got := ConnectionSpecific([]byte(tc.name), []byte(tc.value)); got != tc.want {
+			t.Errorf("ConnectionSpecific(%s: %s) = %v, want %v", tc.name, tc.value, got, tc.want)
+		}
+	}
+}
