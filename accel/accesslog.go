@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/accel-proxy/accel/accesslog"
 	"github.com/accel-proxy/accel/parser"
 )
 
@@ -89,39 +90,39 @@ func (s *Server) logAccess(ex *exchange, target []byte, cw *countingWriter, resu
 		s.metrics.ObserveError(cw.status, strings.Clone(keyed), string(target), msg)
 	}
 	al := s.state.Load().access
-	if !al.on {
+	if !al.On() {
 		return
 	}
 	req := ex.req
 	r := &ex.rec
-	*r = accessRecord{
-		end:          time.Now(),
-		client:       ex.clientIP(),
-		proto:        ex.proto,
-		minor:        req.Minor,
-		method:       req.Method,
-		host:         keyed,
-		target:       target,
-		status:       cw.status,
-		bytes:        cw.bytes,
-		duration:     d,
-		upstreamTime: -1,
-		cache:        result,
-		userAgent:    req.Fields.Get("User-Agent"),
-		referer:      req.Fields.Get("Referer"),
-		xff:          req.Fields.Get("X-Forwarded-For"),
-		requestID:    ex.requestID(),
+	*r = accesslog.Record{
+		End:          time.Now(),
+		Client:       ex.clientIP(),
+		Proto:        ex.proto,
+		Minor:        req.Minor,
+		Method:       req.Method,
+		Host:         keyed,
+		Target:       target,
+		Status:       cw.status,
+		Bytes:        cw.bytes,
+		Duration:     d,
+		UpstreamTime: -1,
+		Cache:        result,
+		UserAgent:    req.Fields.Get("User-Agent"),
+		Referer:      req.Fields.Get("Referer"),
+		XFF:          req.Fields.Get("X-Forwarded-For"),
+		RequestID:    ex.requestID(),
 	}
 	if ex.route != nil {
-		r.route = ex.route.Host + ex.route.Path
+		r.Route = ex.route.Host + ex.route.Path
 	}
 	if up != nil {
-		r.upstream, r.upstreamTime = up.addr, up.took
+		r.Upstream, r.UpstreamTime = up.addr, up.took
 	}
 	if err != nil {
-		r.err = err.Error()
+		r.Err = err.Error()
 	}
-	al.write(r)
+	al.Write(r)
 }
 
 // keyedHost is the request's host as the cache keys it and a purge names
@@ -152,17 +153,17 @@ func (ex *exchange) keyedHost() string {
 func (s *Server) logRefused(remote net.Addr, proto string, status int, reason string) {
 	s.metrics.ObserveError(status, "", "", "refused: "+reason)
 	al := s.state.Load().access
-	if !al.on {
+	if !al.On() {
 		return
 	}
-	al.write(&accessRecord{
-		end:          time.Now(),
-		client:       clientIP(remote),
-		proto:        proto,
-		minor:        1,
-		status:       status,
-		upstreamTime: -1,
-		refused:      reason,
+	al.Write(&accesslog.Record{
+		End:          time.Now(),
+		Client:       clientIP(remote),
+		Proto:        proto,
+		Minor:        1,
+		Status:       status,
+		UpstreamTime: -1,
+		Refused:      reason,
 	})
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 
 	"github.com/accel-proxy/accel/policy"
 )
@@ -34,18 +32,6 @@ func check(cfg *policy.Config) (*settings, error) {
 			if _, err := buildTLSConfig(lc.TLS, quiet); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("listen", i, "tls"), err))
 			}
-		}
-	}
-	if cfg.Log.AccessFormat == "template" {
-		if _, err := parseTemplate(cfg.Log.AccessTemplate); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", cfg.Where("log", "access_template"), err))
-		}
-	}
-	if f := cfg.Log.AccessFile; f != "" {
-		// The file itself is left alone (a running instance writes it);
-		// its directory must be there.
-		if fi, err := os.Stat(filepath.Dir(f)); err != nil || !fi.IsDir() {
-			errs = append(errs, fmt.Errorf("%s: directory of %s does not exist", cfg.Where("log", "access_file"), f))
 		}
 	}
 	return set, errors.Join(errs...)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/accel-proxy/accel/accesslog"
 	"github.com/accel-proxy/accel/cache"
 	"github.com/accel-proxy/accel/h1"
 	"github.com/accel-proxy/accel/parser"
@@ -55,7 +56,7 @@ type exchange struct {
 	logHost []byte
 	// rec is the access log line being written, here so that it costs
 	// no allocation.
-	rec accessRecord
+	rec accesslog.Record
 	// cw and hostBuf are serveFast's, kept here so that a front which
 	// reuses its exchange answers a hit without allocating.
 	cw      countingWriter

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/accel-proxy/accel/accesslog"
 	"github.com/accel-proxy/accel/admin"
 	"github.com/accel-proxy/accel/cache"
 	"github.com/accel-proxy/accel/fleet"
@@ -84,7 +85,7 @@ type state struct {
 	// set is cfg as each package takes it (wiring.go).
 	set    *settings
 	pools  map[string]*upstream.Pool
-	access *accessLog
+	access *accesslog.Log
 	// refs counts requests using this generation; the pools of a retired
 	// generation close when the last one ends.
 	refs    atomic.Int64
@@ -124,23 +125,23 @@ func (s *Server) SetConfigSource(f func() (*policy.Config, error)) { s.source = 
 
 // build makes the pools of a config generation.
 func (s *Server) build(cfg *policy.Config, set *settings) (*state, error) {
-	var prev *logFile
+	var prev *accesslog.File
 	if old := s.state.Load(); old != nil {
-		prev = old.access.file
+		prev = old.access.File()
 	}
-	al, err := newAccessLog(cfg, s.log, prev)
+	al, err := accesslog.New(set.access, s.log, prev)
 	if err != nil {
-		return nil, err
+		return nil, placed(cfg, err, []any{"log"})
 	}
 	st := &state{cfg: cfg, set: set, pools: map[string]*upstream.Pool{}, access: al}
 	for i, p := range cfg.Pools {
 		pool, err := upstream.NewPool(s.poolConfig(set.pools[i]))
 		if err != nil {
 			st.close()
-			if al.file != nil && al.file != prev {
-				al.file.Close()
+			if f := al.File(); f != nil && f != prev {
+				f.Close()
 			}
-			return nil, fmt.Errorf("%s: %w", cfg.Where("pools", i), err)
+			return nil, placed(cfg, err, []any{"pools", i})
 		}
 		st.pools[p.Name] = pool
 		s.metrics.SetPoolStatsFunc(p.Name, func() admin.PoolStats { return admin.PoolStats(pool.Stats()) })
@@ -317,7 +318,7 @@ func (s *Server) AdminAddr() net.Addr {
 // swapState puts st in force and retires the running generation.
 func (s *Server) swapState(st *state) {
 	old := s.state.Swap(st)
-	if f := old.access.file; f != nil && f != st.access.file {
+	if f := old.access.File(); f != nil && f != st.access.File() {
 		// Lines of requests still finishing under the old generation
 		// would go to a closed file: they are few, and the new file has
 		// everything from now on.
@@ -391,7 +392,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Warn("stores not closed within the drain timeout")
 		err = ctx.Err()
 	}
-	if f := st.access.file; f != nil {
+	if f := st.access.File(); f != nil {
 		f.Close()
 	}
 	return err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/accel-proxy/accel/accesslog"
 	"github.com/accel-proxy/accel/admin"
 	"github.com/accel-proxy/accel/cache"
 	"github.com/accel-proxy/accel/fleet"
@@ -36,6 +37,7 @@ type settings struct {
 	// pools are cfg.Pools[i] as upstream takes them.
 	pools    []upstream.Config
 	cache    cache.Config
+	access   accesslog.Config
 	sessions tlsstore.Config
 	// admin is nil when admin.listen is off.
 	admin *admin.Config
@@ -102,6 +104,18 @@ func wire(cfg *policy.Config) (*settings, error) {
 		DiskBytes:   int64(cfg.Cache.Disk),
 	}
 	set.cache.EnsureDefaults()
+
+	lg := cfg.Log
+	set.access = accesslog.Config{
+		Off:      lg.Access != nil && !*lg.Access,
+		Format:   lg.AccessFormat,
+		Template: lg.AccessTemplate,
+		File:     lg.AccessFile,
+		MaxSize:  int64(lg.AccessMaxSize),
+		Keep:     lg.AccessKeep,
+		JSON:     lg.Format == "json",
+	}
+	check(set.access.Validate(), "log")
 
 	ts := cfg.TLSSessions
 	set.sessions = tlsstore.Config{

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/accel-proxy/accel/accesslog"
 	"github.com/accel-proxy/accel/admin"
 	"github.com/accel-proxy/accel/cache"
 	"github.com/accel-proxy/accel/fleet"
@@ -84,6 +85,10 @@ func TestWiringErrors(t *testing.T) {
 			}},
 		{"admin", "admin:\n  listen: nohost # here\n", "admin.listen",
 			func() error { c := admin.Config{Listen: "nohost"}; return c.Validate() }},
+		{"accesslog format", "log:\n  access_format: apache # here\n", "log.access_format",
+			func() error { c := accesslog.Config{Format: "apache"}; return c.Validate() }},
+		{"accesslog template", "log:\n  access_format: template\n  access_template: \"$remote_adr\" # here\n", "log.access_template",
+			func() error { c := accesslog.Config{Format: "template", Template: "$remote_adr"}; return c.Validate() }},
 		{"fleet", "fleet:\n  redis: \"127.0.0.1:6379\"\n  stream_max_len: -1 # here\n", "fleet.stream_max_len",
 			func() error { c := fleet.Config{Addr: "127.0.0.1:6379", MaxLen: -1}; return c.Validate() }},
 	} {
@@ -184,6 +189,8 @@ func TestWiringAddsNoDefaults(t *testing.T) {
 	ac.Validate()
 	fc := fleet.Config{Addr: "127.0.0.1:6379", StateFile: set.fleet.StateFile}
 	fc.Validate()
+	var lc accesslog.Config
+	lc.Validate()
 	for _, c := range []struct {
 		name      string
 		got, want any
@@ -195,6 +202,7 @@ func TestWiringAddsNoDefaults(t *testing.T) {
 		{"tlsstore", set.sessions, sc},
 		{"admin", *set.admin, ac},
 		{"fleet", *set.fleet, fc},
+		{"accesslog", set.access, lc},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s: wired %+v\nthe package's own defaults %+v", c.name, c.got, c.want)

@@ -289,28 +289,22 @@ type Admin struct {
 	TokenEnv string `yaml:"token_env"`
 }
 
-// Log sets the log format and where the access log goes.
+// Log sets the log format and where the access log goes. The access keys
+// are accesslog.Config's, where their defaults and checks are.
 type Log struct {
 	// Format is text or json; unset is text.
 	Format string `yaml:"format"`
-	// Access turns the access log on (default) or off.
+	// Access turns the access log on (unset) or off.
 	Access *bool `yaml:"access"`
-	// AccessFile is the access log's file; empty (default) writes it to
-	// stderr with the rest of the log. The file is reopened on SIGUSR1,
-	// after an external logrotate moved it.
+	// AccessFile is the access log's file; unset, stderr.
 	AccessFile string `yaml:"access_file"`
-	// AccessFormat is "log" (default: a record of the error log, in its
-	// format), "combined" (nginx's and Apache's), "json" (one object a
-	// line, durations in seconds) or "template" (AccessTemplate).
+	// AccessFormat is log, combined, json or template.
 	AccessFormat string `yaml:"access_format"`
-	// AccessTemplate is the line for access_format template, with nginx's
-	// $variables ($remote_addr, $status, $request_time, ...).
+	// AccessTemplate is the line for access_format template.
 	AccessTemplate string `yaml:"access_template"`
-	// AccessMaxSize rotates the access file when it would grow past this
-	// size (file to file.1, file.1 to file.2, ...); 0, the default, never.
+	// AccessMaxSize rotates the access file past this size.
 	AccessMaxSize ByteSize `yaml:"access_max_size"`
-	// AccessKeep is how many rotated files are kept; unset is the access
-	// log's default (accel).
+	// AccessKeep is how many rotated files are kept.
 	AccessKeep int `yaml:"access_keep"`
 }
 
@@ -581,18 +575,6 @@ func (c *Config) validate(root *yaml.Node) error {
 	c.Fleet.check(k)
 	if c.Log.Format != "" && c.Log.Format != "text" && c.Log.Format != "json" {
 		k.failf([]any{"log", "format"}, "%q is not text or json", c.Log.Format)
-	}
-	switch c.Log.AccessFormat {
-	case "", "log", "combined", "json":
-	case "template":
-		if c.Log.AccessTemplate == "" {
-			k.failf([]any{"log", "access_template"}, "access_format template needs a template")
-		}
-	default:
-		k.failf([]any{"log", "access_format"}, "%q is not log, combined, json or template", c.Log.AccessFormat)
-	}
-	if c.Log.AccessKeep < 0 {
-		k.failf([]any{"log", "access_keep"}, "is negative")
 	}
 	return errors.Join(k.errs...)
 }

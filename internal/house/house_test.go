@@ -22,6 +22,7 @@ var rank = map[string]int{
 	"github.com/accel-proxy/accel/tlsstore":        2,
 	"github.com/accel-proxy/accel/fleet":           2,
 	"github.com/accel-proxy/accel/admin":           2,
+	"github.com/accel-proxy/accel/accesslog":       2,
 	"github.com/accel-proxy/accel/accel":           3,
 	"github.com/accel-proxy/accel/cmd/accel":       4,
 	"github.com/accel-proxy/accel/cmd/demo-origin": 4,

@@ -1,4 +1,4 @@
-package accel
+package accesslog
 
 import (
 	"fmt"
@@ -7,11 +7,11 @@ import (
 	"sync"
 )
 
-// logFile is the access log's file: appended to, reopened on SIGUSR1
+// File is the access log's file: appended to, reopened on SIGUSR1
 // (after an external logrotate renamed it, the nginx convention) and
 // rotated by size when a maximum is set. Writes are whole lines under
 // mu, so concurrent requests never interleave.
-type logFile struct {
+type File struct {
 	path    string
 	maxSize int64 // 0: never rotate by size
 	keep    int   // rotated files kept: path.1 .. path.keep
@@ -21,15 +21,17 @@ type logFile struct {
 	size int64
 }
 
-func openLogFile(path string, maxSize int64, keep int) (*logFile, error) {
-	l := &logFile{path: path, maxSize: maxSize, keep: keep}
+// OpenFile opens (or creates) path for appending, rotated past maxSize
+// bytes (0: never) with keep old files.
+func OpenFile(path string, maxSize int64, keep int) (*File, error) {
+	l := &File{path: path, maxSize: maxSize, keep: keep}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *logFile) open() error {
+func (l *File) open() error {
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("access log: %w", err)
@@ -46,7 +48,7 @@ func (l *logFile) open() error {
 // Write appends one line, rotating first if it would pass maxSize. A
 // failed rotation keeps writing to the current file: losing lines is
 // worse than a large file.
-func (l *logFile) Write(p []byte) (int, error) {
+func (l *File) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(p)) > l.maxSize {
@@ -59,7 +61,7 @@ func (l *logFile) Write(p []byte) (int, error) {
 
 // rotateLocked shifts path.N-1 to path.N down to path to path.1, dropping
 // the oldest, and opens a new path.
-func (l *logFile) rotateLocked() {
+func (l *File) rotateLocked() {
 	if l.keep == 0 {
 		l.f.Truncate(0)
 		l.size = 0
@@ -81,7 +83,7 @@ func (l *logFile) rotateLocked() {
 
 // Reopen closes the file and opens path again: after logrotate moved the
 // file away, new lines go to a new file of the configured name.
-func (l *logFile) Reopen() error {
+func (l *File) Reopen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.f
@@ -92,7 +94,8 @@ func (l *logFile) Reopen() error {
 	return nil
 }
 
-func (l *logFile) Close() error {
+// Close closes the file.
+func (l *File) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.Close()
