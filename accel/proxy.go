@@ -170,6 +170,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 			Fields:        responseFields(resp.Head.Fields),
 			ContentLength: resp.Head.ContentLength,
 			Body:          &pinnedBody{ReadCloser: resp.Body, s: s, st: g, client: client, limit: limit},
+			Buffered:      resp.Buffered,
 		}, nil
 	}
 

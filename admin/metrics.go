@@ -56,6 +56,9 @@ type CacheStats struct {
 	DiskState string `json:"disk_state"`
 	// DiskFailures counts the persistent tier's write failures.
 	DiskFailures int64 `json:"disk_failures"`
+	// DiskSkipped counts new objects kept in memory only because the
+	// persistent tier's write queue was full.
+	DiskSkipped int64 `json:"disk_skipped"`
 	// Evictions counts objects dropped for space.
 	Evictions int64 `json:"evictions"`
 	// CoalescedWaiters counts requests that waited for another request's
@@ -514,7 +517,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 // series; reading the cache once keeps them consistent with each other.
 type cacheCollector struct {
 	objects, bytes, evictions, coalesced *prometheus.Desc
-	diskState, diskFailures              *prometheus.Desc
+	diskState, diskFailures, diskSkipped *prometheus.Desc
 
 	mu sync.Mutex // guards f
 	f  func() CacheStats
@@ -530,6 +533,7 @@ func newCacheCollector() *cacheCollector {
 			"1 for the persistent tier's current state: ok, read-only (new objects stay in memory until a retry succeeds) or off (until a restart).",
 			[]string{"state"}, nil),
 		diskFailures: prometheus.NewDesc("accel_cache_disk_failures_total", "Write failures of the persistent tier (full, read-only, I/O errors, stalls).", nil, nil),
+		diskSkipped:  prometheus.NewDesc("accel_cache_disk_skipped_total", "New objects kept in memory only because the persistent tier's write queue was full.", nil, nil),
 	}
 }
 
@@ -558,6 +562,7 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.coalesced
 	ch <- c.diskState
 	ch <- c.diskFailures
+	ch <- c.diskSkipped
 }
 
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
@@ -580,5 +585,6 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.diskState, prometheus.GaugeValue, v, st)
 		}
 		ch <- prometheus.MustNewConstMetric(c.diskFailures, prometheus.CounterValue, float64(s.DiskFailures))
+		ch <- prometheus.MustNewConstMetric(c.diskSkipped, prometheus.CounterValue, float64(s.DiskSkipped))
 	}
 }

@@ -78,6 +78,10 @@ type Response struct {
 	// ContentLength is the body length, -1 when unknown.
 	ContentLength int64
 	Body          io.ReadCloser
+	// Buffered says Body is whole in memory already (a small response
+	// that came with its head): reading it never waits for the origin, so
+	// the cache stores it before answering, without a goroutine.
+	Buffered bool
 }
 
 // Request is one client request through the cache.
@@ -197,6 +201,7 @@ func Open(cfg Config) (*Cache, error) {
 	c.tiers = []tier{mem}
 	if c.disk != nil {
 		c.tiers = append(c.tiers, c.disk)
+		c.disk.start(c.keepInMemory, &c.bg)
 	}
 	if len(c.bans) > 0 {
 		c.sweeping = true
@@ -276,11 +281,21 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.bg.Wait()
-	c.mem.rc.Close()
+	var err error
 	if c.disk != nil {
-		return c.disk.close()
+		err = c.disk.close()
 	}
-	return nil
+	c.mem.rc.Close()
+	return err
+}
+
+// keepInMemory holds an indexed object's body that the disk did not take
+// after all (its queued write failed): in memory, visible before the queue
+// lets go of it, or else the object goes from the index.
+func (c *Cache) keepInMemory(o *object, body []byte) {
+	if !c.mem.putVisible(o, body) {
+		c.ix.remove(o)
+	}
 }
 
 // Stats are the cache's counters and sizes at one moment.
@@ -299,6 +314,9 @@ type Stats struct {
 	// DiskFailures counts the persistent tier's write failures and
 	// failed retries.
 	DiskFailures int64
+	// DiskSkipped counts the new objects kept in memory only because the
+	// persistent tier's write queue was full (the disk fell behind).
+	DiskSkipped int64
 	// Evictions counts objects dropped for space.
 	Evictions int64
 	// CoalescedWaiters counts requests that waited on another's fetch.
@@ -331,6 +349,7 @@ func (c *Cache) Stats() Stats {
 		s.DiskObjects, s.DiskBytes = s.Objects, c.ix.bytes.Load()
 		s.DiskState = diskState(c.disk.state.Load()).String()
 		s.DiskFailures = c.disk.failures.Load()
+		s.DiskSkipped = c.disk.wq.skipped.Load()
 	case c.diskFailed:
 		s.DiskState, s.DiskFailures = diskOff.String(), 1
 	}

@@ -10,40 +10,31 @@ import (
 )
 
 // stream is a body that arrives while it is read: one goroutine (the
-// flight's filler) appends, any number of readers follow at their own pace
-// from the start. Appended bytes are never rewritten, so a reader may use a
-// slice of buf after dropping the lock.
+// flight's filler) reads the origin's body into buf's spare capacity and
+// publishes what it read, any number of readers follow at their own pace
+// from the start. Published bytes are never rewritten, and the filler
+// writes only past them, so a reader may use a slice of buf after dropping
+// the lock.
 type stream struct {
 	mu   sync.Mutex
 	buf  []byte
 	done bool
 	err  error
-	wake chan struct{} // closed when buf grows or done is set, if waited
-	// waited is set when a reader took wake to wait on: only then does an
-	// append close and replace it, so that storing allocates per object
-	// and per wake-up, not per read from the origin.
-	waited bool
+	// wake is closed when buf grows or done is set; it is made by the
+	// first reader that waits, and again after each wake-up, so that
+	// storing allocates per object and per wake-up, not per read from the
+	// origin, and a body read whole before anyone waits makes none.
+	wake chan struct{}
 }
 
-func newStream(capacity int64) *stream {
-	return &stream{buf: make([]byte, 0, max(capacity, 0)), wake: make(chan struct{})}
-}
-
-func (s *stream) append(p []byte) {
-	s.mu.Lock()
-	s.buf = append(s.buf, p...)
-	s.wakeLocked()
-	s.mu.Unlock()
-}
-
-// wakeLocked wakes the readers waiting for more; s.mu is held.
-func (s *stream) wakeLocked() {
-	if !s.waited {
-		return
+// newStream makes a stream for a body of length bytes (-1: unknown). A
+// known length gets its whole buffer at once, and one byte more, so that
+// the read which sees the origin's end of body needs no buffer of its own.
+func newStream(length int64) *stream {
+	if length < 0 {
+		return &stream{}
 	}
-	close(s.wake)
-	s.wake = make(chan struct{})
-	s.waited = false
+	return &stream{buf: make([]byte, 0, length+1)}
 }
 
 // publish replaces the buffer with b, which extends it (the same bytes
@@ -55,12 +46,20 @@ func (s *stream) publish(b []byte) {
 	s.mu.Unlock()
 }
 
+// wakeLocked wakes the readers waiting for more; s.mu is held.
+func (s *stream) wakeLocked() {
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+}
+
 // finish ends the stream; a non-nil err makes every reader fail instead of
 // seeing a short body as a whole one.
 func (s *stream) finish(err error) {
 	s.mu.Lock()
 	s.done, s.err = true, err
-	close(s.wake)
+	s.wakeLocked()
 	s.mu.Unlock()
 }
 
@@ -69,9 +68,13 @@ func (s *stream) finish(err error) {
 func (s *stream) next(ctx context.Context, off int) (p []byte, done bool, err error) {
 	for {
 		s.mu.Lock()
-		buf, fin, serr, wake := s.buf, s.done, s.err, s.wake
+		buf, fin, serr := s.buf, s.done, s.err
+		var wake chan struct{}
 		if len(buf) <= off && !fin && serr == nil {
-			s.waited = true
+			if s.wake == nil {
+				s.wake = make(chan struct{})
+			}
+			wake = s.wake
 		}
 		s.mu.Unlock()
 		switch {

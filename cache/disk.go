@@ -61,6 +61,12 @@ type diskTier struct {
 	bound, memtable int64
 	purgeSeq        atomic.Uint64
 
+	// commit is held by every write, from its room check to its commit,
+	// so that the writer's batches and the deletes land in order
+	// (writebehind.go).
+	commit sync.Mutex
+	wq     writeQueue
+
 	state    atomic.Int32 // a diskState
 	failures atomic.Int64 // write failures, for the metric
 	dead     chan struct{}
@@ -138,7 +144,11 @@ var (
 var diskFS = vfs.Default
 
 func diskKey(kind byte, id uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{kind}, id)
+	return appendDiskKey(make([]byte, 0, 9), kind, id)
+}
+
+func appendDiskKey(b []byte, kind byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, kind), id)
 }
 
 // diskSizes are pebble's sizes for a bound: memtables (and so log files)
@@ -469,6 +479,8 @@ func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error 
 		return errDiskReleased
 	}
 	defer d.relMu.RUnlock()
+	d.commit.Lock()
+	defer d.commit.Unlock()
 	if !d.writable(size) {
 		if size == 0 {
 			d.setBehind()
@@ -524,6 +536,11 @@ func (d *diskTier) run(b *pebble.Batch, sync bool) error {
 func (d *diskTier) readable() bool { return diskState(d.state.Load()) != diskOff }
 
 func (d *diskTier) get(o *object) ([]byte, bool) {
+	// A queued body is served even as the tier is released or stops: the
+	// writer hands it to memory before it lets go of it.
+	if b, ok := d.wq.queued(o); ok {
+		return b, true
+	}
 	if !d.enter() {
 		return nil, false
 	}
@@ -542,14 +559,6 @@ func (d *diskTier) get(o *object) ([]byte, bool) {
 	return append([]byte(nil), v...), true
 }
 
-func (d *diskTier) put(o *object, body []byte) bool {
-	meta := o.encode()
-	return d.write(int64(len(body)+len(meta)+32), false, func(b *pebble.Batch) {
-		_ = b.Set(diskKey('o', o.id), meta, nil)
-		_ = b.Set(diskKey('b', o.id), body, nil)
-	}) == nil
-}
-
 func (d *diskTier) del(o *object) {
 	_ = d.drop([]*object{o}, false)
 }
@@ -557,6 +566,7 @@ func (d *diskTier) del(o *object) {
 // drop deletes objects' records in one batch; sync makes a purge durable
 // before it is reported done.
 func (d *diskTier) drop(objs []*object, sync bool) error {
+	d.wq.cancel(objs, false)
 	return d.write(0, sync, func(b *pebble.Batch) {
 		for _, o := range objs {
 			for _, k := range []byte("obe") {
@@ -601,6 +611,7 @@ func (d *diskTier) setBehind() {
 // update rewrites the metadata of objects updated in place (a 304), so a
 // restart sees the new headers and freshness.
 func (d *diskTier) update(o *object) error {
+	d.wq.replace(o)
 	meta := o.encode()
 	return d.write(int64(len(meta)), false, func(b *pebble.Batch) {
 		_ = b.Set(diskKey('o', o.id), meta, nil)
@@ -620,6 +631,7 @@ func (d *diskTier) expire(objs []*object, sync bool) error {
 
 // dropAll deletes every record.
 func (d *diskTier) dropAll() error {
+	d.wq.cancel(nil, true)
 	return d.write(0, true, func(b *pebble.Batch) { _ = b.DeleteRange([]byte{0}, []byte{0xff}, nil) })
 }
 
@@ -747,6 +759,11 @@ func (d *diskTier) close() error {
 	default:
 	}
 	close(d.closing)
+	if d.wq.done != nil {
+		// The writer commits what was queued, each batch bounded by
+		// writeStall (after a stall the tier takes no more writes).
+		<-d.wq.done
+	}
 	if !d.readable() {
 		return nil
 	}

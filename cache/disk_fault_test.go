@@ -61,9 +61,10 @@ func TestDiskIOError(t *testing.T) {
 	}
 }
 
-// TestDiskStuck: pebble's writes never return (a hung disk). A store
-// gives up after writeStall and the response completes; the tier turns
-// read-only; Close returns after closeWait instead of hanging a drain.
+// TestDiskStuck: pebble's writes never return (a hung disk). Responses
+// complete without waiting for the disk; the writer gives up after
+// writeStall and the tier turns read-only, the objects kept in memory;
+// Close returns after closeWait instead of hanging a drain.
 func TestDiskStuck(t *testing.T) {
 	var stuck atomic.Bool
 	release := make(chan struct{})
@@ -89,8 +90,14 @@ func TestDiskStuck(t *testing.T) {
 	for i := range 20 {
 		e.getWhole(fmt.Sprintf("/%d/stuck-%d", size, i), size)
 	}
+	e.settle()
 	if s := c.Stats(); s.DiskState != "read-only" {
 		t.Errorf("disk state %q with writes that never return\n%s", s.DiskState, logs)
+	}
+	for i := range 20 {
+		if r := e.getWhole(fmt.Sprintf("/%d/stuck-%d", size, i), size); !hasStatus(r, "; hit") {
+			t.Errorf("object kept in memory not a hit: %q", r.get("Cache-Status"))
+		}
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()

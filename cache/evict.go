@@ -22,10 +22,28 @@ func (c *Cache) evict() {
 	var victims []*object
 	var freed int64
 	for misses := 0; c.ix.bytes.Load()-freed > target && misses < 4*shardCount; {
-		s := &c.ix.shards[rand.IntN(shardCount)]
-		s.mu.Lock()
-		var oldest *object
-		n := 0
+		oldest := c.ix.oldestOfSample()
+		if oldest == nil || !c.ix.shard(oldest.uri).remove(oldest) {
+			misses++
+			continue
+		}
+		freed += objectBytes(oldest)
+		victims = append(victims, oldest)
+		c.stats.evictions.Add(1)
+	}
+	c.forget(victims)
+	_ = c.disk.drop(victims, false)
+}
+
+// oldestOfSample returns the least recently used of evictSample objects
+// taken from random shards. The sample spans shards: the few objects of
+// one shard, the newest among them, must not be a sample of their own.
+func (ix *index) oldestOfSample() *object {
+	var oldest *object
+	n := 0
+	for tries := 0; n < evictSample && tries < shardCount; tries++ {
+		s := &ix.shards[rand.IntN(shardCount)]
+		s.mu.RLock()
 	sample:
 		for _, e := range s.uris {
 			for _, o := range e.variants {
@@ -37,16 +55,7 @@ func (c *Cache) evict() {
 				}
 			}
 		}
-		if oldest == nil || !s.removeLocked(oldest) {
-			s.mu.Unlock()
-			misses++
-			continue
-		}
-		s.mu.Unlock()
-		freed += objectBytes(oldest)
-		victims = append(victims, oldest)
-		c.stats.evictions.Add(1)
+		s.mu.RUnlock()
 	}
-	c.forget(victims)
-	_ = c.disk.drop(victims, false)
+	return oldest
 }

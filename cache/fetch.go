@@ -101,7 +101,13 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	limit := int64(k.rules.MaxObjectSize)
 	hfp := k.rules.Coalesce.HitForPass.D()
 	c.bg.Add(1)
-	go c.fill(f, resp, o, limit, hfp, registered, gen)
+	if resp.Buffered && resp.ContentLength >= 0 {
+		// The body is at hand: reading it costs no wait, so it is stored
+		// here, and the leader and the waiters find it whole.
+		c.fill(f, resp, o, limit, hfp, registered, gen)
+	} else {
+		go c.fill(f, resp, o, limit, hfp, registered, gen)
+	}
 	finish()
 }
 
@@ -132,24 +138,26 @@ func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheContro
 
 // fill reads the origin body into the flight's stream and stores it when
 // it arrived whole, within the size limit, and no purge ran meanwhile.
+// The body is read straight into the stream's buffer, sized for the whole
+// body when its length is known, so that the stored body and the stream
+// share one allocation, written once.
 func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time.Duration, registered bool, gen uint64) {
 	defer c.bg.Done()
-	buf := make([]byte, 32<<10)
-	var n int64
+	s, length := f.body, resp.ContentLength
+	// Only this goroutine sets s.buf: it may read it unlocked.
+	buf := s.buf
 	var err error
-	// tail holds the bytes that complete a body of known length: they are
-	// published only once the object is stored, so that a client holding
-	// the whole body that asks again finds the object.
-	var tail []byte
 	for {
-		m, rerr := resp.Body.Read(buf)
-		if m > 0 {
-			n += int64(m)
-			if resp.ContentLength >= 0 && n == resp.ContentLength {
-				tail = append(tail, buf[:m]...)
-			} else {
-				f.body.append(buf[:m])
-			}
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(len(buf), 16<<10))
+		}
+		m, rerr := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		// The bytes that complete a body of known length are published
+		// only once the object is stored, so that a client holding the
+		// whole body that asks again finds the object.
+		if m > 0 && (length < 0 || int64(len(buf)) < length) {
+			s.publish(buf)
 		}
 		if rerr == io.EOF {
 			break
@@ -160,7 +168,8 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 		}
 	}
 	resp.Body.Close()
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+	n := int64(len(buf))
+	if err == nil && length >= 0 && n != length {
 		err = errTruncated
 	}
 	// The object is stored before the readers see the end of the body: a
@@ -172,18 +181,10 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 			c.fl.setPass(f.key, c.now().Add(hfp))
 		}
 	case c.purgeGen.Load() == gen:
-		// The stream was sized for the whole body, so this fills its spare
-		// capacity, which no reader sees before publish; the stored body
-		// and the stream then share those bytes, written once.
-		full := append(f.body.bytes(), tail...)
-		c.store(o, full)
-		f.body.publish(full)
-		tail = nil
+		c.store(o, buf[:n:n])
 	}
-	if len(tail) > 0 {
-		f.body.append(tail)
-	}
-	f.body.finish(err)
+	s.publish(buf)
+	s.finish(err)
 	if registered {
 		c.fl.done(f)
 	}
@@ -216,12 +217,6 @@ func (c *Cache) store(o *object, body []byte) {
 		}
 	}
 	c.evict()
-}
-
-func (s *stream) bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf
 }
 
 // notStored are the fields a stored response never keeps: the length is

@@ -238,6 +238,14 @@ func (ix *index) remove(o *object) bool {
 	return ok
 }
 
+// remove drops o from s if o (by id) is indexed there, without the
+// index's totals and tags (the caller settles them).
+func (s *shard) remove(o *object) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removeLocked(o)
+}
+
 // removeLocked drops o from s if o (by id) is indexed there.
 func (s *shard) removeLocked(o *object) bool {
 	e := s.uris[o.uri]

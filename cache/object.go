@@ -105,7 +105,13 @@ const recordVersion = 2
 // encode is the persistent form of o's metadata, ending in a CRC-32C of
 // everything before it.
 func (o *object) encode() []byte {
-	b := []byte{recordVersion}
+	return o.appendEncode(nil)
+}
+
+// appendEncode appends encode's record to b.
+func (o *object) appendEncode(b []byte) []byte {
+	start := len(b)
+	b = append(b, recordVersion)
 	b = binary.AppendUvarint(b, o.id)
 	b = appendString(b, o.uri)
 	b = appendString(b, o.variant)
@@ -138,7 +144,7 @@ func (o *object) encode() []byte {
 	b = appendBytes(b, o.targeted)
 	b = appendString(b, o.enc)
 	b = binary.AppendUvarint(b, o.src)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
 func decodeObject(b []byte) (*object, error) {

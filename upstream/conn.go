@@ -61,6 +61,9 @@ type Response struct {
 	// after io.EOF, and closes the connection when the body was not read
 	// to its end. A failed read returns an *Error.
 	Body io.ReadCloser
+	// Buffered says the whole body is in memory already (it came with the
+	// head, or there is none): reading it never waits for the origin.
+	Buffered bool
 	// Server is the address of the server that answered.
 	Server string
 }

@@ -147,6 +147,9 @@ func TestResponseHead(t *testing.T) {
 	if h.Status != 201 || string(h.Reason) != "Made It" || h.ContentLength != 5 || string(body) != "hello" {
 		t.Errorf("status %d %q, length %d, body %q", h.Status, h.Reason, h.ContentLength, body)
 	}
+	if !resp.Buffered {
+		t.Error("a body that came with its head is not marked Buffered")
+	}
 	var got []string
 	for _, f := range h.Fields {
 		got = append(got, string(f.Name)+": "+string(f.Value))
@@ -396,6 +399,9 @@ func TestSlowReaderFreesConnection(t *testing.T) {
 			resp, err := p.Do(context.Background(), get("/big"))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if resp.Buffered {
+				t.Error("a body larger than the read buffer is marked Buffered")
 			}
 			<-done
 			waitIdle(t, p)

@@ -390,13 +390,16 @@ func (c *call) start(req *parser.Request) *Response {
 		c.keep = false
 		c.src = c.br
 	}
+	c.resp.Buffered = false
 	switch {
 	case c.src == nil:
 		c.body.eof = true
+		c.resp.Buffered = true
 		c.giveBack(c.keep && c.br.Buffered() == 0, nil)
 	case c.src == &c.length && int64(c.br.Buffered()) >= h.ContentLength:
 		// Bytes past the end of the body belong to no request: a
 		// connection holding them must never answer the next one.
+		c.resp.Buffered = true
 		c.giveBack(c.keep && int64(c.br.Buffered()) == h.ContentLength, nil)
 	}
 	return &c.resp

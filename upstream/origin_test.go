@@ -121,7 +121,7 @@ func fetch(p *Pool, req *Request) (*Response, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	// A Response dies with its body: keep a copy.
-	out := &Response{Head: resp.Head, Server: resp.Server}
+	out := &Response{Head: resp.Head, Server: resp.Server, Buffered: resp.Buffered}
 	out.Head.Fields = resp.Head.Fields.Clone()
 	out.Head.Reason = append([]byte(nil), resp.Head.Reason...)
 	return out, b, err
