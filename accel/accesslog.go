@@ -67,7 +67,7 @@ type upstreamUse struct {
 }
 
 // logAccess writes the access log line and counts the request.
-func (s *Server) logAccess(ex *exchange, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
+func (s *Server) logAccess(st *state, ex *exchange, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
 	var in int64
 	if ex.req.ContentLength > 0 {
 		in = ex.req.ContentLength
@@ -89,7 +89,9 @@ func (s *Server) logAccess(ex *exchange, target []byte, cw *countingWriter, resu
 		}
 		s.metrics.ObserveError(cw.status, strings.Clone(keyed), string(target), msg)
 	}
-	al := s.state.Load().access
+	// The generation the request ran under: its file stays open until
+	// its last request logged (a reload may have switched files since).
+	al := st.access
 	if !al.On() {
 		return
 	}
@@ -152,7 +154,9 @@ func (ex *exchange) keyedHost() string {
 // 400s with what it could read); proto is the front's.
 func (s *Server) logRefused(remote net.Addr, proto string, status int, reason string) {
 	s.metrics.ObserveError(status, "", "", "refused: "+reason)
-	al := s.state.Load().access
+	st := s.acquire()
+	defer st.release()
+	al := st.access
 	if !al.On() {
 		return
 	}

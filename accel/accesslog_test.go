@@ -2,10 +2,14 @@ package accel
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/accel-proxy/accel/policy"
@@ -222,5 +226,110 @@ func TestAccessLogH2Refused(t *testing.T) {
 	}
 	if heads, _ := o.received(); len(heads) != 0 {
 		t.Errorf("the origin got %d requests", len(heads))
+	}
+}
+
+// TestAccessLogReloadSwitchesFile: a reload that moves the access log to
+// another file loses no line. A request in flight across the reload logs
+// to the file of the config it ran under, which stays open until then;
+// requests after the reload log to the new file; and under a stream of
+// requests racing reloads back and forth, every request has its line in
+// one of the two files.
+func TestAccessLogReloadSwitchesFile(t *testing.T) {
+	o := startOrigin(t)
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	o.handle = func(r *http.Request, _ []byte) (int, http.Header, []byte) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-gate
+		}
+		return 200, http.Header{"Cache-Control": {"no-store"}}, []byte("ok")
+	}
+	dir := t.TempDir()
+	logA, logB := filepath.Join(dir, "access.log"), filepath.Join(dir, "other.log")
+	s := startAccelDir(t, accessConfig("combined", ""), o.addr(), dir)
+	file := filepath.Join(dir, "accel.yaml")
+	s.SetConfigSource(func() (*policy.Config, error) { return policy.Load(file) })
+	yamlA, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yamlB := []byte(strings.Replace(string(yamlA), logA, logB, 1))
+	reloadTo := func(y []byte) {
+		t.Helper()
+		os.WriteFile(file, y, 0o600)
+		if err := s.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := "http://" + s.Addrs()[0].String()
+	get := func(path string) error {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+
+	slow := make(chan error, 1)
+	go func() { slow <- get("/slow") }()
+	<-entered
+	reloadTo(yamlB)
+	if err := get("/after"); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if a := strings.Join(readLines(t, logA), "\n"); !strings.Contains(a, `"GET /slow HTTP/1.1" 200`) || strings.Contains(a, "/after") {
+		t.Errorf("%s: want the line of the request in flight at the reload, and only it:\n%s", logA, a)
+	}
+	if b := strings.Join(readLines(t, logB), "\n"); !strings.Contains(b, `"GET /after HTTP/1.1" 200`) || strings.Contains(b, "/slow") {
+		t.Errorf("%s: want the line of the request after the reload:\n%s", logB, b)
+	}
+
+	// Requests racing reloads that switch the file back and forth.
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := get("/race"); err != nil {
+					t.Error(err)
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	for i := range 40 {
+		if i%2 == 0 {
+			reloadTo(yamlA)
+		} else {
+			reloadTo(yamlB)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	logged := 0
+	for _, f := range []string{logA, logB} {
+		for _, l := range readLines(t, f) {
+			if strings.Contains(l, "/race") {
+				logged++
+			}
+		}
+	}
+	if int64(logged) != sent.Load() {
+		t.Errorf("%d requests, %d access log lines", sent.Load(), logged)
 	}
 }

@@ -35,7 +35,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	ex.route = route
 	if route == nil {
 		writeErrorBody(cw, 404, noRouteBody, nil)
-		s.logAccess(ex, target, cw, "error", nil, nil, time.Since(start))
+		s.logAccess(st, ex, target, cw, "error", nil, nil, time.Since(start))
 		return true
 	}
 	if !route.Cache.Enabled || s.cache == nil {
@@ -49,7 +49,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	if err != nil {
 		cw.Abort()
 	}
-	s.logAccess(ex, target, cw, out.Status, nil, err, time.Since(start))
+	s.logAccess(st, ex, target, cw, out.Status, nil, err, time.Since(start))
 	return true
 }
 

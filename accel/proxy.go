@@ -91,7 +91,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	var err error
 	defer func() {
 		cw.finish()
-		s.logAccess(ex, target, cw, result, server.Load(), err, time.Since(start))
+		s.logAccess(st, ex, target, cw, result, server.Load(), err, time.Since(start))
 	}()
 
 	route := st.cfg.Match(host, pathOf(target))

@@ -138,9 +138,6 @@ func (s *Server) build(cfg *policy.Config, set *settings) (*state, error) {
 		pool, err := upstream.NewPool(s.poolConfig(set.pools[i]))
 		if err != nil {
 			st.close()
-			if f := al.File(); f != nil && f != prev {
-				f.Close()
-			}
 			return nil, placed(cfg, err, []any{"pools", i})
 		}
 		st.pools[p.Name] = pool
@@ -203,6 +200,9 @@ func (st *state) close() {
 		for _, p := range st.pools {
 			p.Close()
 		}
+		// The last line of this generation is written: its file closes
+		// unless the next generation writes it too.
+		st.access.Release()
 	})
 }
 
@@ -318,12 +318,6 @@ func (s *Server) AdminAddr() net.Addr {
 // swapState puts st in force and retires the running generation.
 func (s *Server) swapState(st *state) {
 	old := s.state.Swap(st)
-	if f := old.access.File(); f != nil && f != st.access.File() {
-		// Lines of requests still finishing under the old generation
-		// would go to a closed file: they are few, and the new file has
-		// everything from now on.
-		f.Close()
-	}
 	for name := range old.pools {
 		if _, ok := st.pools[name]; !ok {
 			s.metrics.SetPoolStatsFunc(name, nil)

@@ -19,12 +19,17 @@ type File struct {
 	mu   sync.Mutex // guards the fields below
 	f    *os.File
 	size int64
+	// users counts the Logs writing here (a reload that keeps the file
+	// shares it between two config generations): the last one released
+	// closes it, so a request still finishing under an old generation
+	// logs its line.
+	users int
 }
 
 // OpenFile opens (or creates) path for appending, rotated past maxSize
 // bytes (0: never) with keep old files.
 func OpenFile(path string, maxSize int64, keep int) (*File, error) {
-	l := &File{path: path, maxSize: maxSize, keep: keep}
+	l := &File{path: path, maxSize: maxSize, keep: keep, users: 1}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -92,6 +97,23 @@ func (l *File) Reopen() error {
 	}
 	old.Close()
 	return nil
+}
+
+// hold adds a Log writing here.
+func (l *File) hold() {
+	l.mu.Lock()
+	l.users++
+	l.mu.Unlock()
+}
+
+// release ends a Log's use; the last one closes the file.
+func (l *File) release() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.users--; l.users > 0 {
+		return nil
+	}
+	return l.f.Close()
 }
 
 // Close closes the file.

@@ -115,6 +115,7 @@ func New(cfg Config, procLog *slog.Logger, reuse *File) (*Log, error) {
 		return a, nil
 	}
 	if reuse != nil && reuse.path == cfg.File && reuse.maxSize == cfg.MaxSize && reuse.keep == cfg.Keep {
+		reuse.hold()
 		a.file = reuse
 	} else {
 		f, err := OpenFile(cfg.File, cfg.MaxSize, cfg.Keep)
@@ -138,9 +139,18 @@ func New(cfg Config, procLog *slog.Logger, reuse *File) (*Log, error) {
 // the record when it does not.
 func (a *Log) On() bool { return a.on }
 
-// File is the file the log writes, nil for stderr; the caller closes it
-// when no generation uses it any more.
+// File is the file the log writes, nil for stderr.
 func (a *Log) File() *File { return a.file }
+
+// Release ends this log's use of its file, once the last line of its
+// config generation is written: the file closes when no Log writes to it
+// any more (a reload that keeps the file passes it on to the next one).
+func (a *Log) Release() error {
+	if a.file == nil {
+		return nil
+	}
+	return a.file.release()
+}
 
 // Write formats r and writes it as one line.
 func (a *Log) Write(r *Record) {
