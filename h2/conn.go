@@ -43,12 +43,19 @@ const maxQueuedControl = 1000
 // connection's goroutine (serve); the ones below are shared with the
 // stream goroutines' writers and body readers.
 type conn struct {
-	s      *Server
-	cfg    *Config
-	nc     net.Conn
-	isTLS  bool
-	info   Conn
-	br     *bufio.Reader
+	s     *Server
+	cfg   *Config
+	nc    net.Conn
+	isTLS bool
+	info  Conn
+	// br is the read buffer, borrowed from readerPool; an idle connection
+	// gives it back (waitReadable). The Framer reads through it as
+	// frameReader, so that another one may be borrowed.
+	br *bufio.Reader
+	// pr feeds br: bytes read before it (the sniffed preface, the byte an
+	// idle wait read), then the connection.
+	pr     preReader
+	first  [1]byte
 	fr     *http2.Framer
 	dec    *decoder
 	ctx    context.Context
@@ -116,6 +123,10 @@ type conn struct {
 	queuedControl int
 	// rdl is the read deadline set; zero for none.
 	rdl time.Time
+	// rewait is set with a deadline of now when the last stream ends
+	// while the loop waits with its read buffer: the loop then waits
+	// again, idle, without it.
+	rewait bool
 
 	// wmu is held while writing to nc, so that writes never interleave;
 	// it guards wvec, the segments being written.
@@ -147,12 +158,9 @@ func newConn(s *Server, nc net.Conn, pre []byte, isTLS bool) *conn {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.br = readerPool.Get().(*bufio.Reader)
-	var r io.Reader = nc
-	if len(pre) > 0 {
-		r = &preReader{pre: pre, r: nc}
-	}
-	c.br.Reset(r)
-	c.fr = http2.NewFramer(nil, c.br)
+	c.pr = preReader{pre: pre, r: nc}
+	c.br.Reset(&c.pr)
+	c.fr = http2.NewFramer(nil, frameReader{c})
 	c.fr.SetMaxReadFrameSize(uint32(s.cfg.MaxFrameSize))
 	c.fr.SetReuseFrames()
 	c.dec = newDecoder(s.cfg.MaxHeaderListSize, c.onField)
@@ -162,7 +170,14 @@ func newConn(s *Server, nc net.Conn, pre []byte, isTLS bool) *conn {
 	return c
 }
 
-// preReader gives back the bytes the listener read while sniffing.
+// frameReader is what the Framer reads: the connection's current read
+// buffer.
+type frameReader struct{ c *conn }
+
+func (r frameReader) Read(p []byte) (int, error) { return r.c.br.Read(p) }
+
+// preReader gives back the bytes read before the read buffer (by the
+// listener while sniffing, or by an idle wait), then reads the connection.
 type preReader struct {
 	pre []byte
 	r   io.Reader
@@ -274,9 +289,10 @@ func (c *conn) waitRead() error {
 				deadline = deadline.Add(c.cfg.WriteTimeout)
 			}
 		}
+		c.rewait = false
 		c.setReadDeadlineLocked(deadline)
 		c.mu.Unlock()
-		_, err := c.br.Peek(1)
+		err := c.waitReadable(idle)
 		c.now = time.Now()
 		if err == nil {
 			return nil
@@ -287,14 +303,44 @@ func (c *conn) waitRead() error {
 		c.mu.Lock()
 		shutdown := c.goingAway
 		idle = len(c.streams) == 0
+		rewait := c.rewait
 		c.resetStalled()
 		c.mu.Unlock()
+		if rewait {
+			continue
+		}
 		if idle && !shutdown {
 			c.cfg.Count("idle_timeout")
 			return errIdle
 		}
 		c.flush()
 	}
+}
+
+// waitReadable waits for the next bytes. A connection with no stream at
+// work and nothing buffered gives its read buffer back for the wait, which
+// reads one byte (as nginx frees an idle connection's buffers): 10 000
+// idle connections do not hold 16 KiB each. Only the loop adds streams, so
+// idle stays true until the read returns.
+func (c *conn) waitReadable(idle bool) error {
+	if !idle || c.br.Buffered() > 0 || len(c.pr.pre) > 0 {
+		_, err := c.br.Peek(1)
+		return err
+	}
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
+	n, err := c.nc.Read(c.first[:])
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.pr = preReader{pre: c.first[:n], r: c.nc}
+	c.br.Reset(&c.pr)
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
 
 // finish ends the connection after err: GOAWAY with the code of a

@@ -306,13 +306,13 @@ func (c *conn) endStream(st *stream) {
 	st.running = false
 	c.maybeFreeLocked(st)
 	if len(c.streams) == 0 {
-		// No work left: the loop, maybe waiting without a deadline,
-		// must now time out as idle, or end at once when going away.
-		if c.goingAway {
-			c.setReadDeadlineLocked(time.Now())
-		} else {
-			c.setReadDeadlineLocked(time.Now().Add(c.cfg.IdleTimeout))
+		// No work left: the loop, maybe waiting without a deadline and
+		// with its read buffer, must end at once when going away, or
+		// wait again as idle (waitReadable) and then time out as idle.
+		if !c.goingAway {
+			c.rewait = true
 		}
+		c.setReadDeadlineLocked(time.Now())
 	}
 	c.mu.Unlock()
 	c.flush()
