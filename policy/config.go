@@ -253,7 +253,7 @@ type CacheStore struct {
 	// Memory is the memory tier's size.
 	Memory ByteSize `yaml:"memory"`
 	// Dir holds the persistent tier, so a restart starts warm; default
-	// "accel-data/cache". "off" keeps the cache in memory only.
+	// cache in DefaultDataDir. "off" keeps the cache in memory only.
 	Dir string `yaml:"dir"`
 	// Disk bounds the persistent tier.
 	Disk ByteSize `yaml:"disk"`
@@ -268,8 +268,8 @@ type TLSSessions struct {
 	// Backend is memory, redis or memcached.
 	Backend string   `yaml:"backend"`
 	Addrs   []string `yaml:"addrs"`
-	// Dir persists the memory backend's sessions; default
-	// "accel-data/sessions", "off" for none.
+	// Dir persists the memory backend's sessions; default sessions in
+	// DefaultDataDir, "off" for none.
 	Dir            string   `yaml:"dir"`
 	Lifetime       Duration `yaml:"lifetime"`
 	Timeout        Duration `yaml:"timeout"`
@@ -399,13 +399,24 @@ func (c *Config) defaults() {
 			c.Routes[i].Path = "/"
 		}
 	}
+	cacheDir, sessionsDir := DataDirs(DefaultDataDir)
 	if c.Cache.Dir == "" {
-		c.Cache.Dir = "accel-data/cache"
+		c.Cache.Dir = cacheDir
 	}
 	s := &c.TLSSessions
 	if s.Dir == "" && (s.Backend == "" || s.Backend == "memory") {
-		s.Dir = "accel-data/sessions"
+		s.Dir = sessionsDir
 	}
+}
+
+// DefaultDataDir is the data directory of a file that names none, taken
+// from the file's directory (Load).
+const DefaultDataDir = "accel-data"
+
+// DataDirs returns where the cache's persistent tier and the session store
+// live in a data directory.
+func DataDirs(dataDir string) (cache, sessions string) {
+	return filepath.Join(dataDir, "cache"), filepath.Join(dataDir, "sessions")
 }
 
 // resolvePaths makes the file's relative paths relative to base.

@@ -133,7 +133,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) for the listeners")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key `file` (PEM) for the listeners")
 	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve TLS with a throwaway self-signed certificate (local trials)")
-	fs.StringVar(&f.dataDir, "data-dir", "accel-data", "`directory` for the persistent cache and TLS sessions")
+	fs.StringVar(&f.dataDir, "data-dir", policy.DefaultDataDir, "`directory` for the persistent cache and TLS sessions")
 	fs.StringVar(&f.adminAddr, "admin", admin.DefaultListen, "admin API `address`, or off")
 	fs.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.BoolVar(&f.check, "t", false, "test the config and exit (accel check): 0 when it would start, 1 with every problem listed")
@@ -329,15 +329,14 @@ func flagsYAML(f *flags) ([]byte, error) {
 		servers = append(servers, m{"address": addr})
 	}
 	admin := m{"listen": f.adminAddr}
+	cacheDir, sessionsDir := policy.DataDirs(f.dataDir)
 	return yaml.Marshal(m{
-		"listen": listeners,
-		"pools":  []m{{"name": "default", "servers": servers}},
-		"routes": []m{{"path": "/", "pool": "default", "cache": m{"enabled": true}}},
-		"cache":  m{"dir": f.dataDir + "/cache"},
-		"tls_sessions": m{
-			"dir": f.dataDir + "/sessions",
-		},
-		"admin": admin,
+		"listen":       listeners,
+		"pools":        []m{{"name": "default", "servers": servers}},
+		"routes":       []m{{"path": "/", "pool": "default", "cache": m{"enabled": true}}},
+		"cache":        m{"dir": cacheDir},
+		"tls_sessions": m{"dir": sessionsDir},
+		"admin":        admin,
 	})
 }
 
