@@ -165,7 +165,6 @@ func newConn(s *Server, nc net.Conn, pre []byte, isTLS bool) *conn {
 	c.fr.SetReuseFrames()
 	c.dec = newDecoder(s.cfg.MaxHeaderListSize, c.onField)
 	c.enc = hpack.NewEncoder(&c.encBuf)
-	c.intern.init()
 	c.fastW.c = c
 	return c
 }

@@ -4,7 +4,9 @@ import "strconv"
 
 // intern turns response field bytes into the strings hpack takes without
 // allocating for the ones seen before: a stored response's fields repeat
-// with every hit. One per connection, used under its mu.
+// with every hit. One per connection, used under its mu. The maps grow
+// with what the connection answers (an idle connection that answered a
+// few responses keeps a few entries, not room for 64).
 type intern struct {
 	m       map[string]string
 	scratch []byte
@@ -14,15 +16,13 @@ type intern struct {
 // maxInterned bounds each map; a full one starts over.
 const maxInterned = 1024
 
-func (in *intern) init() {
-	in.m = make(map[string]string, 64)
-	in.ints = make(map[int64]string, 16)
-}
-
 // str returns b as a string.
 func (in *intern) str(b []byte, _ bool) string {
 	if s, ok := in.m[string(b)]; ok {
 		return s
+	}
+	if in.m == nil {
+		in.m = map[string]string{}
 	}
 	if len(in.m) >= maxInterned {
 		clear(in.m)
@@ -47,6 +47,9 @@ func (in *intern) lower(b []byte) string {
 func (in *intern) int(n int64) string {
 	if s, ok := in.ints[n]; ok {
 		return s
+	}
+	if in.ints == nil {
+		in.ints = map[int64]string{}
 	}
 	if len(in.ints) >= maxInterned {
 		clear(in.ints)
