@@ -174,7 +174,8 @@ func encodedFields(fs parser.Fields, enc string) parser.Fields {
 			out[i].Value = append([]byte("W/"), f.Value...)
 		}
 	}
-	return withVaryEncoding(append(out, parser.Field{Name: []byte("Content-Encoding"), Value: []byte(enc)})).Clone()
+	// The bytes may alias fs: setFields copies them.
+	return withVaryEncoding(append(out, parser.Field{Name: []byte("Content-Encoding"), Value: []byte(enc)}))
 }
 
 // siblingKey is the secondary key of o's enc coding, built in buf.

@@ -241,7 +241,8 @@ func storedFields(fs parser.Fields, cc policy.CacheControl, own string) parser.F
 	for _, n := range cc.NoCacheFields {
 		out = out.Del(n)
 	}
-	return out.Clone()
+	// The bytes still alias fs: setFields copies them.
+	return out
 }
 
 // withDate is fs with a Date of received when it has none: a recipient

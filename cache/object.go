@@ -73,10 +73,27 @@ func (o *object) clone() *object {
 	return n
 }
 
-// setFields sets the stored fields and their wire form.
+// setFields sets the stored fields and their wire form, copied from fs:
+// the fields' names and values are slices of the wire form, so that an
+// object's head is one allocation of bytes and one of fields.
 func (o *object) setFields(fs parser.Fields) {
-	o.fields = fs
-	o.wire = parser.AppendFields(nil, fs)
+	n := 0
+	for _, f := range fs {
+		n += len(f.Name) + len(f.Value) + 4
+	}
+	wire := make([]byte, 0, n)
+	out := make(parser.Fields, len(fs))
+	for i, f := range fs {
+		s := len(wire)
+		wire = append(wire, f.Name...)
+		out[i].Name = wire[s:len(wire):len(wire)]
+		wire = append(wire, ": "...)
+		s = len(wire)
+		wire = append(wire, f.Value...)
+		out[i].Value = wire[s:len(wire):len(wire)]
+		wire = append(wire, "\r\n"...)
+	}
+	o.fields, o.wire = out, wire
 }
 
 // setFreshness derives the freshness bookkeeping from o.fields and the

@@ -459,9 +459,16 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 			status, fields, length = ra.head(fields)
 		}
 	}
-	fields = append(fields[:len(fields):len(fields)],
-		parser.Field{Name: []byte("Age"), Value: ageValue(age)},
-		parser.Field{Name: []byte("Cache-Status"), Value: []byte(cacheStatus(a))})
+	// Age and Cache-Status in pooled buffers: the fronts copy a head as
+	// they write it.
+	sc := getScratch()
+	defer putScratch(sc)
+	sc.age = appendAge(sc.age[:0], age)
+	sc.status = appendCacheStatus(sc.status[:0], a)
+	fields = append(append(sc.fields[:0], fields...),
+		parser.Field{Name: ageName, Value: sc.age},
+		parser.Field{Name: cacheStatusName, Value: sc.status})
+	sc.fields = fields
 	if length >= 0 && status != 304 {
 		k.w.SetContentLength(length)
 	}

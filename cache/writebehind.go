@@ -166,11 +166,10 @@ func (w *writeQueue) take(batch []*queuedPut, max int64, closing bool) []*queued
 		n += w.q[i].size
 	}
 	batch = append(batch, w.q[:i]...)
-	clear(w.q[:i])
-	w.q = w.q[i:]
-	if len(w.q) == 0 {
-		w.q = w.q[:0:0]
-	}
+	// The rest moves to the front, so the queue's array is reused.
+	rest := copy(w.q, w.q[i:])
+	clear(w.q[rest:])
+	w.q = w.q[:rest]
 	return batch
 }
 

@@ -53,6 +53,58 @@ const (
 // runs of spaces and a weekday that is not the date's, so a date must
 // print back as it came.
 func ParseHTTPDate(b []byte) (t time.Time, ok bool) {
+	if t, ok := parseIMFFixdate(b); ok {
+		return t, true
+	}
+	return parseHTTPDateLayouts(b)
+}
+
+// parseIMFFixdate reads the form every current origin sends, without
+// allocating: a miss parses its Date and Expires. false sends the date to
+// parseHTTPDateLayouts, which has the last word.
+func parseIMFFixdate(b []byte) (time.Time, bool) {
+	if len(b) != len(IMFFixdate) || b[3] != ',' || b[4] != ' ' || b[7] != ' ' || b[11] != ' ' ||
+		b[16] != ' ' || b[19] != ':' || b[22] != ':' || b[25] != ' ' || !parser.EqualFold(b[26:], "GMT") {
+		return time.Time{}, false
+	}
+	day, ok1 := digits(b[5:7])
+	year, ok2 := digits(b[12:16])
+	hour, ok3 := digits(b[17:19])
+	minute, ok4 := digits(b[20:22])
+	sec, ok5 := digits(b[23:25])
+	month := 0
+	for i, m := range months {
+		if parser.EqualFold(b[8:11], m) {
+			month = i + 1
+		}
+	}
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || month == 0 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	// A day past the month's end rolls over; a weekday must be the date's.
+	if t.Day() != day || !parser.EqualFold(b[:3], t.Weekday().String()[:3]) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+
+// digits reads b as a decimal number of exactly len(b) digits.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// parseHTTPDateLayouts parses any of the three forms with time.Parse.
+func parseHTTPDateLayouts(b []byte) (t time.Time, ok bool) {
 	s := string(b)
 	// Upper-cased, the literal GMT of the layouts matches any case;
 	// time.Parse folds day and month names itself.

@@ -136,6 +136,13 @@ func TestParseHTTPDate(t *testing.T) {
 		{"Sun, 06-Nov-1994 08:49:37 GMT", false},
 		{"Sun, 06 Nov 1994 08.49.37 GMT", false},
 		{"Mon, 06 Nov 1994 08:49:37 GMT", false}, // not that date's weekday
+		{"sun, 06 nov 1994 08:49:37 Gmt", true},
+		{"Sun, 31 Nov 1994 08:49:37 GMT", false}, // no such day
+		{"Sun, 06 Nov 1994 08:49:60 GMT", false},
+		{"Sun, 06 Nov 1994 24:49:37 GMT", false},
+		{"Sun, 06 Nox 1994 08:49:37 GMT", false},
+		{"Sun, 06 Nov 1994 08:49:37 GMTX", false},
+		{"Sun, 0x Nov 1994 08:49:37 GMT", false},
 		{"0", false},
 		{"", false},
 	} {
@@ -143,6 +150,28 @@ func TestParseHTTPDate(t *testing.T) {
 		if ok != tc.ok || (ok && !got.Equal(want)) {
 			t.Errorf("%q: %v %v, want ok=%v", tc.in, got, ok, tc.ok)
 		}
+	}
+}
+
+// The allocation-free reading of IMF-fixdate agrees with time.Parse's on
+// every day of a span of years and at every second of a day.
+func TestParseIMFFixdateAgrees(t *testing.T) {
+	check := func(at time.Time) {
+		s := at.Format(IMFFixdate)
+		fast, ok := parseIMFFixdate([]byte(s))
+		slow, sok := parseHTTPDateLayouts([]byte(s))
+		if !ok || !sok || !fast.Equal(slow) || !fast.Equal(at) {
+			t.Fatalf("%q: fast %v %v, time.Parse %v %v", s, fast, ok, slow, sok)
+		}
+	}
+	for d := time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2030; d = d.AddDate(0, 0, 1) {
+		check(d)
+	}
+	for d := time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC); d.Day() == 29; d = d.Add(time.Second) {
+		check(d)
+	}
+	if n := testing.AllocsPerRun(100, func() { ParseHTTPDate([]byte("Sun, 06 Nov 1994 08:49:37 GMT")) }); n != 0 {
+		t.Errorf("ParseHTTPDate allocates %v times per IMF-fixdate", n)
 	}
 }
 
