@@ -60,10 +60,13 @@ func (s *Server) ListenerFiles() (names []string, files []*os.File, err error) {
 }
 
 // Adopt gives the server, before Start, the listening sockets a seamless
-// restart took over, named as ListenerFiles names them. Start serves each
+// restart took over, named as ListenerFiles names them, and binds the
+// addresses of the config the old process did not listen on: a port that
+// cannot be bound fails the takeover here, while the old process still
+// serves, rather than in Start, after it let go. Start serves each
 // listener of the config on its socket, with the connections queued in
-// it, and opens the others; sockets the config no longer names are closed
-// once Start has opened everything. Adopt takes ownership of files.
+// it; sockets the config no longer names are closed once Start has opened
+// everything. Adopt takes ownership of files.
 func (s *Server) Adopt(names []string, files []*os.File) error {
 	if len(names) != len(files) {
 		for _, f := range files {
@@ -82,8 +85,26 @@ func (s *Server) Adopt(names []string, files []*os.File) error {
 		}
 		s.adopted[names[i]] = ln
 	}
+	st := s.state.Load()
+	bind := func(kind, addr string) {
+		if _, ok := s.adopted[handoverName(kind, addr)]; ok {
+			return
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", kind, addr, err))
+			return
+		}
+		s.adopted[handoverName(kind, addr)] = ln
+	}
+	for _, lc := range st.cfg.Listen {
+		bind("listen", lc.Address)
+	}
+	if st.set.admin != nil {
+		bind("admin", st.set.admin.Listen)
+	}
 	if len(errs) > 0 {
-		s.closeAdopted()
+		s.closeAdopted(false)
 		return errors.Join(errs...)
 	}
 	return nil
@@ -97,11 +118,14 @@ func (s *Server) takeAdopted(kind, addr string) net.Listener {
 	return ln
 }
 
-// closeAdopted closes the adopted sockets no listener took: the new config
-// dropped them.
-func (s *Server) closeAdopted() {
+// closeAdopted closes the adopted sockets no listener took: once Start
+// opened everything, those the new config dropped (unused says so in the
+// log); after a failure, all of them.
+func (s *Server) closeAdopted(unused bool) {
 	for name, ln := range s.adopted {
-		s.log.Info("handover: socket not in the config, closed", "socket", name, "addr", ln.Addr().String())
+		if unused {
+			s.log.Info("handover: socket not in the config, closed", "socket", name, "addr", ln.Addr().String())
+		}
 		ln.Close()
 	}
 	s.adopted = nil

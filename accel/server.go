@@ -233,7 +233,7 @@ func (s *Server) Start() error {
 		l, err := s.newListener(lc, set.h1, set.h2[i])
 		if err != nil {
 			s.closeListeners()
-			s.closeAdopted()
+			s.closeAdopted(false)
 			s.stopStores()
 			return err
 		}
@@ -241,11 +241,11 @@ func (s *Server) Start() error {
 	}
 	if err := s.startAdmin(set); err != nil {
 		s.closeListeners()
-		s.closeAdopted()
+		s.closeAdopted(false)
 		s.stopStores()
 		return err
 	}
-	s.closeAdopted()
+	s.closeAdopted(true)
 	for _, l := range s.listeners {
 		s.accepting.Add(1)
 		go s.acceptLoop(l)

@@ -454,8 +454,9 @@ func TestBinarySeamlessRestart(t *testing.T) {
 // TestBinaryTakeoverNoAnswer: a -takeover whose old process does not
 // answer (stopped) fails within -takeover-timeout with an error naming
 // the socket, and the old process, once it runs again, serves as before.
-// So does a -takeover with no accel running, and a second start without
-// -takeover: it fails on the data dir's lock and never disturbs the first.
+// So does a -takeover with no accel running, one whose config adds a
+// port it cannot bind (refused before the old process lets go), and a
+// second start without -takeover, which never disturbs the first.
 func TestBinaryTakeoverNoAnswer(t *testing.T) {
 	e := newRestartEnv(t)
 	out, err := exec.Command(e.bin, "-config", e.file, "-takeover", "-takeover-timeout", "2s").CombinedOutput()
@@ -486,6 +487,28 @@ func TestBinaryTakeoverNoAnswer(t *testing.T) {
 	}
 	if _, err := os.Stat(e.socket()); err != nil {
 		t.Errorf("the hand-over socket is gone: %v", err)
+	}
+
+	// A new config adding a listener on a port another socket holds: the
+	// takeover fails while the old process still holds everything.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	yaml, err := os.ReadFile(e.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := filepath.Join(e.dir, "extra.yaml")
+	os.WriteFile(extra, []byte(strings.Replace(string(yaml), "listen:\n", "listen:\n  - address: \""+busy.Addr().String()+"\"\n", 1)), 0o600)
+	out, err = exec.Command(e.bin, "-config", extra, "-takeover").CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "listen "+busy.Addr().String()) || !strings.Contains(string(out), "address already in use") {
+		t.Errorf("-takeover with a port that cannot be bound: exit %d\n%s", code, out)
+	}
+	waitFor(t, old.logs, "went away before release")
+	if resp := get(t, e.plain, "/live/after-bind-failure"); resp.StatusCode != 200 {
+		t.Errorf("old process after a takeover that could not bind: %d", resp.StatusCode)
 	}
 	// The old process still hands over.
 	t.Cleanup(func() {
@@ -565,5 +588,75 @@ func TestBinaryTakeoverDuringDownload(t *testing.T) {
 	}
 	if strings.Contains(next.logs.String(), "/big") {
 		t.Errorf("the new process served /big:\n%s", next.logs)
+	}
+}
+
+// TestBinaryUpgradeSignal: SIGUSR2 makes the running accel start its own
+// binary with -takeover; the old one exits, the new one serves. Both tell
+// systemd (a Type=notify unit's $NOTIFY_SOCKET) they are ready, each with
+// its own MAINPID, so that systemd follows the new process.
+func TestBinaryUpgradeSignal(t *testing.T) {
+	e := newRestartEnv(t)
+	sock := filepath.Join(e.dir, "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	notified := func() string {
+		t.Helper()
+		notify.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 512)
+		n, err := notify.Read(buf)
+		if err != nil {
+			b, _ := os.ReadFile(filepath.Join(e.dir, "stderr.log"))
+			t.Fatalf("%v; log:\n%s", err, b)
+		}
+		return string(buf[:n])
+	}
+	// The new process inherits the old one's stderr: a file, since a pipe
+	// would keep the old one's Wait until the new one exits.
+	logFile, err := os.Create(filepath.Join(e.dir, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	old := &proc{cmd: exec.Command(e.bin, "-config", e.file), logs: &syncBuffer{}, done: make(chan struct{})}
+	old.cmd.Stderr = logFile
+	if err := old.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		old.err = old.cmd.Wait()
+		b, _ := os.ReadFile(logFile.Name())
+		old.logs.Write(b)
+		close(old.done)
+	}()
+	t.Cleanup(func() {
+		old.cmd.Process.Kill()
+		<-old.done
+	})
+	if got, want := notified(), fmt.Sprintf("READY=1\nMAINPID=%d\n", old.cmd.Process.Pid); got != want {
+		t.Errorf("notified %q, want %q", got, want)
+	}
+	old.cmd.Process.Signal(syscall.SIGUSR2)
+	got := notified()
+	var pid int
+	if _, err := fmt.Sscanf(got, "READY=1\nMAINPID=%d\n", &pid); err != nil || pid == old.cmd.Process.Pid {
+		t.Fatalf("after SIGUSR2 notified %q (old pid %d)", got, old.cmd.Process.Pid)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if err := old.exited(t, 30*time.Second); err != nil {
+		t.Errorf("old process: %v\n%s", err, old.logs)
+	}
+	if !strings.Contains(old.logs.String(), fmt.Sprintf("upgrade: started the binary with -takeover\" pid=%d", pid)) {
+		t.Errorf("old process log:\n%s", old.logs)
+	}
+	if resp := get(t, e.plain, "/live/after-upgrade"); resp.StatusCode != 200 {
+		t.Errorf("after the upgrade: %d", resp.StatusCode)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Errorf("new process %d: %v", pid, err)
 	}
 }

@@ -196,11 +196,13 @@ func run(args []string, stderr io.Writer) int {
 	if a := srv.AdminAddr(); a != nil {
 		log.Info("admin API", "addr", a.String())
 	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, append(stopSignals, reloadSignal, reopenSignal, upgradeSignal)...)
+	// Ready only once the signals are ours: a SIGUSR2 sent on the news
+	// would otherwise end the process (its default action).
 	if err := notifyReady(); err != nil {
 		log.Warn("could not tell systemd the service is ready", "err", err)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, append(stopSignals, reloadSignal, reopenSignal, upgradeSignal)...)
 	for {
 		var sig os.Signal
 		select {
