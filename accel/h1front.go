@@ -30,8 +30,15 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 
 // Serve runs the pipeline for a request that must wait. Its exchange is
 // its own: the cache's background work may outlive the request with it.
+// What the connection's exchange made once is lent: the client address,
+// and the host buffer, which serve uses only while it runs.
 func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h1.Writer, c *h1.Conn) {
-	h.s.serve(ctx, &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fastExchange(c).client})
+	fe := fastExchange(c)
+	if fe.client == "" {
+		fe.remote = c.Remote
+		fe.clientIP()
+	}
+	h.s.serve(ctx, &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fe.client, hostBuf: fe.hostBuf[:0]})
 }
 
 // Refused counts a request the front refused and logs the answered ones.

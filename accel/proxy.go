@@ -81,17 +81,19 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	st := s.acquire()
 	defer st.release()
 	req := ex.req
-	host := normalHost(req.Host)
+	// The host is made in the exchange's buffer, as serveFast does (which
+	// may have made it already): it is not kept past this request.
+	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
+	host := aliasString(ex.hostBuf)
 	target := originForm(req.Target)
-	cw := &countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
+	p := &pass{s: s, ex: ex, st: st}
+	cw := &p.cw
+	*cw = countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
 	result := "pass"
-	// server is set by fetch, which the cache may also run in the
-	// background after this request ended.
-	var server atomic.Pointer[upstreamUse]
 	var err error
 	defer func() {
 		cw.finish()
-		s.logAccess(st, ex, target, cw, result, server.Load(), err, time.Since(start))
+		s.logAccess(st, ex, target, cw, result, p.server.Load(), err, time.Since(start))
 	}()
 
 	route := st.cfg.Match(host, pathOf(target))
@@ -111,76 +113,23 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		writeError(cw, 405, "CONNECT is not supported")
 		return
 	}
-	head := forwardHead(req, host, target, ex)
+	head := p.forwardHead(target)
 	cw.rules = responseRules(route, ex)
-	reqOps := route.RequestOps()
-	var vars *headerVars
-	if reqOps != nil {
-		vars = newHeaderVars(ex)
+	p.route = route
+	p.reqOps = route.RequestOps()
+	if p.reqOps != nil {
+		p.vars = newHeaderVars(ex)
 	}
-	retryable := idempotent(req.Method, route.RetryUnsafe)
-	client := addrOf(ex.remote)
-	var bodySent atomic.Bool
-	fetch := func(ctx context.Context, h *parser.Request) (*cache.Response, error) {
-		if err := ctx.Err(); err != nil {
-			// The client is gone (an HTTP/2 stream reset, say): nothing
-			// is sent to the origin for it.
-			return nil, err
-		}
-		if reqOps != nil {
-			h = withRequestOps(h, reqOps, vars)
-		}
-		ureq := upstream.Request{Head: h, Retryable: retryable, Interim: cw.forwardInterim}
-		if ex.body != nil && h.ContentLength != 0 && bodySent.CompareAndSwap(false, true) {
-			// Only the client's own request carries its body; the cache's
-			// background revalidations are bodiless GETs.
-			ureq.Body = ex.body
-			// A streamed body cannot be replayed to a second server.
-			ureq.Retryable = false
-		}
-		// Each fetch pins the config generation it uses: the cache's
-		// background refreshes run after this request let go of st, and a
-		// reload must not close their pool under them.
-		g := s.acquire()
-		pool := g.pools[route.Pool]
-		if pool == nil {
-			pool = st.pools[route.Pool]
-		}
-		limit := g.cfg.Limits.OriginFetchesPerClient
-		if !s.fetches.acquire(client, limit) {
-			g.release()
-			s.metrics.IncRejection("origin_fetches_per_client")
-			return nil, errClientLimit
-		}
-		t0 := time.Now()
-		resp, err := s.fleetDo(ctx, g, route, &ureq, pool)
-		if err != nil {
-			s.fetches.release(client, limit)
-			g.release()
-			// The log names the server whose try failed, when one did.
-			if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
-				server.Store(&upstreamUse{addr: ue.Server, took: time.Since(t0)})
-			}
-			return nil, err
-		}
-		// resp dies with its body; the log line is written later.
-		server.Store(&upstreamUse{addr: resp.Server, took: time.Since(t0)})
-		return &cache.Response{
-			Status:        resp.Head.Status,
-			Fields:        responseFields(resp.Head.Fields),
-			ContentLength: resp.Head.ContentLength,
-			Body:          &pinnedBody{ReadCloser: resp.Body, s: s, st: g, client: client, limit: limit},
-			Buffered:      resp.Buffered,
-		}, nil
-	}
-
+	p.retryable = idempotent(req.Method, route.RetryUnsafe)
+	p.client = addrOf(ex.remote)
+	p.interim = cw.forwardInterim
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
-		out, err = s.cache.Serve(ctx, &cache.Request{Scheme: schemeOf(ex), Head: head}, &route.Cache, fetch, cw)
+		out, err = s.cache.Serve(ctx, &cache.Request{Scheme: schemeOf(ex), Head: head}, &route.Cache, p.fetch, cw)
 		result = out.Status
 	} else {
 		result = "bypass"
-		err = passThrough(ctx, fetch, head, cw)
+		err = passThrough(ctx, p.fetch, head, cw)
 	}
 	if err != nil {
 		if cw.Written() {
@@ -190,6 +139,107 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		result = "error"
 		writeUpstreamError(cw, err)
 	}
+}
+
+// pass is what serve keeps for a request that may go to an origin, in one
+// allocation: the head the origin receives, the storage of the first
+// origin answer, and what fetch needs. The cache may call fetch after the
+// request ended (a background refresh), so a pass lives as long as the
+// cache holds its fetch; only the first fetch uses the storage.
+type pass struct {
+	s      *Server
+	ex     *exchange
+	st     *state
+	route  *policy.Route
+	reqOps []policy.HeaderOp
+	vars   *headerVars // nil without reqOps
+	// retryable and client are the request's, for every fetch.
+	retryable bool
+	client    netip.Addr
+	interim   func(status int, fields parser.Fields)
+	cw        countingWriter
+	// server is set by fetch, which the cache may also run in the
+	// background after this request ended.
+	server   atomic.Pointer[upstreamUse]
+	bodySent atomic.Bool
+	// taken is set by the fetch that uses the storage below.
+	taken atomic.Bool
+
+	head      parser.Request
+	fields    [16]parser.Field
+	vals      [160]byte
+	resp      cache.Response
+	body      pinnedBody
+	use       upstreamUse
+	outFields [16]parser.Field
+}
+
+// fetch is the cache's way to the origin for this request.
+func (p *pass) fetch(ctx context.Context, h *parser.Request) (*cache.Response, error) {
+	if err := ctx.Err(); err != nil {
+		// The client is gone (an HTTP/2 stream reset, say): nothing
+		// is sent to the origin for it.
+		return nil, err
+	}
+	s, ex, route := p.s, p.ex, p.route
+	if p.reqOps != nil {
+		h = withRequestOps(h, p.reqOps, p.vars)
+	}
+	ureq := upstream.Request{Head: h, Retryable: p.retryable, Interim: p.interim}
+	if ex.body != nil && h.ContentLength != 0 && p.bodySent.CompareAndSwap(false, true) {
+		// Only the client's own request carries its body; the cache's
+		// background revalidations are bodiless GETs.
+		ureq.Body = ex.body
+		// A streamed body cannot be replayed to a second server.
+		ureq.Retryable = false
+	}
+	// Each fetch pins the config generation it uses: the cache's
+	// background refreshes run after this request let go of st, and a
+	// reload must not close their pool under them.
+	g := s.acquire()
+	pool := g.pools[route.Pool]
+	if pool == nil {
+		pool = p.st.pools[route.Pool]
+	}
+	limit := g.cfg.Limits.OriginFetchesPerClient
+	if !s.fetches.acquire(p.client, limit) {
+		g.release()
+		s.metrics.IncRejection("origin_fetches_per_client")
+		return nil, errClientLimit
+	}
+	t0 := time.Now()
+	resp, err := s.fleetDo(ctx, g, route, &ureq, pool)
+	own := p.taken.CompareAndSwap(false, true)
+	use := &p.use
+	if !own {
+		use = new(upstreamUse)
+	}
+	if err != nil {
+		s.fetches.release(p.client, limit)
+		g.release()
+		// The log names the server whose try failed, when one did.
+		if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
+			*use = upstreamUse{addr: ue.Server, took: time.Since(t0)}
+			p.server.Store(use)
+		}
+		return nil, err
+	}
+	// resp dies with its body; the log line is written later.
+	*use = upstreamUse{addr: resp.Server, took: time.Since(t0)}
+	p.server.Store(use)
+	out, body, fields := &p.resp, &p.body, p.outFields[:0]
+	if !own {
+		out, body, fields = new(cache.Response), new(pinnedBody), nil
+	}
+	*body = pinnedBody{ReadCloser: resp.Body, s: s, st: g, client: p.client, limit: limit}
+	*out = cache.Response{
+		Status:        resp.Head.Status,
+		Fields:        responseFields(fields, resp.Head.Fields),
+		ContentLength: resp.Head.ContentLength,
+		Body:          body,
+		Buffered:      resp.Buffered,
+	}
+	return out, nil
 }
 
 // pinnedBody holds a config generation and the client's fetch count until
@@ -307,14 +357,16 @@ func writeErrorBody(w responseWriter, status int, body []byte, fields parser.Fie
 	w.Write(body)
 }
 
-// forwardHead builds the head the origin receives: the client's fields
-// without hop-by-hop ones, with Host from the request, origin-form target,
-// and X-Forwarded-For, X-Forwarded-Proto and Via added.
-func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) *parser.Request {
-	fields := make(parser.Fields, 0, len(req.Fields)+4)
+// forwardHead builds the head the origin receives, in p's storage: the
+// client's fields without hop-by-hop ones, with Host from the request,
+// origin-form target, and X-Forwarded-For, X-Forwarded-Proto and Via
+// added.
+func (p *pass) forwardHead(target []byte) *parser.Request {
+	ex := p.ex
+	req := ex.req
+	fields := p.fields[:0]
 	opts := parser.ConnectionOptions(req.Fields)
-	var xff []byte
-	var via []byte
+	var xff, via bool
 	for _, f := range req.Fields {
 		switch {
 		case parser.HopByHop(f.Name), parser.Listed(opts, f.Name),
@@ -322,25 +374,37 @@ func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) 
 			parser.EqualFold(f.Name, "Expect"), parser.EqualFold(f.Name, "X-Forwarded-Proto"),
 			parser.EqualFold(f.Name, "X-Request-Id"):
 		case parser.EqualFold(f.Name, "X-Forwarded-For"):
-			xff = appendList(xff, f.Value)
+			xff = true
 		case parser.EqualFold(f.Name, "Via"):
-			via = appendList(via, f.Value)
+			via = true
 		default:
 			fields = append(fields, f)
 		}
 	}
+	// The values made here share one buffer, each appended whole before
+	// the next starts and capped at its length, so that none grows into
+	// another; one that outgrows the buffer moves to the heap.
+	vals := p.vals[:0]
+	if xff {
+		vals = appendFieldList(vals, req.Fields, "X-Forwarded-For")
+	}
 	if ip := ex.clientIP(); ip != "" {
-		xff = appendList(xff, []byte(ip))
+		vals = append(appendSep(vals, 0), ip...)
 	}
-	if xff != nil {
-		fields = append(fields, parser.Field{Name: []byte("X-Forwarded-For"), Value: xff})
+	if len(vals) > 0 {
+		fields = append(fields, parser.Field{Name: xffName, Value: vals[:len(vals):len(vals)]})
 	}
-	fields = append(fields, parser.Field{Name: []byte("X-Forwarded-Proto"), Value: []byte(schemeOf(ex))})
+	fields = append(fields, parser.Field{Name: xfpName, Value: schemeBytes(ex)})
 	// The origin sees the id the access log writes: the client's when it
 	// sent a usable one, else ours.
-	fields = append(fields, parser.Field{Name: []byte("X-Request-Id"), Value: ex.requestID()})
-	fields = append(fields, parser.Field{Name: []byte("Via"), Value: appendList(via, []byte(viaToken(req)))})
-	h := &parser.Request{
+	fields = append(fields, parser.Field{Name: requestIDName, Value: ex.requestID()})
+	from := len(vals)
+	if via {
+		vals = appendSep(appendFieldList(vals, req.Fields, "Via"), from)
+	}
+	vals = append(vals, viaToken(req)...)
+	fields = append(fields, parser.Field{Name: viaName, Value: vals[from:len(vals):len(vals)]})
+	p.head = parser.Request{
 		Method:        req.Method,
 		Target:        target,
 		Host:          req.Host,
@@ -350,16 +414,67 @@ func forwardHead(req *parser.Request, host string, target []byte, ex *exchange) 
 		ContentLength: req.ContentLength,
 	}
 	if req.Chunked {
-		h.ContentLength = -1
+		p.head.ContentLength = -1
 	}
-	return h
+	return &p.head
 }
 
-func viaToken(req *parser.Request) string {
-	if req.Major == 2 {
-		return "2 accel"
+// Fixed names and values of the forwarded and returned heads; nothing
+// writes to them.
+var (
+	xffName       = fixed("X-Forwarded-For")
+	xfpName       = fixed("X-Forwarded-Proto")
+	requestIDName = fixed("X-Request-Id")
+	viaName       = fixed("Via")
+	httpValue     = fixed("http")
+	httpsValue    = fixed("https")
+	via2          = fixed("2 accel")
+	via11         = fixed("1.1 accel")
+	via10         = fixed("1.0 accel")
+)
+
+// fixed is s as bytes without spare capacity, so that an append to it
+// never writes into the shared array.
+func fixed(s string) []byte {
+	b := []byte(s)
+	return b[:len(b):len(b)]
+}
+
+// appendFieldList appends the values of every field called name to dst,
+// comma-separated.
+func appendFieldList(dst []byte, fields parser.Fields, name string) []byte {
+	from := len(dst)
+	for _, f := range fields {
+		if parser.EqualFold(f.Name, name) {
+			dst = append(appendSep(dst, from), f.Value...)
+		}
 	}
-	return "1." + strconv.Itoa(req.Minor) + " accel"
+	return dst
+}
+
+// appendSep appends ", " when dst holds a list item past from.
+func appendSep(dst []byte, from int) []byte {
+	if len(dst) > from {
+		dst = append(dst, ", "...)
+	}
+	return dst
+}
+
+func schemeBytes(ex *exchange) []byte {
+	if ex.tls {
+		return httpsValue
+	}
+	return httpValue
+}
+
+func viaToken(req *parser.Request) []byte {
+	switch {
+	case req.Major == 2:
+		return via2
+	case req.Minor == 0:
+		return via10
+	}
+	return via11
 }
 
 func appendList(list, v []byte) []byte {
@@ -440,18 +555,22 @@ func pathOf(target []byte) string {
 // stores it: hop-by-hop fields removed, and accel added to Via (RFC 9110
 // §7.6.3), so that a stored response carries its Via and a hit writes
 // its head as it is.
-func responseFields(fields parser.Fields) parser.Fields {
+func responseFields(dst, fields parser.Fields) parser.Fields {
 	opts := parser.ConnectionOptions(fields)
-	out := make(parser.Fields, 0, len(fields)+1)
-	var via []byte
+	out := dst[:0]
+	via := false
 	for _, f := range fields {
 		switch {
 		case parser.HopByHop(f.Name), parser.Listed(opts, f.Name):
 		case parser.EqualFold(f.Name, "Via"):
-			via = appendList(via, f.Value)
+			via = true
 		default:
 			out = append(out, f)
 		}
 	}
-	return append(out, parser.Field{Name: []byte("Via"), Value: appendList(via, []byte("1.1 accel"))})
+	if !via {
+		return append(out, parser.Field{Name: viaName, Value: via11})
+	}
+	v := appendFieldList(nil, fields, "Via")
+	return append(out, parser.Field{Name: viaName, Value: append(appendSep(v, 0), via11...)})
 }
