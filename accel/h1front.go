@@ -31,14 +31,18 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 // Serve runs the pipeline for a request that must wait. Its exchange is
 // its own: the cache's background work may outlive the request with it.
 // What the connection's exchange made once is lent: the client address,
-// and the host buffer, which serve uses only while it runs.
+// and the host buffers, which serve uses only while it runs.
 func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h1.Writer, c *h1.Conn) {
 	fe := fastExchange(c)
 	if fe.client == "" {
 		fe.remote = c.Remote
 		fe.clientIP()
 	}
-	h.s.serve(ctx, &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fe.client, hostBuf: fe.hostBuf[:0]})
+	ex := &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fe.client, hostBuf: fe.hostBuf[:0], logHost: fe.logHost[:0]}
+	h.s.serve(ctx, ex)
+	// The buffers as grown go back; the cache's background work, which
+	// may still hold ex, reads neither.
+	fe.hostBuf, fe.logHost = ex.hostBuf[:0], ex.logHost[:0]
 }
 
 // Refused counts a request the front refused and logs the answered ones.
