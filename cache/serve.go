@@ -218,7 +218,7 @@ func (k *call) serveFlight(f *flight, leader bool, fwd string, candidate *object
 		}
 		c.stats.passes.Add(1)
 		out := Outcome{Status: "pass", Fwd: fwd}
-		return out, k.writeOrigin(f.pass, cacheStatus(answer{fwd: fwd, fwdStatus: f.pass.Status})), false
+		return out, k.writeOrigin(f.pass, answer{fwd: fwd, fwdStatus: f.pass.Status}), false
 	}
 	hd := f.head
 	if !leader && secondaryKey(k.extras, hd.vary, k.req.Fields) != hd.variant {
@@ -521,7 +521,7 @@ func (k *call) passRequest(invalidate bool) (Outcome, error) {
 	if !invalidate && (string(k.req.Method) == "GET" || string(k.req.Method) == "HEAD") {
 		fwd = "miss"
 	}
-	err = k.writeOrigin(resp, cacheStatus(answer{fwd: fwd, fwdStatus: resp.Status}))
+	err = k.writeOrigin(resp, answer{fwd: fwd, fwdStatus: resp.Status})
 	if err == nil && part != nil && !cp.over && int64(len(cp.buf)) == cp.want && k.c.purgeGen.Load() == gen {
 		k.c.store(part, cp.buf)
 	}
@@ -537,10 +537,17 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b
 
 // writeOrigin relays an origin response that is not stored, closing its
 // body. A short body is an error, so the caller cuts the connection.
-func (k *call) writeOrigin(resp *Response, status string) error {
+func (k *call) writeOrigin(resp *Response, a answer) error {
 	defer resp.Body.Close()
-	fields := resp.Fields.Clone().Del("content-length").Del("transfer-encoding")
+	// The head is made in scratch buffers: the fields are copied but not
+	// their bytes, which live until the body is closed, and a writer
+	// keeps nothing of a head once WriteHead returns.
+	sc := getScratch()
+	defer putScratch(sc)
+	fields := append(sc.fields[:0], resp.Fields...).Del("content-length").Del("transfer-encoding")
 	fields = consumeTargeted(fields, k.rules.TargetedField)
+	sc.status = appendCacheStatus(sc.status[:0], a)
+	status := parser.Field{Name: cacheStatusName, Value: sc.status}
 	if resp.Status == 200 && resp.ContentLength >= 0 {
 		// An origin that ignored the Range (or was not sent it): the
 		// cache cuts the ranges out of the body as it passes, when they
@@ -548,13 +555,14 @@ func (k *call) writeOrigin(resp *Response, status string) error {
 		if ra, ok := k.plan(fields, resp.ContentLength, 0); ok && ascending(ra.ranges) {
 			st, fs, n := ra.head(fields)
 			k.w.SetContentLength(n)
-			if err := k.w.WriteHead(st, fs.Add("Cache-Status", status)); err != nil {
+			if err := k.w.WriteHead(st, append(fs, status)); err != nil {
 				return err
 			}
 			return k.writeRanges(&ra, readerSource(resp.Body))
 		}
 	}
-	fields = fields.Add("Cache-Status", status)
+	fields = append(fields, status)
+	sc.fields = fields
 	k.w.SetContentLength(resp.ContentLength)
 	if err := k.w.WriteHead(resp.Status, fields); err != nil {
 		return err
