@@ -3,6 +3,7 @@ package accel
 import (
 	"context"
 	"fmt"
+	"time"
 
 	hrw "github.com/accel-proxy/accel/internal/rendezvous"
 	"github.com/accel-proxy/accel/parser"
@@ -21,6 +22,10 @@ import (
 // nginx's consistent-hash upstream with proxy_next_upstream do.
 
 const peerMark = "Accel-Fleet-Fetch"
+
+// defaultPeerTimeout is fleet.peer_timeout's default: the connect to the
+// owner of a key and its silence, past which the origin is asked.
+const defaultPeerTimeout = 500 * time.Millisecond
 
 // peerPool is the name of the pool that reaches member m.
 func peerPool(m string) string { return "fleet:" + m }

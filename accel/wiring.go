@@ -21,8 +21,8 @@ import (
 // The wiring: policy parses the file and owns its schema; each package
 // owns its Config, with the defaults of its zero fields and the checks of
 // its values (Validate). This file alone maps the one onto the others. It
-// adds no default of its own: an unset key reaches the package as a zero
-// field. A value a package refuses comes back as a *cfgerr.Error naming
+// adds no default to a package's: an unset key reaches the package as a
+// zero field. (The fleet's peer timeout is accel's own, in peer.go.) A value a package refuses comes back as a *cfgerr.Error naming
 // the field within the package's section, and is reported with the
 // section's YAML path and the file's line.
 
@@ -46,10 +46,6 @@ type settings struct {
 	// peerTimeout bounds a fleet fetch from a member (peer.go).
 	peerTimeout time.Duration
 }
-
-// defaultPeerTimeout is fleet.peer_timeout's default: the connect to the
-// owner of a key and its silence, past which the origin is asked.
-const defaultPeerTimeout = 500 * time.Millisecond
 
 // wire maps cfg onto each package's Config and has each package fill its
 // defaults and check its values. Every refusal is reported, each with its
