@@ -42,6 +42,7 @@ func (b *rbuf) compact() {
 		rest := b.buf[b.r:b.w]
 		nb := make([]byte, 0, max(len(b.buf), len(b.pushed)+len(rest)))
 		nb = append(append(nb, b.pushed...), rest...)
+		putBuf(b.buf)
 		b.buf, b.r, b.w, b.pushed = nb[:cap(nb)], 0, len(nb), nil
 		return
 	}
@@ -96,6 +97,7 @@ func (b *rbuf) fill() error {
 		}
 		nb := make([]byte, min(2*len(b.buf), b.max+1))
 		copy(nb, b.buf[b.r:b.w])
+		putBuf(b.buf)
 		b.buf, b.w, b.r = nb, b.w-b.r, 0
 	}
 	n, err := b.conn.Read(b.buf[b.w:])
