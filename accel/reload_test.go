@@ -12,7 +12,8 @@ import (
 )
 
 // TestReload swaps routes on reload, and a bad file is refused with a
-// message naming it while the old config keeps serving.
+// message naming it while the old config keeps serving, whether policy or
+// the package owning the value refuses it.
 func TestReload(t *testing.T) {
 	a, b := startOrigin(t), startOrigin(t)
 	b.handle = func(*http.Request, []byte) (int, http.Header, []byte) { return 200, http.Header{}, []byte("from b") }
@@ -38,6 +39,18 @@ func TestReload(t *testing.T) {
 	err := s.Reload()
 	if err == nil || !strings.Contains(err.Error(), "accel.yaml:") || !strings.Contains(err.Error(), "bogus: unknown field") {
 		t.Fatalf("bad reload error = %v", err)
+	}
+	if got := get(); got != "ok" {
+		t.Fatalf("after refused reload: %q", got)
+	}
+
+	// A value a package below policy refuses (upstream: a server listed
+	// twice) is refused too, at its line, and the old config serves on.
+	twice := strings.Replace(render(baseConfig), "      - address: \""+b.addr()+"\"\n", "      - address: \""+b.addr()+"\"\n      - address: \""+b.addr()+"\"\n", 1)
+	os.WriteFile(file, []byte(twice), 0o600)
+	err = s.Reload()
+	if err == nil || !strings.Contains(err.Error(), "accel.yaml:10: pools[0].servers[1].address: \""+b.addr()+"\" is listed twice") {
+		t.Fatalf("reload with a server listed twice: %v", err)
 	}
 	if got := get(); got != "ok" {
 		t.Fatalf("after refused reload: %q", got)
