@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/accel-proxy/accel/policy"
 )
@@ -283,10 +284,20 @@ func TestAccessLogReloadSwitchesFile(t *testing.T) {
 	if err := <-slow; err != nil {
 		t.Fatal(err)
 	}
-	if a := strings.Join(readLines(t, logA), "\n"); !strings.Contains(a, `"GET /slow HTTP/1.1" 200`) || strings.Contains(a, "/after") {
+	// A line is written after its response went out: wait for both.
+	var a, b string
+	for try := 0; try < 400; try++ {
+		a, _ = readFile(logA)
+		b, _ = readFile(logB)
+		if strings.Contains(a+b, "/slow") && strings.Contains(a+b, "/after") {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if !strings.Contains(a, `"GET /slow HTTP/1.1" 200`) || strings.Contains(a, "/after") {
 		t.Errorf("%s: want the line of the request in flight at the reload, and only it:\n%s", logA, a)
 	}
-	if b := strings.Join(readLines(t, logB), "\n"); !strings.Contains(b, `"GET /after HTTP/1.1" 200`) || strings.Contains(b, "/slow") {
+	if !strings.Contains(b, `"GET /after HTTP/1.1" 200`) || strings.Contains(b, "/slow") {
 		t.Errorf("%s: want the line of the request after the reload:\n%s", logB, b)
 	}
 
@@ -321,15 +332,28 @@ func TestAccessLogReloadSwitchesFile(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	// The last lines may still be on their way.
 	logged := 0
-	for _, f := range []string{logA, logB} {
-		for _, l := range readLines(t, f) {
-			if strings.Contains(l, "/race") {
-				logged++
+	for try := 0; try < 400; try++ {
+		logged = 0
+		for _, f := range []string{logA, logB} {
+			for _, l := range readLines(t, f) {
+				if strings.Contains(l, "/race") {
+					logged++
+				}
 			}
 		}
+		if int64(logged) >= sent.Load() {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 	if int64(logged) != sent.Load() {
 		t.Errorf("%d requests, %d access log lines", sent.Load(), logged)
 	}
+}
+
+func readFile(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	return string(b), err
 }

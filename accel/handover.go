@@ -176,16 +176,18 @@ func (s *Server) Release() error {
 // Retire ends a released server's connections: every HTTP/1 response says
 // Connection: close and ends its connection, so keep-alive clients
 // reconnect, to the new process, after an answer rather than on a closed
-// socket; connections idle now are waited for, for grace, since a client
-// may be sending its next request already. Then Shutdown: HTTP/2
-// connections get GOAWAY with their last stream id, HTTP/1 connections
-// still idle close, and requests in flight finish until ctx ends.
+// socket; HTTP/2 connections get GOAWAY with their last stream id at once.
+// For grace, connections idle now are waited for (a client may be sending
+// its next request already), and one whose TLS handshake was still
+// running is served. Then Shutdown: what is still idle closes, and
+// requests in flight finish until ctx ends.
 func (s *Server) Retire(ctx context.Context, grace time.Duration) error {
 	s.lnMu.Lock()
 	all := append(append([]*listener(nil), s.listeners...), s.retiredListeners...)
 	s.lnMu.Unlock()
 	for _, l := range all {
 		l.h1.Retire()
+		l.h2.GoAway()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -194,6 +194,20 @@ func (s *Server) Serve(nc net.Conn, pre []byte, isTLS bool) error {
 	return nil
 }
 
+// GoAway sends GOAWAY with the last stream id on the connections open
+// now, as Shutdown does, but goes on serving connections given to it
+// later. A seamless restart moves clients off the old process at once
+// this way, while a connection whose TLS handshake was still running
+// there gets its answers rather than being closed unanswered; Shutdown
+// ends those later.
+func (s *Server) GoAway() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.startShutdown()
+	}
+}
+
 // Shutdown sends GOAWAY with the last stream id on every connection, lets
 // their streams finish and closes them as they become idle; when ctx ends
 // first, it closes the rest and returns ctx's error.

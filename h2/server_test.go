@@ -301,3 +301,92 @@ func TestH2ConnectionSpecificFields(t *testing.T) {
 		id += 2
 	}
 }
+
+// TestGoAway: GoAway sends an open connection GOAWAY with its last stream
+// id, and the connection, idle, closes; a connection served afterwards is
+// answered as usual.
+func TestGoAway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := New(Config{}, bodyHandler{})
+	defer s.Shutdown(context.Background())
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.Serve(c, nil, false)
+		}
+	}()
+	open := func() (*http2.Framer, net.Conn) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, http2.ClientPreface)
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		fr.WriteSettings()
+		return fr, c
+	}
+	// ask sends a request on stream id and reads until its end, or a
+	// GOAWAY, which it returns.
+	ask := func(fr *http2.Framer, id uint32) *http2.GoAwayFrame {
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("stream %d: %v", id, err)
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				return f
+			case *http2.DataFrame:
+				if f.StreamID == id && f.StreamEnded() {
+					return nil
+				}
+			case *http2.MetaHeadersFrame:
+				if f.StreamID == id && f.StreamEnded() {
+					return nil
+				}
+			}
+		}
+	}
+	fr1, _ := open()
+	if ga := ask(fr1, 1); ga != nil {
+		t.Fatalf("GOAWAY before GoAway: %v", ga)
+	}
+	s.GoAway()
+	for {
+		f, err := fr1.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.LastStreamID != 1 || ga.ErrCode != http2.ErrCodeNo {
+				t.Errorf("GOAWAY last stream %d, %v; want 1, NO_ERROR", ga.LastStreamID, ga.ErrCode)
+			}
+			break
+		}
+	}
+	if _, err := fr1.ReadFrame(); err != io.EOF {
+		t.Errorf("idle connection after GOAWAY: %v, want EOF", err)
+	}
+	fr2, _ := open()
+	for id := uint32(1); id <= 3; id += 2 {
+		if ga := ask(fr2, id); ga != nil {
+			t.Fatalf("connection opened after GoAway got GOAWAY on stream %d", id)
+		}
+	}
+}

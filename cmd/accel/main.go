@@ -120,7 +120,7 @@ type flags struct {
 
 // handoverGrace is how long a process that handed over waits for its idle
 // HTTP/1 connections' next request (answered with Connection: close)
-// before it closes them and sends HTTP/2 GOAWAY (accel.Server.Retire).
+// before it closes them (accel.Server.Retire).
 const handoverGrace = time.Second
 
 func run(args []string, stderr io.Writer) int {
