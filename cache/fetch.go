@@ -69,21 +69,24 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 		finish()
 		return
 	}
-	fields := withDate(resp.Fields.Clone(), received)
-	cc := policy.ResponseCacheControl(fields, k.rules.TargetedField)
-	ok, _ := policy.Storable(k.req.Fields, k.cc, resp.Status, fields, cc, k.rules)
+	// Whether to store is read off the origin's own fields: only what is
+	// stored, or shared with waiters, is copied out of them (with a Date).
+	cc := policy.ResponseCacheControl(resp.Fields, k.rules.TargetedField)
+	ok, _ := policy.Storable(k.req.Fields, k.cc, resp.Status, resp.Fields, cc, k.rules)
 	if resp.ContentLength > int64(k.rules.MaxObjectSize) {
 		ok = false
 	}
 	var o *object
+	var fields parser.Fields
 	if ok {
+		fields = withDate(resp.Fields.Clone(), received)
 		o, ok = k.newObject(resp.Status, fields, cc, requested, received)
 	}
 	if !ok {
 		if registered {
 			c.fl.setPass(f.key, received.Add(k.rules.Coalesce.HitForPass.D()))
 		}
-		resp.Fields = consumeTargeted(fields, k.rules.TargetedField)
+		resp.Fields = consumeTargeted(resp.Fields, k.rules.TargetedField)
 		f.kind, f.pass = resultPass, resp
 		finish()
 		return

@@ -13,7 +13,10 @@ import (
 // lower-cased host without the scheme's default port, and the target with
 // the route's query options applied.
 func primaryKey(scheme string, host, target []byte, ko *policy.KeyOptions) string {
-	return string(appendPrimaryKey(nil, scheme, host, target, ko))
+	sc := getScratch()
+	defer putScratch(sc)
+	sc.uri = appendPrimaryKey(sc.uri[:0], scheme, host, target, ko)
+	return string(sc.uri)
 }
 
 // appendPrimaryKey appends the primary key to dst. The common case, an

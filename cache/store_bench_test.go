@@ -83,3 +83,37 @@ func BenchmarkStoreMiss(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNoStoreMiss is the cache's part of a miss on a URL whose origin
+// answers no-store: remembered as hit-for-pass, each request goes to the
+// origin and its answer is relayed, never stored.
+func BenchmarkNoStoreMiss(b *testing.B) {
+	c, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	payload := make([]byte, 1024)
+	fields := parser.Fields{}.Add("Content-Type", "text/plain").
+		Add("Cache-Control", "no-store").
+		Add("Date", "Tue, 01 Dec 2026 03:00:00 GMT")
+	body := &memBody{b: payload}
+	resp := &Response{}
+	fetch := func(ctx context.Context, h *parser.Request) (*Response, error) {
+		body.off = 0
+		*resp = Response{Status: 200, Fields: fields, ContentLength: int64(len(payload)), Body: body, Buffered: true}
+		return resp, nil
+	}
+	rules := policy.CacheRules{Enabled: true}
+	h := &parser.Request{Method: []byte("GET"), Host: []byte("bench.example"), Target: []byte("/nostore"),
+		Major: 1, Minor: 1, Fields: parser.Fields{}.Add("User-Agent", "bench").Add("Accept", "*/*")}
+	req := &Request{Scheme: "http", Head: h}
+	w := &discard{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, err := c.Serve(ctx, req, &rules, fetch, w); err != nil || out.Status != "pass" {
+			b.Fatal(out, err)
+		}
+	}
+}
