@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -96,7 +97,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		s.logAccess(st, ex, target, cw, result, p.server.Load(), err, time.Since(start))
 	}()
 
-	route := st.cfg.Match(host, pathOf(target))
+	route := st.cfg.Match(host, aliasString(pathOf(target)))
 	ex.route = route
 	if route == nil {
 		result = "error"
@@ -125,7 +126,8 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	p.interim = cw.forwardInterim
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
-		out, err = s.cache.Serve(ctx, &cache.Request{Scheme: schemeOf(ex), Head: head}, &route.Cache, p.fetch, cw)
+		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head}
+		out, err = s.cache.Serve(ctx, &p.creq, &route.Cache, p.fetch, cw)
 		result = out.Status
 	} else {
 		result = "bypass"
@@ -165,6 +167,7 @@ type pass struct {
 	// taken is set by the fetch that uses the storage below.
 	taken atomic.Bool
 
+	creq      cache.Request
 	head      parser.Request
 	fields    [16]parser.Field
 	vals      [160]byte
@@ -543,12 +546,11 @@ func originForm(t []byte) []byte {
 	return []byte("/")
 }
 
-func pathOf(target []byte) string {
-	s := string(target)
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s = s[:i]
+func pathOf(target []byte) []byte {
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		return target[:i]
 	}
-	return s
+	return target
 }
 
 // responseFields is an origin response's head as accel forwards and

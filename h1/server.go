@@ -372,7 +372,10 @@ func (hc *conn) serveOne(n int) bool {
 		}
 	}
 	w := &Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close || hc.s.ending()}
-	cont := &continuer{w: w, want: req.Expect100}
+	var cont *continuer // only a request with a body has one
+	if req.Chunked || req.ContentLength > 0 {
+		cont = &continuer{w: w, want: req.Expect100}
+	}
 	var body io.Reader
 	var cb *chunkedBody
 	var lb *lengthBody
