@@ -122,6 +122,56 @@ type originConn struct {
 	// Only the goroutine holding the connection uses them.
 	peekFn   func(fd uintptr) bool
 	readable bool
+	// readUntil and writeUntil are the deadlines last set, which
+	// readWithin and writeWithin keep when they are close enough.
+	readUntil, writeUntil time.Time
+}
+
+// deadlineSlack is how much short of a full timeout a deadline set for
+// an earlier exchange may be and still be kept: a busy connection then
+// pays no timer change per exchange, and a wait ends at most this much
+// early.
+func deadlineSlack(timeout time.Duration) time.Duration {
+	return min(timeout/8, 250*time.Millisecond)
+}
+
+func (oc *originConn) SetReadDeadline(t time.Time) error {
+	oc.readUntil = t
+	return oc.Conn.SetReadDeadline(t)
+}
+
+func (oc *originConn) SetWriteDeadline(t time.Time) error {
+	oc.writeUntil = t
+	return oc.Conn.SetWriteDeadline(t)
+}
+
+func (oc *originConn) SetDeadline(t time.Time) error {
+	oc.readUntil, oc.writeUntil = t, t
+	return oc.Conn.SetDeadline(t)
+}
+
+// readWithin bounds the next reads of c by timeout from now (less the
+// slack, when c is an originConn whose deadline is already that close).
+func readWithin(c net.Conn, timeout time.Duration) error {
+	now := time.Now()
+	if oc, ok := c.(*originConn); ok && keep(oc.readUntil, now, timeout) {
+		return nil
+	}
+	return c.SetReadDeadline(now.Add(timeout))
+}
+
+// writeWithin is readWithin for writes.
+func writeWithin(c net.Conn, timeout time.Duration) error {
+	now := time.Now()
+	if oc, ok := c.(*originConn); ok && keep(oc.writeUntil, now, timeout) {
+		return nil
+	}
+	return c.SetWriteDeadline(now.Add(timeout))
+}
+
+func keep(until, now time.Time, timeout time.Duration) bool {
+	d := until.Sub(now)
+	return d <= timeout && d > timeout-deadlineSlack(timeout)
 }
 
 // leasedConn is a connection taken from a HostClient. fasthttp's handle type
@@ -190,10 +240,12 @@ const maxDirtyConns = 8
 
 // dirty reports whether an idle connection is readable, by peeking
 // without blocking: a Read with a past deadline would fail before looking.
-func dirty(c net.Conn) bool {
+// The read deadline is made timeout from now, which the response's wait
+// then keeps.
+func dirty(c net.Conn, timeout time.Duration) bool {
 	// The raw read below honours the read deadline; an expired one would
 	// make a clean connection look broken.
-	if err := c.SetReadDeadline(time.Time{}); err != nil {
+	if err := readWithin(c, timeout); err != nil {
 		return true
 	}
 	oc, ok := c.(*originConn)

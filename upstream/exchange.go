@@ -173,7 +173,7 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	// an origin sent past a response's end (which this request would take
 	// as its answer), or the EOF of an origin that closed while idle. A
 	// connection just dialed has had no time to go bad.
-	for i := 0; err == nil && c.lc.reused() && dirty(conn); i++ {
+	for i := 0; err == nil && c.lc.reused() && dirty(conn, c.timeout); i++ {
 		c.lc.release(c.hc, false)
 		if i == maxDirtyConns {
 			// The whole idle set is suspect (the origin restarted, say):
@@ -264,7 +264,7 @@ func onCancel(ctx context.Context, f func()) (stop func() bool) {
 
 // write sends the request head, in one write when there is no body.
 func (c *call) write(conn net.Conn, head *parser.Request, body *requestBody) error {
-	if err := conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+	if err := writeWithin(conn, c.timeout); err != nil {
 		return err
 	}
 	c.wbuf = appendRequestHead(c.wbuf[:0], head, body != nil, c.addr)
@@ -322,7 +322,7 @@ func (c *call) parseNext(conn net.Conn) (int, error) {
 				return n, err
 			}
 		}
-		if err := conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		if err := readWithin(conn, c.timeout); err != nil {
 			return 0, err
 		}
 		// Peek fills the buffer by one read at least; a head larger than
@@ -470,7 +470,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	conn := c.conn
 	c.cmu.Unlock()
 	if conn != nil {
-		if err := conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		if err := readWithin(conn, c.timeout); err != nil {
 			b.err = &Error{Server: c.addr, Sent: true, Err: err}
 			c.giveBack(false, b.err)
 			return 0, b.err
