@@ -48,7 +48,7 @@ func (s *Server) ListenerFiles() (names []string, files []*os.File, err error) {
 	}
 	s.lnMu.Unlock()
 	if s.admin != nil {
-		add(handoverName("admin", s.state.Load().cfg.Admin.Listen), s.admin.Listener())
+		add(handoverName("admin", s.adminListen), s.admin.Listener())
 	}
 	if err != nil {
 		for _, f := range files {

@@ -37,6 +37,10 @@ type Server struct {
 	purges   *fleet.Purges
 	sessions *tlsstore.Store
 	admin    *admin.Server
+	// adminListen is the admin address admin was started with, its
+	// default filled: the name its socket is handed over under, which a
+	// new process computes the same way from its own config.
+	adminListen string
 
 	// fetches bounds the origin fetches of each client address.
 	fetches fetchLimiter
@@ -292,7 +296,7 @@ func (s *Server) startAdmin(set *settings) error {
 	if err := a.Start(); err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
-	s.admin = a
+	s.admin, s.adminListen = a, set.admin.Listen
 	return nil
 }
 
