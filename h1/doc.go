@@ -5,8 +5,10 @@
 // One goroutine serves a connection (Server.Serve) in a keep-alive loop.
 // A request without a body is first offered to Handler.ServeFast on that
 // goroutine: a cached hit is answered with no goroutine, context,
-// deadline change or allocation. Anything else gets a context, a watch
-// that cancels it when the client goes away, and Handler.Serve. One
+// deadline change or allocation. Anything else goes to Handler.Serve
+// with the connection's context, reused from request to request, and a
+// watch that cancels it when the client goes away, which starts reading
+// only once the request has waited 50 ms (abort.go). One
 // Writer per response alone decides whether the connection closes after
 // it: a client's Connection: close, an HTTP/1.0 body without a length, a
 // body cut short or left unread, a drain.
