@@ -59,7 +59,11 @@ func TestHeadMissE2E(t *testing.T) {
 	if g := fetch(t, s, "HEAD", "/h"); g.status != 200 || g.body != "" || g.header.Get("Content-Length") != "4" {
 		t.Fatalf("HEAD: %d %q %q", g.status, g.body, g.header.Get("Content-Length"))
 	}
-	if g := fetch(t, s, "GET", "/h"); g.body != "body" || !strings.Contains(g.header.Get("Cache-Status"), "hit") {
+	// The HEAD's answer goes out with the head, while the fill may still be
+	// reading the body: the GET is then a hit or joins that fetch
+	// (collapsed). Either way the origin is asked once, which is checked
+	// below.
+	if g := fetch(t, s, "GET", "/h"); g.body != "body" || !strings.Contains(g.header.Get("Cache-Status"), "hit") && !strings.Contains(g.header.Get("Cache-Status"), "collapsed") {
 		t.Fatalf("GET: %q %q", g.body, g.header.Get("Cache-Status"))
 	}
 	mu.Lock()
