@@ -1,12 +1,16 @@
 package cache
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/accel-proxy/accel/parser"
 )
 
 const crowd = 200
@@ -96,5 +100,57 @@ func TestCoalescingPrivateReleases(t *testing.T) {
 	e.o.set(serveBody("direct", "Cache-Control", "private"))
 	if r := e.get("/private"); r.body.String() != "direct" || !strings.Contains(r.get("Cache-Status"), "fwd=") {
 		t.Fatalf("%q %q", r.body.String(), r.get("Cache-Status"))
+	}
+}
+
+// A body that came whole with its head (Response.Buffered) is stored by
+// the leader without a fill goroutine; the requests that waited on its
+// fetch are answered whole all the same, the origin asked once, and the
+// next request is a hit.
+func TestCoalescingBufferedBody(t *testing.T) {
+	gate := make(chan struct{})
+	e := newEnv(t, Config{}, func(w http.ResponseWriter, r *http.Request) {
+		<-gate
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("whole at once"))
+	})
+	fetch := e.fetch
+	e.fetch = func(ctx context.Context, h *parser.Request) (*Response, error) {
+		resp, err := fetch(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body, resp.Buffered = &memBody{b: b}, true
+		return resp, nil
+	}
+	recs := make([]*recorder, crowd)
+	errs := make([]error, crowd)
+	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = newRecorder()
+		wg.Go(func() { _, errs[i] = e.doTo(recs[i], "GET", "/buffered") })
+	}
+	for deadline := time.Now().Add(20 * time.Second); e.c.Stats().CoalescedWaiters < crowd-1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests waiting on the fetch", e.c.Stats().CoalescedWaiters, crowd-1)
+		}
+	}
+	close(gate)
+	wg.Wait()
+	for i, r := range recs {
+		if errs[i] != nil || r.status != 200 || r.body.String() != "whole at once" {
+			t.Fatalf("client %d: %v %d %q", i, errs[i], r.status, r.body.String())
+		}
+	}
+	if r := e.get("/buffered"); !hasStatus(r, "; hit") || r.body.String() != "whole at once" {
+		t.Fatalf("not stored: %q %q", r.get("Cache-Status"), r.body.String())
+	}
+	if n := e.o.hits.Load(); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
 	}
 }
