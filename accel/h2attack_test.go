@@ -528,9 +528,56 @@ func TestH2ControlFloods(t *testing.T) {
 	}
 }
 
-// A graceful stop sends GOAWAY with the last stream id: the stream in
-// flight finishes, a newer one is ignored and never reaches the origin,
-// then the connection closes.
+// gracefulGoAway reads a connection through a graceful GOAWAY (RFC 9113
+// §6.8) until it ends, stream 1 (/slow) in flight: the first GOAWAY must
+// name 2^31-1 and come with a PING; the client then opens stream 3
+// (/crossed) and acks the PING; the final GOAWAY must name 3; the client
+// opens stream 5 (/late), which must not be answered, and the origin is
+// released. It returns the status of each stream answered.
+func gracefulGoAway(t *testing.T, fr *http2.Framer, request func(id uint32, path string), release func()) map[uint32]string {
+	t.Helper()
+	status := map[uint32]string{}
+	goaways := 0
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break // the connection ends once its last stream is answered
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goaways++
+			want := map[int]uint32{1: 1<<31 - 1, 2: 3}[goaways]
+			if f.ErrCode != http2.ErrCodeNo || f.LastStreamID != want {
+				t.Errorf("GOAWAY %d: %v last stream %d, want NO_ERROR and %d", goaways, f.ErrCode, f.LastStreamID, want)
+			}
+			if goaways == 2 {
+				// Opened after the final GOAWAY: ignored.
+				request(5, "/late")
+				release()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() && goaways == 1 {
+				// Opened before the client saw the first GOAWAY, as
+				// far as the server can tell: served.
+				request(3, "/crossed")
+				fr.WritePing(true, f.Data)
+			}
+		case *http2.MetaHeadersFrame:
+			status[f.StreamID] = f.PseudoValue("status")
+		}
+	}
+	if goaways != 2 {
+		t.Errorf("%d GOAWAYs, want 2", goaways)
+	}
+	if _, ok := status[5]; ok {
+		t.Error("stream 5, opened after the final GOAWAY, was answered")
+	}
+	return status
+}
+
+// A graceful stop sends the two-step GOAWAY: the stream in flight
+// finishes, one opened before the PING ack is served, one opened after
+// the final GOAWAY never reaches the origin, then the connection closes.
 func TestH2ShutdownGoAway(t *testing.T) {
 	o := startAttackOrigin(t)
 	s := startAccel(t, baseConfig, o.addr)
@@ -555,35 +602,15 @@ func TestH2ShutdownGoAway(t *testing.T) {
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Shutdown(context.Background()) }()
-	var answered bool
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			break
-		}
-		switch f := f.(type) {
-		case *http2.GoAwayFrame:
-			if f.ErrCode != http2.ErrCodeNo || f.LastStreamID != 1 {
-				t.Errorf("GOAWAY %v last stream %d, want NO_ERROR and 1", f.ErrCode, f.LastStreamID)
-			}
-			// Opened after the GOAWAY: ignored.
-			request(3, "/late")
-			o.releaseAll()
-		case *http2.MetaHeadersFrame:
-			if f.StreamID == 3 {
-				t.Errorf("stream 3, opened after GOAWAY, was answered")
-			}
-			answered = answered || f.StreamID == 1 && f.PseudoValue("status") == "200"
-		}
-	}
+	status := gracefulGoAway(t, fr, request, o.releaseAll)
 	if err := <-stopped; err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
-	if !answered {
-		t.Errorf("the stream in flight at shutdown was not answered")
+	if status[1] != "200" || status[3] != "200" {
+		t.Errorf("stream 1 (in flight) answered %q, stream 3 (before the PING ack) %q; want 200 each", status[1], status[3])
 	}
-	if n := o.requests.Load(); n != 1 {
-		t.Errorf("origin received %d requests, want 1 (none after GOAWAY)", n)
+	if n := o.requests.Load(); n != 2 {
+		t.Errorf("origin received %d requests, want 2 (none after the final GOAWAY)", n)
 	}
 }
 

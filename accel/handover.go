@@ -176,7 +176,7 @@ func (s *Server) Release() error {
 // Retire ends a released server's connections: every HTTP/1 response says
 // Connection: close and ends its connection, so keep-alive clients
 // reconnect, to the new process, after an answer rather than on a closed
-// socket; HTTP/2 connections get GOAWAY with their last stream id at once.
+// socket; HTTP/2 connections get the graceful two-step GOAWAY at once.
 // For grace, connections idle now are waited for (a client may be sending
 // its next request already), and one whose TLS handshake was still
 // running is served. Then Shutdown: what is still idle closes, and

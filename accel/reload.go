@@ -200,9 +200,10 @@ func (s *Server) commitListeners(p *listenerPlan) {
 	s.lnMu.Unlock()
 	for _, l := range p.removed {
 		l.ln.Close()
-		// HTTP/2 clients of a removed listener are told at once (GOAWAY
-		// with the last stream id, as nginx's old workers do on reload):
-		// their streams in flight finish, new ones go to a new connection.
+		// HTTP/2 clients of a removed listener are told at once (the
+		// two-step GOAWAY of h2.Server.Shutdown; nginx's old workers
+		// tell them on reload too): their streams in flight finish, new
+		// ones go to a new connection.
 		// A final Shutdown still bounds what is left by its drain timeout.
 		go l.h2.Shutdown(context.Background())
 	}

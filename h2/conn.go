@@ -116,9 +116,18 @@ type conn struct {
 	outflow      int64
 	peerWindow   int64
 	peerMaxFrame int
-	goingAway    bool
-	closed       bool
-	werr         error
+	// goingAway is set once the final GOAWAY, naming lastStreamID, is
+	// queued (or the peer sent its own): newer streams are ignored.
+	// draining is set by a graceful shutdown, which first sends GOAWAY
+	// with the largest stream id and a PING; prefaced once SETTINGS is
+	// queued, before which nothing else may go out; drainTimer sends the
+	// final GOAWAY when the PING's ack is late.
+	goingAway  bool
+	draining   bool
+	prefaced   bool
+	drainTimer *time.Timer
+	closed     bool
+	werr       error
 	// queuedControl counts control frames queued since the last write.
 	queuedControl int
 	// rdl is the read deadline set; zero for none.
@@ -216,6 +225,11 @@ func (c *conn) serve() {
 	c.mu.Lock()
 	c.out = appendSettings(c.out, c.cfg)
 	c.out = appendWindowUpdate(c.out, 0, connWindow-65535)
+	c.prefaced = true
+	if c.draining {
+		// Shutdown came before the preface: its GOAWAY follows SETTINGS.
+		c.startDrainLocked()
+	}
 	c.mu.Unlock()
 	if c.flush() != nil {
 		return
@@ -378,6 +392,9 @@ func (c *conn) linger() {
 func (c *conn) teardown() {
 	c.mu.Lock()
 	c.closed = true
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
 	for _, st := range c.streams {
 		st.wakeAll(errConnClosed)
 	}
@@ -388,22 +405,66 @@ func (c *conn) teardown() {
 	readerPool.Put(c.br)
 }
 
-// startShutdown sends GOAWAY with the last stream id: the streams opened so
-// far finish, newer ones are refused, and the connection closes when its
-// last stream ends.
+// drainTimeout bounds the wait for the ack of the shutdown PING: a peer
+// slower than that (or one that never acks) gets the final GOAWAY then, as
+// from Go's x/net server (goAwayTimeout).
+const drainTimeout = time.Second
+
+// drainPing is the payload of the shutdown PING, told from a client's own.
+var drainPing = [8]byte{'g', 'o', 'a', 'w', 'a', 'y', 'h', '2'}
+
+// startShutdown begins the two-step graceful GOAWAY of RFC 9113 §6.8:
+// GOAWAY with the largest stream id and a PING, so that the client stops
+// opening streams; once the PING is acked (or after drainTimeout) every
+// stream the client opened before it saw the first GOAWAY has reached us,
+// and the final GOAWAY names the last one. A single GOAWAY would refuse,
+// unprocessed, the streams that crossed it on the wire. The streams opened
+// so far finish, newer ones are ignored, and the connection closes when
+// its last stream ends.
 func (c *conn) startShutdown() {
 	c.mu.Lock()
-	if c.goingAway {
+	if c.goingAway || c.draining {
 		c.mu.Unlock()
 		return
 	}
+	c.draining = true
+	if !c.prefaced {
+		// serve starts it after SETTINGS.
+		c.mu.Unlock()
+		return
+	}
+	c.startDrainLocked()
 	c.mu.Unlock()
-	c.goAway(http2.ErrCodeNo)
 	c.flush()
-	// Wake the loop: if nothing is at work it ends now.
+}
+
+// startDrainLocked queues the first GOAWAY and its PING and arms the
+// bound on the wait for the ack.
+func (c *conn) startDrainLocked() {
+	c.out = appendGoAway(c.out, maxWindow, http2.ErrCodeNo)
+	c.out = appendFrameHeader(c.out, 8, http2.FramePing, 0, 0)
+	c.out = append(c.out, drainPing[:]...)
+	c.drainTimer = time.AfterFunc(drainTimeout, func() { c.finalGoAway(true) })
+}
+
+// finalGoAway queues the final GOAWAY of a graceful shutdown, with the
+// last stream id, and writes it out. From the timer, wake makes the loop
+// look again (if nothing is at work it ends now); the loop itself (the
+// PING ack) looks before its next wait anyway.
+func (c *conn) finalGoAway(wake bool) {
 	c.mu.Lock()
-	c.setReadDeadlineLocked(time.Now())
+	// A PING ack nobody asked for changes nothing.
+	if !c.draining || c.goingAway || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.goingAway = true
+	c.out = appendGoAway(c.out, c.lastStreamIDLocked(), http2.ErrCodeNo)
+	if wake {
+		c.setReadDeadlineLocked(time.Now())
+	}
 	c.mu.Unlock()
+	c.flush()
 }
 
 // goAway queues GOAWAY once.

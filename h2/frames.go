@@ -126,6 +126,11 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 }
 
 func (c *conn) onPing(f *http2.PingFrame) error {
+	if f.IsAck() && f.Data == drainPing {
+		// Every stream the client opened before it saw the first
+		// GOAWAY has arrived.
+		c.finalGoAway(false)
+	}
 	if !f.IsAck() {
 		c.mu.Lock()
 		c.out = appendFrameHeader(c.out, 8, http2.FramePing, http2.FlagPingAck, 0)

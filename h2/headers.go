@@ -88,10 +88,23 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 	arena, fields, cookies := h.arena[:0], h.fields[:0], h.cookies[:0]
 	*h = headerBlock{id: id, endStream: fh.Flags.Has(http2.FlagHeadersEndStream), contentLength: -1,
 		arena: arena, fields: fields, cookies: cookies}
+	// A stream opens under the same lock that reads goingAway: the final
+	// GOAWAY, queued from another goroutine, names every stream opened
+	// before it and none after.
 	c.mu.Lock()
 	st, goingAway := c.streams[id], c.goingAway
+	opens := st == nil && id > c.lastStreamID && !goingAway
+	if opens {
+		c.lastStreamID = id
+	}
 	c.mu.Unlock()
 	switch {
+	case opens:
+		c.recent[c.recentN%recentIDs] = id
+		c.recentN++
+		if dep == id {
+			h.mode, h.errCode, h.errWhy = blockDiscard, http2.ErrCodeProtocol, "self_dependency"
+		}
 	case st != nil:
 		switch {
 		case st.reset || st.remoteClosed:
@@ -111,15 +124,6 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 		// Opened after our GOAWAY: ignored (RFC 9113 §6.8).
 		h.mode = blockDiscard
 		c.ignoredMax = id
-	default:
-		c.mu.Lock()
-		c.lastStreamID = id
-		c.mu.Unlock()
-		c.recent[c.recentN%recentIDs] = id
-		c.recentN++
-		if dep == id {
-			h.mode, h.errCode, h.errWhy = blockDiscard, http2.ErrCodeProtocol, "self_dependency"
-		}
 	}
 	return c.headerFragment(frag, fh.Flags.Has(http2.FlagHeadersEndHeaders))
 }

@@ -194,9 +194,8 @@ func (s *Server) Serve(nc net.Conn, pre []byte, isTLS bool) error {
 	return nil
 }
 
-// GoAway sends GOAWAY with the last stream id on the connections open
-// now, as Shutdown does, but goes on serving connections given to it
-// later. A seamless restart moves clients off the old process at once
+// GoAway starts the graceful GOAWAY on the connections open now, as
+// Shutdown does, but goes on serving connections given to it later. A seamless restart moves clients off the old process at once
 // this way, while a connection whose TLS handshake was still running
 // there gets its answers rather than being closed unanswered; Shutdown
 // ends those later.
@@ -208,9 +207,12 @@ func (s *Server) GoAway() {
 	}
 }
 
-// Shutdown sends GOAWAY with the last stream id on every connection, lets
-// their streams finish and closes them as they become idle; when ctx ends
-// first, it closes the rest and returns ctx's error.
+// Shutdown sends every connection the two-step GOAWAY of RFC 9113 §6.8:
+// first with the largest stream id and a PING, then, once the PING is
+// acked or after a second, with the last stream id, so that a stream the
+// client opened while the first was on the wire is served rather than
+// refused. It lets their streams finish and closes them as they become
+// idle; when ctx ends first, it closes the rest and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.shutdown {

@@ -302,17 +302,40 @@ func TestH2ConnectionSpecificFields(t *testing.T) {
 	}
 }
 
-// TestGoAway: GoAway sends an open connection GOAWAY with its last stream
-// id, and the connection, idle, closes; a connection served afterwards is
-// answered as usual.
-func TestGoAway(t *testing.T) {
+// gateHandler is bodyHandler that records the targets it is given and
+// holds /slow until release is closed.
+type gateHandler struct {
+	bodyHandler
+	started chan string
+	release chan struct{}
+}
+
+func newGateHandler() *gateHandler {
+	return &gateHandler{started: make(chan string, 16), release: make(chan struct{})}
+}
+
+func (h *gateHandler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c Conn) {
+	h.started <- string(req.Target)
+	if string(req.Target) == "/slow" {
+		<-h.release
+	}
+	h.bodyHandler.Serve(ctx, req, body, w, c)
+}
+
+// goAwayClient is a raw HTTP/2 client of a test's server.
+type goAwayClient struct {
+	t  *testing.T
+	fr *http2.Framer
+}
+
+func serveGoAway(t *testing.T, h Handler) (*Server, func() *goAwayClient) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	s := New(Config{}, bodyHandler{})
-	defer s.Shutdown(context.Background())
+	t.Cleanup(func() { ln.Close() })
+	s := New(Config{}, h)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -322,7 +345,7 @@ func TestGoAway(t *testing.T) {
 			go s.Serve(c, nil, false)
 		}
 	}()
-	open := func() (*http2.Framer, net.Conn) {
+	return s, func() *goAwayClient {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -333,60 +356,162 @@ func TestGoAway(t *testing.T) {
 		fr := http2.NewFramer(c, c)
 		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 		fr.WriteSettings()
-		return fr, c
+		return &goAwayClient{t, fr}
 	}
-	// ask sends a request on stream id and reads until its end, or a
-	// GOAWAY, which it returns.
-	ask := func(fr *http2.Framer, id uint32) *http2.GoAwayFrame {
-		var hb bytes.Buffer
-		enc := hpack.NewEncoder(&hb)
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
-			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+}
+
+// open sends a GET for path on stream id.
+func (c *goAwayClient) open(id uint32, path string) {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+}
+
+// until reads frames until want reports true for one and returns it. A
+// HEADERS frame for a stream in refused fails the test; so does the
+// connection's end.
+func (c *goAwayClient) until(what string, refused uint32, want func(http2.Frame) bool) http2.Frame {
+	c.t.Helper()
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", what, err)
 		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatalf("stream %d: %v", id, err)
-			}
-			switch f := f.(type) {
-			case *http2.GoAwayFrame:
-				return f
-			case *http2.DataFrame:
-				if f.StreamID == id && f.StreamEnded() {
-					return nil
-				}
-			case *http2.MetaHeadersFrame:
-				if f.StreamID == id && f.StreamEnded() {
-					return nil
-				}
-			}
+		if h, ok := f.(*http2.MetaHeadersFrame); ok && refused != 0 && h.StreamID == refused {
+			c.t.Fatalf("waiting for %s: stream %d was answered", what, refused)
+		}
+		if want(f) {
+			return f
 		}
 	}
-	fr1, _ := open()
-	if ga := ask(fr1, 1); ga != nil {
-		t.Fatalf("GOAWAY before GoAway: %v", ga)
+}
+
+func isGoAway(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }
+
+// ask sends a request on stream id and reads until its end; a GOAWAY
+// before it fails the test.
+func (c *goAwayClient) ask(id uint32, path string) {
+	c.t.Helper()
+	c.open(id, path)
+	c.until("stream answered", 0, func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			c.t.Fatalf("stream %d: GOAWAY last stream %d before its answer", id, f.LastStreamID)
+		case *http2.DataFrame:
+			return f.StreamID == id && f.StreamEnded()
+		}
+		return false
+	})
+}
+
+// firstGoAway reads the first GOAWAY of a graceful shutdown, which must
+// name the largest stream id, and the PING after it, whose data it
+// returns.
+func (c *goAwayClient) firstGoAway() [8]byte {
+	c.t.Helper()
+	ga := c.until("first GOAWAY", 0, isGoAway).(*http2.GoAwayFrame)
+	if ga.LastStreamID != 1<<31-1 || ga.ErrCode != http2.ErrCodeNo {
+		c.t.Fatalf("first GOAWAY last stream %d, %v; want 2^31-1, NO_ERROR", ga.LastStreamID, ga.ErrCode)
+	}
+	ping := c.until("PING", 0, func(f http2.Frame) bool {
+		p, ok := f.(*http2.PingFrame)
+		return ok && !p.IsAck()
+	})
+	return ping.(*http2.PingFrame).Data
+}
+
+// TestGoAway: GoAway starts the two-step GOAWAY of RFC 9113 §6.8 on an
+// open connection: GOAWAY with 2^31-1 and a PING; a stream opened before
+// the client acks the PING is served; after the ack the final GOAWAY names
+// it; a stream opened after that never reaches the handler; the stream in
+// flight is answered and the connection, idle, closes. A connection served
+// afterwards is answered as usual.
+func TestGoAway(t *testing.T) {
+	h := newGateHandler()
+	s, dial := serveGoAway(t, h)
+	c := dial()
+	c.open(1, "/slow")
+	if got := <-h.started; got != "/slow" {
+		t.Fatalf("handler got %q", got)
 	}
 	s.GoAway()
+	ping := c.firstGoAway()
+	// Opened while the first GOAWAY was (as far as the server knows) on
+	// the wire: served.
+	c.ask(3, "/crossed")
+	c.fr.WritePing(true, ping)
+	ga := c.until("final GOAWAY", 0, isGoAway).(*http2.GoAwayFrame)
+	if ga.LastStreamID != 3 || ga.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("final GOAWAY last stream %d, %v; want 3, NO_ERROR", ga.LastStreamID, ga.ErrCode)
+	}
+	// Opened after the final GOAWAY: ignored. The PING after it is
+	// answered once the server read the HEADERS before it.
+	c.open(5, "/late")
+	c.fr.WritePing(false, [8]byte{1})
+	c.until("PING ack", 5, func(f http2.Frame) bool {
+		p, ok := f.(*http2.PingFrame)
+		return ok && p.IsAck() && p.Data == [8]byte{1}
+	})
+	close(h.release)
+	var answered bool
 	for {
-		f, err := fr1.ReadFrame()
+		f, err := c.fr.ReadFrame()
 		if err != nil {
-			t.Fatalf("no GOAWAY: %v", err)
-		}
-		if ga, ok := f.(*http2.GoAwayFrame); ok {
-			if ga.LastStreamID != 1 || ga.ErrCode != http2.ErrCodeNo {
-				t.Errorf("GOAWAY last stream %d, %v; want 1, NO_ERROR", ga.LastStreamID, ga.ErrCode)
+			if err != io.EOF {
+				t.Errorf("connection after its last stream: %v, want EOF", err)
 			}
 			break
 		}
-	}
-	if _, err := fr1.ReadFrame(); err != io.EOF {
-		t.Errorf("idle connection after GOAWAY: %v, want EOF", err)
-	}
-	fr2, _ := open()
-	for id := uint32(1); id <= 3; id += 2 {
-		if ga := ask(fr2, id); ga != nil {
-			t.Fatalf("connection opened after GoAway got GOAWAY on stream %d", id)
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == 5 {
+				t.Error("stream 5, opened after the final GOAWAY, was answered")
+			}
+		case *http2.DataFrame:
+			answered = answered || f.StreamID == 1 && f.StreamEnded()
+		case *http2.GoAwayFrame:
+			t.Errorf("a third GOAWAY: last stream %d, %v", f.LastStreamID, f.ErrCode)
 		}
+	}
+	if !answered {
+		t.Error("stream 1, in flight at GoAway, was not answered")
+	}
+	if got := <-h.started; got != "/crossed" {
+		t.Errorf("handler got %q, want /crossed", got)
+	}
+	select {
+	case got := <-h.started:
+		t.Errorf("handler got %q after the final GOAWAY", got)
+	default:
+	}
+	c2 := dial()
+	for id := uint32(1); id <= 3; id += 2 {
+		c2.ask(id, "/")
+	}
+}
+
+// TestShutdownUnackedPing: a client that never acks the shutdown PING
+// still gets the final GOAWAY (after drainTimeout), naming its last
+// stream, and the connection then closes; Shutdown returns.
+func TestShutdownUnackedPing(t *testing.T) {
+	h := newGateHandler()
+	s, dial := serveGoAway(t, h)
+	c := dial()
+	c.ask(1, "/")
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Shutdown(context.Background()) }()
+	c.firstGoAway()
+	ga := c.until("final GOAWAY", 0, isGoAway).(*http2.GoAwayFrame)
+	if ga.LastStreamID != 1 || ga.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("final GOAWAY last stream %d, %v; want 1, NO_ERROR", ga.LastStreamID, ga.ErrCode)
+	}
+	if _, err := c.fr.ReadFrame(); err != io.EOF {
+		t.Errorf("idle connection after the final GOAWAY: %v, want EOF", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }
