@@ -6,10 +6,11 @@ import "math/rand/v2"
 // keeps eviction O(1) per object without a global list to lock on hits.
 const evictSample = 8
 
-// evict drops the least recently used of sampled objects until the
-// persistent tier's objects are back under nine tenths of what its bound
-// leaves them (dataBound). The memory tier evicts by itself.
-func (c *Cache) evict() {
+// evict drops the least recently used of sampled objects, never stored
+// (the one just stored), until the persistent tier's objects are back
+// under nine tenths of what its bound leaves them (dataBound). The memory
+// tier evicts by itself.
+func (c *Cache) evict(stored *object) {
 	if c.disk == nil {
 		return
 	}
@@ -22,7 +23,7 @@ func (c *Cache) evict() {
 	var victims []*object
 	var freed int64
 	for misses := 0; c.ix.bytes.Load()-freed > target && misses < 4*shardCount; {
-		oldest := c.ix.oldestOfSample()
+		oldest := c.ix.oldestOfSample(stored)
 		if oldest == nil || !c.ix.shard(oldest.uri).remove(oldest) {
 			misses++
 			continue
@@ -35,27 +36,31 @@ func (c *Cache) evict() {
 	_ = c.disk.drop(victims, false)
 }
 
-// oldestOfSample returns the least recently used of evictSample objects
-// taken from random shards. The sample spans shards: the few objects of
-// one shard, the newest among them, must not be a sample of their own.
-func (ix *index) oldestOfSample() *object {
+// oldestOfSample returns the least recently used of up to evictSample
+// objects of a random shard, skip aside (the object whose store started
+// the eviction: alone in its shard it would be its own sample), or nil.
+// One shard, not a sample across shards: closer to LRU, that evicts the
+// oldest objects, whose records sit in pebble's lowest levels, so their
+// room comes back only after compactions and the files grew past the
+// bound's slack (TestDiskBoundCountsPebbleFiles).
+func (ix *index) oldestOfSample(skip *object) *object {
 	var oldest *object
 	n := 0
-	for tries := 0; n < evictSample && tries < shardCount; tries++ {
-		s := &ix.shards[rand.IntN(shardCount)]
-		s.mu.RLock()
-	sample:
-		for _, e := range s.uris {
-			for _, o := range e.variants {
-				if oldest == nil || o.used.Load() < oldest.used.Load() {
-					oldest = o
-				}
-				if n++; n >= evictSample {
-					break sample
-				}
+	s := &ix.shards[rand.IntN(shardCount)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.uris {
+		for _, o := range e.variants {
+			if o == skip {
+				continue
+			}
+			if oldest == nil || o.used.Load() < oldest.used.Load() {
+				oldest = o
+			}
+			if n++; n >= evictSample {
+				return oldest
 			}
 		}
-		s.mu.RUnlock()
 	}
 	return oldest
 }

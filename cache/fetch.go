@@ -219,7 +219,7 @@ func (c *Cache) store(o *object, body []byte) {
 			t.del(old)
 		}
 	}
-	c.evict()
+	c.evict(o)
 }
 
 // notStored are the fields a stored response never keeps: the length is
