@@ -14,8 +14,12 @@ import (
 
 // Config sizes a Cache. The zero value is a 256 MiB memory-only cache.
 type Config struct {
-	// MemoryBytes bounds the memory tier (ristretto, cost = body bytes).
-	// Zero: 256 MiB.
+	// MemoryBytes bounds what the cache holds in memory: a quarter for
+	// the index of every stored object, on disk or not (about 1 KB an
+	// object with its fields: 64 MiB index some 60 000 objects, as
+	// nginx's keys_zone does), the rest for bodies (ristretto, cost =
+	// body bytes). Least recently used objects are evicted when the index
+	// is full. Zero: 256 MiB.
 	MemoryBytes int64
 	// Dir is the persistent tier's directory (pebble); "" keeps the cache
 	// in memory only, and a restart starts cold.
@@ -190,7 +194,7 @@ func Open(cfg Config) (*Cache, error) {
 			}
 		}
 	}
-	mem, err := newMemTier(cfg.MemoryBytes, c.disk == nil, onDrop)
+	mem, err := newMemTier(bodyBudget(cfg.MemoryBytes), c.disk == nil, onDrop)
 	if err != nil {
 		if c.disk != nil {
 			_ = c.disk.close()

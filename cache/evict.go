@@ -6,34 +6,50 @@ import "math/rand/v2"
 // keeps eviction O(1) per object without a global list to lock on hits.
 const evictSample = 8
 
+// metaBudget is the part of Config.MemoryBytes the index may hold
+// (objectMeta), bodyBudget the memory tier's: without a bound on the
+// index, a disk tier of small objects grows the heap past the memory
+// setting (1 GiB of 1 KiB objects indexes a million of them), and the
+// soft memory limit derived from it makes the collector run without end.
+func metaBudget(mem int64) int64 { return mem / 4 }
+
+func bodyBudget(mem int64) int64 { return mem - metaBudget(mem) }
+
 // evict drops the least recently used of sampled objects, never stored
 // (the one just stored), until the persistent tier's objects are back
-// under nine tenths of what its bound leaves them (dataBound). The memory
-// tier evicts by itself.
+// under nine tenths of what its bound leaves them (dataBound) and the
+// index under nine tenths of its budget. The memory tier evicts bodies by
+// itself.
 func (c *Cache) evict(stored *object) {
-	if c.disk == nil {
-		return
+	limit, metaLimit := int64(-1), metaBudget(c.cfg.MemoryBytes)
+	if c.disk != nil {
+		limit = dataBound(c.disk.bound)
 	}
-	limit := dataBound(c.disk.bound)
-	if c.ix.bytes.Load() <= limit || !c.evictMu.TryLock() {
+	over := func(bytes, meta int64, l, ml int64) bool {
+		return l >= 0 && bytes > l || meta > ml
+	}
+	if !over(c.ix.bytes.Load(), c.ix.meta.Load(), limit, metaLimit) || !c.evictMu.TryLock() {
 		return
 	}
 	defer c.evictMu.Unlock()
-	target := limit / 10 * 9
+	target, metaTarget := limit/10*9, metaLimit/10*9
 	var victims []*object
-	var freed int64
-	for misses := 0; c.ix.bytes.Load()-freed > target && misses < 4*shardCount; {
+	var freed, freedMeta int64
+	for misses := 0; over(c.ix.bytes.Load()-freed, c.ix.meta.Load()-freedMeta, target, metaTarget) && misses < 4*shardCount; {
 		oldest := c.ix.oldestOfSample(stored)
 		if oldest == nil || !c.ix.shard(oldest.uri).remove(oldest) {
 			misses++
 			continue
 		}
 		freed += objectBytes(oldest)
+		freedMeta += objectMeta(oldest)
 		victims = append(victims, oldest)
 		c.stats.evictions.Add(1)
 	}
 	c.forget(victims)
-	_ = c.disk.drop(victims, false)
+	if c.disk != nil {
+		_ = c.disk.drop(victims, false)
+	}
 }
 
 // oldestOfSample returns the least recently used of up to evictSample

@@ -28,6 +28,7 @@ type index struct {
 
 	objects atomic.Int64
 	bytes   atomic.Int64 // bodies and metadata of indexed objects
+	meta    atomic.Int64 // what the index itself holds in memory (objectMeta)
 }
 
 // tagRef says where a tagged object is indexed, so that a purge goes
@@ -144,6 +145,24 @@ func objectBytes(o *object) int64 {
 	return n
 }
 
+// metaOverhead is the memory an indexed object costs beyond its keys and
+// fields: the object, its map entries and its tier item, measured with a
+// heap profile of 100 000 stored 1 KiB objects (about 640 bytes each).
+const metaOverhead = 640
+
+// objectMeta is what o costs the heap while it is indexed, whether its
+// body is in memory or on disk.
+func objectMeta(o *object) int64 {
+	n := int64(metaOverhead + len(o.uri) + len(o.variant) + len(o.wire) + len(o.targeted))
+	for _, f := range o.fields {
+		n += int64(len(f.Name) + len(f.Value))
+	}
+	for _, t := range o.tags {
+		n += int64(len(t))
+	}
+	return n
+}
+
 // insert indexes o and returns the objects it displaced: the old object
 // of its variant, or every variant when the Vary names changed.
 func (ix *index) insert(o *object) (displaced []*object) {
@@ -177,6 +196,7 @@ func (ix *index) insert(o *object) (displaced []*object) {
 func (ix *index) account(o *object, sign int64) {
 	ix.objects.Add(sign)
 	ix.bytes.Add(sign * objectBytes(o))
+	ix.meta.Add(sign * objectMeta(o))
 }
 
 // tag adds o to its tags' sets and removes the displaced objects.
@@ -222,6 +242,7 @@ func (ix *index) replace(cur, next *object) bool {
 	}
 	e.variants[cur.variant] = next
 	ix.bytes.Add(objectBytes(next) - objectBytes(cur))
+	ix.meta.Add(objectMeta(next) - objectMeta(cur))
 	return true
 }
 

@@ -134,7 +134,8 @@ func itemURI(i int) string { return fmt.Sprintf("http://example.com/item/%d", i)
 // the moment the purge returns, swept yet or not.
 func TestTagPurgeServesDuringSweep(t *testing.T) {
 	const n, probes = 200_000, 50
-	e := newEnv(t, Config{Dir: t.TempDir(), DiskBytes: 4 << 30}, serveBody("origin"))
+	// 200 000 indexed objects need more than the default 64 MiB index.
+	e := newEnv(t, Config{MemoryBytes: 1 << 30, Dir: t.TempDir(), DiskBytes: 4 << 30}, serveBody("origin"))
 	fillTagged(e.c, n)
 	returned := make(chan struct{})
 	var steps, hits, misses int
@@ -254,7 +255,7 @@ func BenchmarkTagPurge100k(b *testing.B) {
 	var sweep time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		c, err := Open(Config{Dir: b.TempDir(), DiskBytes: 4 << 30})
+		c, err := Open(Config{MemoryBytes: 1 << 30, Dir: b.TempDir(), DiskBytes: 4 << 30})
 		if err != nil {
 			b.Fatal(err)
 		}

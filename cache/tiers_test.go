@@ -3,6 +3,7 @@ package cache
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +31,46 @@ func TestDiskBoundEvicts(t *testing.T) {
 	}
 	if e.o.hits.Load() != before {
 		t.Error("newest object went to the origin")
+	}
+}
+
+// TestIndexBoundEvicts: the index of stored objects is part of the memory
+// bound, with a disk tier or without: many small objects evict the least
+// recently used ones instead of growing the heap past MemoryBytes (before,
+// a disk tier of 1 KiB objects grew the heap by 2.4 KB an object whatever
+// the memory setting), and the newest object stays a hit.
+func TestIndexBoundEvicts(t *testing.T) {
+	const memory, n = 4 << 20, 10_000
+	body := strings.Repeat("i", 1<<10)
+	for _, dir := range []string{"", t.TempDir()} {
+		e := newEnv(t, Config{MemoryBytes: memory, Dir: dir, DiskBytes: 1 << 30}, serveBody(body, "Cache-Control", "max-age=600"))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := 0; i < n; i++ {
+			e.get("/small/" + strconv.Itoa(i))
+		}
+		e.settle()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		s := e.c.Stats()
+		t.Logf("disk %q: heap grew %d bytes, index %d bytes, %d objects", dir, int64(after.HeapInuse)-int64(before.HeapInuse), e.c.ix.meta.Load(), s.Objects)
+		if meta := e.c.ix.meta.Load(); meta > metaBudget(memory) || s.Evictions == 0 {
+			t.Errorf("disk %q: index holds %d bytes (budget %d), %d objects, %d evictions", dir, meta, metaBudget(memory), s.Objects, s.Evictions)
+		}
+		// Bodies (3 MiB), the index (1 MiB), pebble's memtable and block
+		// cache when there is a disk (4 MiB at most): 10 000 objects
+		// indexed without the bound take 24 MB.
+		if grew := int64(after.HeapInuse) - int64(before.HeapInuse); !raceEnabled && grew > 2*memory+4<<20 {
+			t.Errorf("disk %q: heap grew %d bytes for %d stored objects with MemoryBytes %d", dir, grew, n, memory)
+		}
+		before2 := e.o.hits.Load()
+		if r := e.get("/small/" + strconv.Itoa(n-1)); r.body.String() != body || !hasStatus(r, "; hit") {
+			t.Errorf("disk %q: newest object not kept: %q", dir, r.get("Cache-Status"))
+		}
+		if e.o.hits.Load() != before2 {
+			t.Errorf("disk %q: newest object went to the origin", dir)
+		}
 	}
 }
 
