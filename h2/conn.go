@@ -136,6 +136,11 @@ type conn struct {
 	// while the loop waits with its read buffer: the loop then waits
 	// again, idle, without it.
 	rewait bool
+	// waiting is set while the loop waits for bytes in waitRead: only
+	// then may another goroutine wake it with a deadline of now. In the
+	// middle of a frame (a DATA payload still arriving), such a deadline
+	// would fail the read and end the connection.
+	waiting bool
 
 	// wmu is held while writing to nc, so that writes never interleave;
 	// it guards wvec, the segments being written.
@@ -303,10 +308,20 @@ func (c *conn) waitRead() error {
 			}
 		}
 		c.rewait = false
+		c.waiting = true
 		c.setReadDeadlineLocked(deadline)
 		c.mu.Unlock()
 		err := c.waitReadable(idle)
 		c.now = time.Now()
+		c.mu.Lock()
+		c.waiting = false
+		if err == nil && c.rdl.Before(c.now) && !c.rdl.IsZero() {
+			// A wake-up came with the bytes: the frame they start must
+			// not read against it. The next wait looks again.
+			c.rewait = false
+			c.setReadDeadlineLocked(c.now.Add(c.cfg.IdleTimeout))
+		}
+		c.mu.Unlock()
 		if err == nil {
 			return nil
 		}
@@ -461,7 +476,7 @@ func (c *conn) finalGoAway(wake bool) {
 	c.goingAway = true
 	c.out = appendGoAway(c.out, c.lastStreamIDLocked(), http2.ErrCodeNo)
 	if wake {
-		c.setReadDeadlineLocked(time.Now())
+		c.wakeLocked()
 	}
 	c.mu.Unlock()
 	c.flush()
@@ -476,6 +491,14 @@ func (c *conn) goAway(code http2.ErrCode) {
 	}
 	c.goingAway = true
 	c.out = appendGoAway(c.out, c.lastStreamIDLocked(), code)
+}
+
+// wakeLocked makes a loop waiting in waitRead look again now. A loop that
+// is reading or handling frames looks again before its next wait anyway.
+func (c *conn) wakeLocked() {
+	if c.waiting {
+		c.setReadDeadlineLocked(time.Now())
+	}
 }
 
 // setReadDeadlineLocked sets the read deadline, unless it only moves an

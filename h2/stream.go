@@ -309,10 +309,10 @@ func (c *conn) endStream(st *stream) {
 		// No work left: the loop, maybe waiting without a deadline and
 		// with its read buffer, must end at once when going away, or
 		// wait again as idle (waitReadable) and then time out as idle.
-		if !c.goingAway {
+		if !c.goingAway && c.waiting {
 			c.rewait = true
 		}
-		c.setReadDeadlineLocked(time.Now())
+		c.wakeLocked()
 	}
 	c.mu.Unlock()
 	c.flush()
