@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/accel-proxy/accel/parser"
 )
@@ -54,7 +52,7 @@ func (w *Writer) WriteHead(status int, fields parser.Fields) error {
 	}
 	if !hasDate {
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
+		bw.WriteString(parser.Date())
 		bw.WriteString("\r\n")
 	}
 	return w.endHead(status)
@@ -240,23 +238,4 @@ func statusLine(code int) string {
 		return statusLines[code-100]
 	}
 	return "HTTP/1.1 " + strconv.Itoa(code) + " " + StatusText(code) + "\r\n"
-}
-
-// dateCache holds the formatted Date of the current second: formatting it
-// per response would cost an allocation.
-var dateCache atomic.Pointer[dateEntry]
-
-type dateEntry struct {
-	sec  int64
-	text string
-}
-
-func httpDate() string {
-	now := time.Now()
-	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
-		return d.text
-	}
-	d := &dateEntry{sec: now.Unix(), text: now.UTC().Format(http.TimeFormat)}
-	dateCache.Store(d)
-	return d.text
 }

@@ -2,7 +2,6 @@ package h2
 
 import (
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -309,7 +308,7 @@ func (c *conn) appendHeaderFramesLocked(id uint32, status int, hasDate bool, len
 		c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: c.intern.int(length)})
 	}
 	if !hasDate {
-		c.enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate(), Sensitive: true})
+		c.enc.WriteField(hpack.HeaderField{Name: "date", Value: parser.Date(), Sensitive: true})
 	}
 	block := c.encBuf.b
 	first := true
@@ -347,23 +346,4 @@ func statusText(code int) string {
 		return statusTexts[code]
 	}
 	return strconv.Itoa(code)
-}
-
-// dateCache holds the formatted Date of the current second: formatting it
-// per response would cost an allocation.
-var dateCache atomic.Pointer[dateEntry]
-
-type dateEntry struct {
-	sec  int64
-	text string
-}
-
-func httpDate() string {
-	now := time.Now()
-	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
-		return d.text
-	}
-	d := &dateEntry{sec: now.Unix(), text: now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")}
-	dateCache.Store(d)
-	return d.text
 }

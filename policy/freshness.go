@@ -40,7 +40,7 @@ func understoodStatus(status int) bool {
 // The three forms of HTTP-date (RFC 9110 §5.6.7); IMFFixdate is the one to
 // generate.
 const (
-	IMFFixdate = "Mon, 02 Jan 2006 15:04:05 GMT"
+	IMFFixdate = parser.IMFFixdate
 	rfc850Date = "Monday, 02-Jan-06 15:04:05 GMT"
 	asctime    = "Mon Jan _2 15:04:05 2006"
 )
