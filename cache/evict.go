@@ -25,17 +25,19 @@ func (c *Cache) evict(stored *object) {
 	if c.disk != nil {
 		limit = dataBound(c.disk.bound)
 	}
-	over := func(bytes, meta int64, l, ml int64) bool {
-		return l >= 0 && bytes > l || meta > ml
+	// over reports whether the index, less what was freed, holds more than
+	// the fraction tenths of its bounds.
+	var freed, freedMeta int64
+	over := func(tenths int64) bool {
+		return limit >= 0 && c.ix.bytes.Load()-freed > limit/10*tenths ||
+			c.ix.meta.Load()-freedMeta > metaLimit/10*tenths
 	}
-	if !over(c.ix.bytes.Load(), c.ix.meta.Load(), limit, metaLimit) || !c.evictMu.TryLock() {
+	if !over(10) || !c.evictMu.TryLock() {
 		return
 	}
 	defer c.evictMu.Unlock()
-	target, metaTarget := limit/10*9, metaLimit/10*9
 	var victims []*object
-	var freed, freedMeta int64
-	for misses := 0; over(c.ix.bytes.Load()-freed, c.ix.meta.Load()-freedMeta, target, metaTarget) && misses < 4*shardCount; {
+	for misses := 0; over(9) && misses < 4*shardCount; {
 		oldest := c.ix.oldestOfSample(stored)
 		if oldest == nil || !c.ix.shard(oldest.uri).remove(oldest) {
 			misses++
