@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accel-proxy/accel/internal/testproc"
 )
 
 // benchExchange sends one keep-alive GET and reads the whole response.
@@ -103,42 +105,6 @@ func BenchmarkH1Hit(b *testing.B) {
 	}
 }
 
-// cannedOrigin answers every request head on every connection with reply,
-// allocating nothing per request, so that a benchmark through accel
-// counts accel's allocations alone. Requests must have no body.
-func cannedOrigin(t testing.TB, reply string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				out := []byte(reply)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) == 2 {
-						if _, err := c.Write(out); err != nil {
-							return
-						}
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // noStoreReply is bench/origin's /nostore answer: 1 KiB that no cache may
 // keep, so that every request goes to the origin.
 var noStoreReply = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nCache-Control: no-store\r\n" +
@@ -149,7 +115,7 @@ var noStoreReply = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\
 // request is forwarded and streamed back. Client and origin allocate
 // nothing, so allocs/op is accel's own.
 func BenchmarkH1MissNoStore(b *testing.B) {
-	s := startAccel(b, hitConfig, cannedOrigin(b, noStoreReply))
+	s := startAccel(b, hitConfig, testproc.CannedOrigin(b, noStoreReply))
 	rc := dialRaw(b, s, "GET /nostore HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	rc.do(b)
 	b.ReportAllocs()

@@ -1,58 +1,21 @@
 package upstream
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
 
+	"github.com/accel-proxy/accel/internal/testproc"
 	"github.com/accel-proxy/accel/parser"
 )
-
-// cannedOrigin answers every request head on every connection with reply,
-// allocating nothing per request, so that a benchmark counts the pool's
-// allocations alone. Requests must have no body.
-func cannedOrigin(b testing.TB, reply string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				out := []byte(reply)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) == 2 {
-						if _, err := c.Write(out); err != nil {
-							return
-						}
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // BenchmarkDo is one miss's work in the pool: write a GET with a browser's
 // fields, read a 1 KiB response head and body, give the connection back.
 func BenchmarkDo(b *testing.B) {
 	body := strings.Repeat("x", 1024)
-	addr := cannedOrigin(b, "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 10:00:00 GMT\r\n"+
+	addr := testproc.CannedOrigin(b, "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 10:00:00 GMT\r\n"+
 		"Content-Type: text/html; charset=utf-8\r\nCache-Control: max-age=60\r\nETag: \"abc\"\r\n"+
 		"Vary: Accept-Encoding\r\nContent-Length: 1024\r\n\r\n"+body)
 	p, err := NewPool(Config{Servers: []ServerConfig{{Addr: addr}}})
@@ -101,7 +64,7 @@ func TestDoAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
-	addr := cannedOrigin(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello")
+	addr := testproc.CannedOrigin(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello")
 	p := newTestPool(t, Config{Servers: []ServerConfig{{Addr: addr}}})
 	req := get("/a")
 	buf := make([]byte, 64)
