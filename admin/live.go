@@ -9,40 +9,78 @@ import (
 // topK counts the most frequent keys (hosts, paths) in bounded memory with
 // the Space-Saving algorithm: at most size keys are kept; a new key
 // replaces the least counted one and inherits its count, so a key's count
-// is an overestimate by at most its err. Looking a known key up does not
-// allocate.
+// is an overestimate by at most its err. The keys are a min-heap by count,
+// so that a new key costs O(log size): finding the least counted by a scan
+// was 5 % of the CPU when every request names a new path. Looking a known
+// key up does not allocate.
 type topK struct {
 	size int
-	mu   sync.Mutex // guards m
-	m    map[string]*topEntry
+	mu   sync.Mutex     // guards the fields below
+	at   map[string]int // key → its place in heap
+	heap []topEntry
 }
 
 type topEntry struct {
+	key    string
 	n, err uint64
 }
 
-func newTopK(size int) *topK { return &topK{size: size, m: make(map[string]*topEntry, size)} }
+func newTopK(size int) *topK {
+	return &topK{size: size, at: make(map[string]int, size), heap: make([]topEntry, 0, size)}
+}
 
 func topAdd[K ~string | ~[]byte](t *topK, key K) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e, ok := t.m[string(key)]; ok {
-		e.n++
+	if i, ok := t.at[string(key)]; ok {
+		t.heap[i].n++
+		t.down(i)
 		return
 	}
-	if len(t.m) < t.size {
-		t.m[string(key)] = &topEntry{n: 1}
+	if len(t.heap) < t.size {
+		t.heap = append(t.heap, topEntry{key: string(key), n: 1})
+		t.at[t.heap[len(t.heap)-1].key] = len(t.heap) - 1
+		t.up(len(t.heap) - 1)
 		return
 	}
-	var minKey string
-	var min *topEntry
-	for k, e := range t.m {
-		if min == nil || e.n < min.n {
-			minKey, min = k, e
+	least := t.heap[0]
+	delete(t.at, least.key)
+	t.heap[0] = topEntry{key: string(key), n: least.n + 1, err: least.n}
+	t.at[t.heap[0].key] = 0
+	t.down(0)
+}
+
+// up and down restore the heap after the count at i fell or grew.
+func (t *topK) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if t.heap[p].n <= t.heap[i].n {
+			return
 		}
+		t.swap(i, p)
+		i = p
 	}
-	delete(t.m, minKey)
-	t.m[string(key)] = &topEntry{n: min.n + 1, err: min.n}
+}
+
+func (t *topK) down(i int) {
+	for {
+		least := i
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
+			if c < len(t.heap) && t.heap[c].n < t.heap[least].n {
+				least = c
+			}
+		}
+		if least == i {
+			return
+		}
+		t.swap(i, least)
+		i = least
+	}
+}
+
+func (t *topK) swap(i, j int) {
+	t.heap[i], t.heap[j] = t.heap[j], t.heap[i]
+	t.at[t.heap[i].key], t.at[t.heap[j].key] = i, j
 }
 
 // TopEntry is one counted key in GET /stats.
@@ -54,9 +92,9 @@ type TopEntry struct {
 // top returns the n most counted keys, most first.
 func (t *topK) top(n int) []TopEntry {
 	t.mu.Lock()
-	out := make([]TopEntry, 0, len(t.m))
-	for k, e := range t.m {
-		out = append(out, TopEntry{k, e.n})
+	out := make([]TopEntry, 0, len(t.heap))
+	for _, e := range t.heap {
+		out = append(out, TopEntry{e.key, e.n})
 	}
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {

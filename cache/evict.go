@@ -54,30 +54,25 @@ func (c *Cache) evict(stored *object) {
 	}
 }
 
-// oldestOfSample returns the least recently used of up to evictSample
-// objects of a random shard, skip aside (the object whose store started
-// the eviction: alone in its shard it would be its own sample), or nil.
-// One shard, not a sample across shards: closer to LRU, that evicts the
-// oldest objects, whose records sit in pebble's lowest levels, so their
-// room comes back only after compactions and the files grew past the
-// bound's slack (TestDiskBoundCountsPebbleFiles).
+// oldestOfSample returns the least recently used of evictSample objects
+// at random places in a random shard, skip aside (the object whose store
+// started the eviction: alone in its shard it would be its own sample),
+// or nil. One shard, not a sample across shards: one lock taken.
 func (ix *index) oldestOfSample(skip *object) *object {
 	var oldest *object
-	n := 0
 	s := &ix.shards[rand.IntN(shardCount)]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, e := range s.uris {
-		for _, o := range e.variants {
-			if o == skip {
-				continue
-			}
-			if oldest == nil || o.used.Load() < oldest.used.Load() {
-				oldest = o
-			}
-			if n++; n >= evictSample {
-				return oldest
-			}
+	if len(s.objs) == 0 {
+		return nil
+	}
+	for range evictSample {
+		o := s.objs[rand.IntN(len(s.objs))]
+		if o == skip {
+			continue
+		}
+		if oldest == nil || o.used.Load() < oldest.used.Load() {
+			oldest = o
 		}
 	}
 	return oldest

@@ -40,7 +40,33 @@ type tagRef struct {
 
 type shard struct {
 	mu   sync.RWMutex
-	uris map[string]*uriEntry // mu guards it and the entries
+	uris map[string]*uriEntry // mu guards it, the entries and objs
+	// objs holds every indexed object of the shard, densely, so that
+	// eviction samples it at random positions: iterating the map from a
+	// random start crossed the empty slots that the store path's churn
+	// leaves, 6 % of its CPU.
+	objs []*object
+}
+
+// slotLocked adds o to s.objs.
+func (s *shard) slotLocked(o *object) {
+	o.slot = len(s.objs)
+	s.objs = append(s.objs, o)
+}
+
+// unslotLocked takes o out of s.objs, moving the last object into its
+// place.
+func (s *shard) unslotLocked(o *object) {
+	last := s.objs[len(s.objs)-1]
+	s.objs[o.slot], last.slot = last, o.slot
+	s.objs[len(s.objs)-1] = nil
+	s.objs = s.objs[:len(s.objs)-1]
+}
+
+// reslotLocked puts next in cur's place in s.objs (same id: an update).
+func (s *shard) reslotLocked(cur, next *object) {
+	next.slot = cur.slot
+	s.objs[cur.slot] = next
 }
 
 // uriEntry holds the variants of one URI. vary is the Vary of the newest
@@ -182,7 +208,11 @@ func (ix *index) insert(o *object) (displaced []*object) {
 	} else if old := e.variants[o.variant]; old != nil {
 		displaced = append(displaced, old)
 	}
+	for _, old := range displaced {
+		s.unslotLocked(old)
+	}
 	e.variants[o.variant] = o
+	s.slotLocked(o)
 	s.mu.Unlock()
 	ix.account(o, 1)
 	for _, old := range displaced {
@@ -241,6 +271,7 @@ func (ix *index) replace(cur, next *object) bool {
 		return false
 	}
 	e.variants[cur.variant] = next
+	s.reslotLocked(cur, next)
 	ix.bytes.Add(objectBytes(next) - objectBytes(cur))
 	ix.meta.Add(objectMeta(next) - objectMeta(cur))
 	return true
@@ -278,6 +309,7 @@ func (s *shard) removeLocked(o *object) bool {
 		return false
 	}
 	delete(e.variants, o.variant)
+	s.unslotLocked(cur)
 	if len(e.variants) == 0 {
 		delete(s.uris, o.uri)
 	}

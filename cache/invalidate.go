@@ -39,6 +39,7 @@ func (c *Cache) dropURI(uri string) int {
 	if e := s.uris[uri]; e != nil {
 		for _, o := range e.variants {
 			objs = append(objs, o)
+			s.unslotLocked(o)
 		}
 		delete(s.uris, uri)
 	}

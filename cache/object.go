@@ -51,6 +51,9 @@ type object struct {
 	checked uint64
 
 	used atomic.Int64 // unix ns of the last hit, for disk eviction
+	// slot is o's place in its shard's objs while indexed; the shard's
+	// lock guards it.
+	slot int
 }
 
 // age is the current_age of RFC 9111 §4.2.3.

@@ -155,6 +155,7 @@ func (s *shard) takeLocked(uri string, e *uriEntry, soft bool, now time.Time, ob
 			objs = append(objs, s.softenLocked(o, now, o.checked))
 		} else {
 			objs = append(objs, o)
+			s.unslotLocked(o)
 		}
 	}
 	if !soft {
@@ -170,6 +171,7 @@ func (s *shard) softenLocked(o *object, at time.Time, checked uint64) *object {
 	n.lifetime = min(o.lifetime, o.age(at))
 	n.checked = checked
 	s.uris[o.uri].variants[o.variant] = n
+	s.reslotLocked(o, n)
 	return n
 }
 

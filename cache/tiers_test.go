@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDiskBoundEvicts: storing more than DiskBytes keeps the persistent
@@ -142,4 +143,84 @@ func TestStoredAnnouncedOnlyWhenKnown(t *testing.T) {
 	if e.o.hits.Load() != before+1 {
 		t.Error("a cut-off body was stored")
 	}
+}
+
+// TestEvictionSampleFollowsIndex: the objects eviction samples from are
+// exactly the indexed ones through every way an object enters, changes or
+// leaves the index (a re-store, a Vary change, soft and hard purges by
+// URL, prefix and tag, eviction itself), so that it never picks a purged
+// object nor misses a stored one.
+func TestEvictionSampleFollowsIndex(t *testing.T) {
+	e := newEnv(t, Config{MemoryBytes: 4 << 20, Dir: t.TempDir(), DiskBytes: 1 << 30}, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Surrogate-Key", "all "+strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0])
+		if strings.HasPrefix(r.URL.Path, "/vary/") {
+			w.Header().Set("Vary", r.Header.Get("X-Vary-By"))
+		}
+		io.WriteString(w, strings.Repeat("s", 512))
+	})
+	check := func(step string) {
+		t.Helper()
+		n := 0
+		for i := range e.c.ix.shards {
+			s := &e.c.ix.shards[i]
+			s.mu.RLock()
+			indexed := map[*object]bool{}
+			for _, u := range s.uris {
+				for _, o := range u.variants {
+					indexed[o] = true
+				}
+			}
+			for slot, o := range s.objs {
+				if !indexed[o] || o.slot != slot {
+					t.Errorf("%s: shard %d samples %s (slot %d, at %d), not indexed there", step, i, o.uri, o.slot, slot)
+				}
+				delete(indexed, o)
+			}
+			for o := range indexed {
+				t.Errorf("%s: shard %d never samples %s", step, i, o.uri)
+			}
+			n += len(s.objs)
+			s.mu.RUnlock()
+		}
+		if objs := e.c.ix.objects.Load(); int64(n) != objs {
+			t.Errorf("%s: %d objects sampled, %d indexed", step, n, objs)
+		}
+	}
+	for i := range 200 {
+		e.get("/a/" + strconv.Itoa(i))
+		e.get("/b/" + strconv.Itoa(i))
+	}
+	e.settle()
+	check("stored")
+	e.clk.advance(time.Hour)
+	e.get("/a/1")
+	e.get("/vary/x", "X-Vary-By", "Accept", "Accept", "text/html")
+	e.get("/vary/x", "X-Vary-By", "Accept", "Accept", "text/plain")
+	e.get("/vary/x", "X-Vary-By", "Accept-Language", "Accept-Language", "de")
+	e.settle()
+	check("re-stored, Vary changed")
+	mustPurge := func(n int, err error) {
+		t.Helper()
+		if err != nil || n == 0 {
+			t.Fatalf("purge: %d, %v", n, err)
+		}
+	}
+	mustPurge(e.c.PurgeURL("http://example.com/a/2", false))
+	mustPurge(e.c.PurgeURL("http://example.com/a/3", true))
+	mustPurge(e.c.PurgePrefix("http://example.com/b/1", false))
+	mustPurge(e.c.PurgeTags([]string{"b"}, true))
+	e.settle()
+	check("purged")
+	for i := range 3000 {
+		e.get("/c/" + strconv.Itoa(i))
+	}
+	e.settle()
+	if e.c.Stats().Evictions == 0 {
+		t.Fatal("nothing evicted")
+	}
+	check("evicted")
+	mustPurge(e.c.PurgeAll(false))
+	e.settle()
+	check("all purged")
 }
