@@ -10,9 +10,12 @@
 #   bench/run.sh                 # full run: ROUNDS=3, DURATION=6 (about 17 min on 2 cores)
 #   QUICK=1 bench/run.sh         # smoke run: 1 round of 1 s (about 2 min)
 #   ROUNDS=5 DURATION=10 SYSTEMS="accel haproxy" bench/run.sh
+#   SCENARIOS="h1-1k miss-nostore" SYSTEMS="accel haproxy" bench/run.sh
 #
 # Environment: ROUNDS, DURATION (seconds per measurement), SYSTEMS (subset
-# of "accel nginx haproxy varnish"), IDLE_CONNS (10000), PORT_BASE (24000:
+# of "accel nginx haproxy varnish"), SCENARIOS (subset of the scenario
+# names below, with coalescing and idle; all by default), IDLE_CONNS
+# (10000), PORT_BASE (24000:
 # the run uses PORT_BASE..PORT_BASE+445), KEEP=1 keeps the work directory.
 # Progress goes to stderr, the tables to stdout. Not part of CI.
 set -euo pipefail
@@ -26,8 +29,17 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-6}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 SYSTEMS=${SYSTEMS:-accel nginx haproxy varnish}
+all_scenarios="h1-1k h1-16k h1-1m h1tls-1k miss-nostore miss-store h2c-1k h2tls-1k hs12-full hs12-resumed hs13-full hs13-resumed coalescing idle"
+SCENARIOS=${SCENARIOS:-$all_scenarios}
 PORT_BASE=${PORT_BASE:-24000}
 read -r -a systems <<<"$SYSTEMS"
+# scenarios: the measured ones with a row in the rate tables, in run order.
+scenarios=()
+for sc in $all_scenarios; do
+	case $sc in coalescing | idle) continue ;; esac
+	[[ " $SCENARIOS " = *" $sc "* ]] && scenarios+=("$sc")
+done
+wanted() { [[ " $SCENARIOS " = *" $1 "* ]]; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bench=$repo/bench
@@ -37,6 +49,9 @@ die() {
 	log "error: $*"
 	exit 1
 }
+for sc in $SCENARIOS; do
+	[[ " $all_scenarios " = *" $sc "* ]] || die "unknown scenario $sc (SCENARIOS: $all_scenarios)"
+done
 
 # --- ports: one origin, then each system's cleartext, h2c and TLS ports ---
 ORIGIN=$PORT_BASE
@@ -377,8 +392,7 @@ declare -A rss_start rss_hit rss_pre_idle rss_idle idle_note coalesce
 for s in "${systems[@]}"; do rss_start[$s]=$(rss_mb "$s"); done
 
 start_time=$(date +%s)
-for sc in h1-1k h1-16k h1-1m h1tls-1k miss-nostore miss-store h2c-1k h2tls-1k \
-	hs12-full hs12-resumed hs13-full hs13-resumed; do
+for sc in "${scenarios[@]}"; do
 	log "scenario $sc"
 	rounds "$sc"
 	if [ "$sc" = h1-1k ]; then
@@ -386,8 +400,8 @@ for sc in h1-1k h1-16k h1-1m h1tls-1k miss-nostore miss-store h2c-1k h2tls-1k \
 	fi
 done
 
-log "scenario coalescing: 200 concurrent cold requests for one URL"
-for r in $(seq "$ROUNDS"); do
+wanted coalescing && log "scenario coalescing: 200 concurrent cold requests for one URL"
+wanted coalescing && for r in $(seq "$ROUNDS"); do
 	for s in "${systems[@]}"; do
 		path=/slow/$s-$r-$RANDOM
 		out=$("$BIN/client" burst -addr "127.0.0.1:$(h1_port "$s")" -path "$path" -n 200 2>&1) || true
@@ -397,8 +411,8 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 
-log "scenario idle: $IDLE_CONNS idle keep-alive connections"
-for s in "${systems[@]}"; do
+wanted idle && log "scenario idle: $IDLE_CONNS idle keep-alive connections"
+wanted idle && for s in "${systems[@]}"; do
 	# The cache holds what the miss scenarios stored: the idle row is read
 	# against this one.
 	rss_pre_idle[$s]=$(rss_mb "$s")
@@ -443,7 +457,6 @@ label() {
 	hs13-full) echo "TLS 1.3 full handshakes" ;; hs13-resumed) echo "TLS 1.3 resumed handshakes" ;;
 	esac
 }
-scenarios=(h1-1k h1-16k h1-1m h1tls-1k miss-nostore miss-store h2c-1k h2tls-1k hs12-full hs12-resumed hs13-full hs13-resumed)
 has() { [[ " ${systems[*]} " = *" $1 "* ]]; }
 
 header() {
@@ -496,13 +509,13 @@ header() {
 	printf '| RSS at start, MB |'
 	for s in "${systems[@]}"; do printf ' %s |' "${rss_start[$s]}"; done
 	printf '\n| RSS after the h1 hit 1 KiB run, MB |'
-	for s in "${systems[@]}"; do printf ' %s |' "${rss_hit[$s]}"; done
+	for s in "${systems[@]}"; do printf ' %s |' "${rss_hit[$s]:-–}"; done
 	printf '\n| RSS before the idle connections (after every other scenario, the miss rows stored), MB |'
-	for s in "${systems[@]}"; do printf ' %s |' "${rss_pre_idle[$s]}"; done
+	for s in "${systems[@]}"; do printf ' %s |' "${rss_pre_idle[$s]:-–}"; done
 	printf '\n| RSS with %s idle keep-alive connections, MB |' "$(num "$IDLE_CONNS")"
-	for s in "${systems[@]}"; do printf ' %s |' "${rss_idle[$s]}"; done
+	for s in "${systems[@]}"; do printf ' %s |' "${rss_idle[$s]:-–}"; done
 	printf '\n| origin fetches for 200 concurrent cold requests (each round) |'
-	for s in "${systems[@]}"; do printf '%s |' "${coalesce[$s]}"; done
+	for s in "${systems[@]}"; do printf '%s |' "${coalesce[$s]:-–}"; done
 	printf '\n'
 	echo
 	echo "### Checks: origin fetches per 100 client requests (median), client errors (sum over rounds)"
@@ -520,14 +533,16 @@ header() {
 		printf '\n'
 	done
 	printf '| idle connections (opened, errors, still open after the hold) |'
-	for s in "${systems[@]}"; do printf ' %s |' "${idle_note[$s]}"; done
+	for s in "${systems[@]}"; do printf ' %s |' "${idle_note[$s]:-–}"; done
 	printf '\n'
 	echo
 	echo "Hit response headers (after warming):"
 	echo
 	sed 's/^/    /' "$RUN/hit-headers.txt"
 	echo
-	echo "Command: \`QUICK=${QUICK:-0} ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS SYSTEMS=\"$SYSTEMS\" bench/run.sh\`,"
+	scen=
+	[ "$SCENARIOS" = "$all_scenarios" ] || scen="SCENARIOS=\"$SCENARIOS\" "
+	echo "Command: \`QUICK=${QUICK:-0} ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS SYSTEMS=\"$SYSTEMS\" ${scen}bench/run.sh\`,"
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); measured in ${elapsed}s; $(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "Versions: accel $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') ($(go version | awk '{print $3}')), $(nginx -v 2>&1 | sed 's|nginx version: ||'),"
 	echo "HAProxy $(haproxy -v | awk 'NR == 1 {print $3}'), $(varnishd -V 2>&1 | awk 'NR == 1 {gsub(/[()]/, ""); print $2}'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), $(h2load --version | head -1), $(openssl version | awk '{print $1, $2}')."
