@@ -2,6 +2,7 @@ package cache
 
 import (
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/accel-proxy/accel/parser"
@@ -109,9 +110,9 @@ func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWri
 	}
 	c.stats.hits.Add(1)
 	if ranged {
-		return Outcome{Status: "hit"}, true, c.writeRange(w, o, from, body, rng, sc)
+		return Outcome{Status: "hit"}, true, c.writeRange(w, o, from, body, rng, sc, now)
 	}
-	return Outcome{Status: "hit"}, true, c.writeObject(w, h.Fields, o, from, body, answer{status: "hit"}, sc)
+	return Outcome{Status: "hit"}, true, c.writeObject(w, h.Fields, o, from, body, answer{status: "hit"}, sc, now)
 }
 
 // noDirectives is a request without Cache-Control or Pragma.
@@ -122,8 +123,7 @@ var contentRangeName = []byte("Content-Range")
 // writeRange answers a one-range request from the stored 200 o (its
 // coding from): the stored head with Content-Range added, and the slice
 // of the stored body, written from where it is.
-func (c *Cache) writeRange(w ResponseWriter, o, from *object, body []byte, r byteRange, sc *scratch) error {
-	now := c.now()
+func (c *Cache) writeRange(w ResponseWriter, o, from *object, body []byte, r byteRange, sc *scratch, now time.Time) error {
 	o.used.Store(now.UnixNano())
 	age := o.age(now)
 	a := answer{status: "hit", ttl: o.lifetime - age, hasTTL: true}

@@ -358,7 +358,7 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 	if !k.hasRange && o.status != 206 {
 		sc := getScratch()
 		defer putScratch(sc)
-		return out, true, c.writeObject(k.w, k.req.Fields, o, from, body, a, sc)
+		return out, true, c.writeObject(k.w, k.req.Fields, o, from, body, a, sc, c.now())
 	}
 	now := c.now()
 	o.used.Store(now.UnixNano())
@@ -409,8 +409,7 @@ func (k *call) serveObject(o *object, a answer) (out Outcome, ok bool, err error
 // Cache-Status made for this answer in sc's buffers. No Flush: the front
 // sends what it holds once the exchange is over and logged, so a small
 // answer leaves in one write.
-func (c *Cache) writeObject(w ResponseWriter, req parser.Fields, o, from *object, body []byte, a answer, sc *scratch) error {
-	now := c.now()
+func (c *Cache) writeObject(w ResponseWriter, req parser.Fields, o, from *object, body []byte, a answer, sc *scratch, now time.Time) error {
 	o.used.Store(now.UnixNano())
 	age := o.age(now)
 	a.ttl, a.hasTTL = o.lifetime-age, true

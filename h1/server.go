@@ -248,7 +248,8 @@ func (hc *conn) readHead() (int, error) {
 			}
 		}
 		// Everything answered so far goes out before we wait for more.
-		if err := hc.bw.Flush(); err != nil {
+		now := time.Now()
+		if err := hc.bw.flushAt(now); err != nil {
 			return 0, errClientGone
 		}
 		if !started {
@@ -257,7 +258,7 @@ func (hc *conn) readHead() (int, error) {
 			// connections, so one of the two always catches a connection
 			// about to wait.
 			hc.idle.Store(true)
-			hc.armIdle()
+			hc.armIdle(now)
 			if hc.s.draining.Load() {
 				return 0, errDraining
 			}
@@ -288,8 +289,7 @@ func (hc *conn) readHead() (int, error) {
 // armIdle makes the read deadline the idle timeout from now, unless the
 // one set for the previous wait is within a second of it: a connection
 // answered from the cache then pays no deadline change per request.
-func (hc *conn) armIdle() {
-	now := time.Now()
+func (hc *conn) armIdle(now time.Time) {
 	slack := min(time.Second, hc.idleTO/4)
 	if hc.idleUntil.Sub(now) > hc.idleTO-slack {
 		return

@@ -49,11 +49,10 @@ func (b *wbuf) idle() {
 	}
 }
 
-func (b *wbuf) arm() {
+func (b *wbuf) arm(now time.Time) {
 	if b.timeout <= 0 {
 		return
 	}
-	now := time.Now()
 	if b.until.Sub(now) <= b.timeout-min(time.Second, b.timeout/4) {
 		b.until = now.Add(b.timeout)
 		b.c.SetWriteDeadline(b.until)
@@ -71,7 +70,7 @@ func (b *wbuf) Write(p []byte) (int, error) {
 		b.buf = append(b.buf, p...)
 		return len(p), nil
 	}
-	b.arm()
+	b.arm(time.Now())
 	held := len(b.buf)
 	b.vec = [2][]byte{b.buf, p}
 	b.v = b.vec[:]
@@ -104,7 +103,17 @@ func (b *wbuf) Flush() error {
 	if b.err != nil || len(b.buf) == 0 {
 		return b.err
 	}
-	b.arm()
+	return b.flushAt(time.Now())
+}
+
+// flushAt is Flush for a caller that has just read the clock: the
+// connection loop reads it once for this write's deadline and the idle
+// wait's.
+func (b *wbuf) flushAt(now time.Time) error {
+	if b.err != nil || len(b.buf) == 0 {
+		return b.err
+	}
+	b.arm(now)
 	_, err := b.c.Write(b.buf)
 	b.buf = b.buf[:0]
 	b.err = err
