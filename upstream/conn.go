@@ -182,8 +182,9 @@ type leasedConn interface {
 	acquire(hc *fasthttp.HostClient) (net.Conn, error)
 	// release gives the connection back for reuse, or closes it.
 	release(hc *fasthttp.HostClient, reuse bool)
-	// reused reports whether the connection carried a request before.
-	reused() bool
+	// lastUse is when the connection was last given back, zero for one
+	// that never carried a request.
+	lastUse() time.Time
 }
 
 type fasthttpConn interface {
@@ -219,7 +220,7 @@ func (h *connHandle[C]) acquire(hc *fasthttp.HostClient) (net.Conn, error) {
 	return cc.Conn(), nil
 }
 
-func (h *connHandle[C]) reused() bool { return !h.cc.LastUseTime().IsZero() }
+func (h *connHandle[C]) lastUse() time.Time { return h.cc.LastUseTime() }
 
 func (h *connHandle[C]) release(hc *fasthttp.HostClient, reuse bool) {
 	if !h.held {
@@ -233,6 +234,17 @@ func (h *connHandle[C]) release(hc *fasthttp.HostClient, reuse bool) {
 	var zero C
 	h.cc, h.held = zero, false
 }
+
+// checkIdleAfter is how long a connection must have been idle before a
+// Retryable request peeks at it (dirty). A connection given back moments
+// ago is used as it is, as nginx and HAProxy use theirs: were it closed by
+// the origin, the request fails before any answer and is retried at once
+// on a checked connection (Do's stale retry), which costs less than a
+// syscall per reuse. Bytes an origin sends past a response a moment after
+// it still meet the check once the connection sat idle this long; and a
+// request that cannot be sent twice (Retryable false, or a body) is always
+// checked, so it is never lost to a connection the origin had closed.
+const checkIdleAfter = 2 * time.Millisecond
 
 // maxDirtyConns bounds the idle connections one request tests one by one
 // before it drops the idle set.

@@ -55,6 +55,11 @@ type call struct {
 	interrupted bool
 	interruptFn func() // c.interrupt, made once per call
 
+	// check makes every reused connection be peeked at (suspect), and
+	// checkAfter is the idle time past which any is.
+	check      bool
+	checkAfter time.Duration
+
 	answered bool // some byte of an answer arrived
 	lost     bool // an interrupt may still run: never reuse
 
@@ -87,6 +92,10 @@ var calls = sync.Pool{New: func() any {
 func newCall(hc *fasthttp.HostClient, addr string, timeout time.Duration, p *Pool, s *server) *call {
 	c := calls.Get().(*call)
 	c.hc, c.addr, c.timeout, c.pool, c.srv = hc, addr, timeout, p, s
+	c.check, c.checkAfter = false, checkIdleAfter
+	if p != nil {
+		c.checkAfter = p.checkIdleAfter
+	}
 	c.interrupted = false
 	c.body.reset()
 	return c
@@ -172,8 +181,10 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	// Idle connections that have something to read are passed over: bytes
 	// an origin sent past a response's end (which this request would take
 	// as its answer), or the EOF of an origin that closed while idle. A
-	// connection just dialed has had no time to go bad.
-	for i := 0; err == nil && c.lc.reused() && dirty(conn, c.timeout); i++ {
+	// connection just dialed has had no time to go bad, and one given back
+	// moments ago is checked only when the request could not be retried
+	// (checkIdleAfter).
+	for i := 0; err == nil && c.suspect() && dirty(conn, c.timeout); i++ {
 		c.lc.release(c.hc, false)
 		if i == maxDirtyConns {
 			// The whole idle set is suspect (the origin restarted, say):
@@ -196,7 +207,7 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	c.cmu.Lock()
 	c.conn = conn
 	c.cmu.Unlock()
-	reused := c.lc.reused()
+	reused := !c.lc.lastUse().IsZero()
 	c.answered = false
 	stop := onCancel(ctx, c.interruptFn)
 	fail := func(err error) (*Response, error) {
@@ -239,6 +250,17 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		return fail(ctx.Err())
 	}
 	return c.start(head), nil
+}
+
+// suspect reports whether the idle connection just taken is to be
+// peeked at before the request goes out on it: always for a request that
+// cannot be sent twice, else once it was idle for checkIdleAfter.
+func (c *call) suspect() bool {
+	last := c.lc.lastUse()
+	if last.IsZero() {
+		return false
+	}
+	return c.check || time.Since(last) >= c.checkAfter
 }
 
 // canceler is a request context that runs a func when it ends without

@@ -1,9 +1,14 @@
 package upstream
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -72,5 +77,125 @@ func TestManyDeadIdleConnsPostSucceeds(t *testing.T) {
 	}
 	if string(body) != "ok" {
 		t.Fatalf("body %q", body)
+	}
+}
+
+// closingOrigin answers every request with a keep-alive response and then
+// closes the connection, as an origin does whose idle timeout is shorter
+// than the pause between two requests, or which drops keep-alive without
+// saying Connection: close. Each close is reported on closed once done, so
+// the FIN is on its way before the next request; seen counts the requests
+// per path.
+func closingOrigin(t *testing.T) (addr string, closed <-chan struct{}, seen func(path string) int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan struct{}, 1024)
+	var mu sync.Mutex
+	paths := map[string]int{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err == nil {
+					io.Copy(io.Discard, req.Body)
+					mu.Lock()
+					paths[req.URL.Path]++
+					mu.Unlock()
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+				c.Close()
+				ch <- struct{}{}
+			}()
+		}
+	}()
+	return ln.Addr().String(), ch, func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return paths[path]
+	}
+}
+
+// An origin that closes each kept-alive connection after its answer costs
+// no client an error. A GET on a connection given back moments ago goes
+// out unchecked (checkIdleAfter), meets the close and is retried at once
+// on a checked one; with the check on every reuse it never meets one. A
+// POST is always checked first, so it reaches the origin exactly once and
+// is never lost to the closed connection. The closed connections eject
+// no server.
+func TestOriginClosingIdleConns(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		checkAfter time.Duration
+		getFails   bool // GETs meet the closed connections
+	}{
+		{"reused unchecked", time.Hour, true},
+		{"every reuse checked", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, aClosed, aSeen := closingOrigin(t)
+			b, bClosed, bSeen := closingOrigin(t)
+			var failedTries, ejects atomic.Int64
+			p := newTestPool(t, Config{
+				Servers:       []ServerConfig{{Addr: a}, {Addr: b}},
+				FailThreshold: 1,
+				Retries:       -1,
+				OnTry: func(_ string, _ time.Duration, _ int, err error) {
+					if err != nil {
+						failedTries.Add(1)
+					}
+				},
+				OnEject: func(string) { ejects.Add(1) },
+			})
+			p.checkIdleAfter = tc.checkAfter
+			seen := func(path string) int { return aSeen(path) + bSeen(path) }
+			waitClosed := func() {
+				select {
+				case <-aClosed:
+				case <-bClosed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the origin did not close its connection")
+				}
+			}
+			const n = 20
+			for i := range n {
+				path := fmt.Sprintf("/get/%d", i)
+				if _, body, err := fetch(p, get(path)); err != nil || string(body) != "ok" {
+					t.Fatalf("GET %d: %v, body %q", i, err, body)
+				}
+				waitClosed()
+				if got := seen(path); got != 1 {
+					t.Fatalf("origin saw GET %d %d times", i, got)
+				}
+			}
+			if got := failedTries.Load(); tc.getFails != (got > 0) {
+				t.Errorf("%d GET tries met a closed connection; want some: %v", got, tc.getFails)
+			}
+			for i := range n {
+				path := fmt.Sprintf("/post/%d", i)
+				before := failedTries.Load()
+				if _, body, err := fetch(p, post(path, strings.NewReader("x"), 1)); err != nil || string(body) != "ok" {
+					t.Fatalf("POST %d: %v, body %q", i, err, body)
+				}
+				waitClosed()
+				if got := seen(path); got != 1 {
+					t.Fatalf("origin saw POST %d %d times, want exactly once", i, got)
+				}
+				if failedTries.Load() != before {
+					t.Fatalf("POST %d was sent on a closed connection", i)
+				}
+			}
+			if ejects.Load() != 0 {
+				t.Errorf("%d ejections: connections the origin closed were taken for failures", ejects.Load())
+			}
+		})
 	}
 }

@@ -266,6 +266,9 @@ type Pool struct {
 
 	// now is time.Now; tests advance a clock of their own.
 	now func() time.Time
+	// checkIdleAfter is the const of that name; tests make it long, to
+	// reuse connections unchecked whatever the machine's pace.
+	checkIdleAfter time.Duration
 
 	// mu guards the servers' mutable fields and the fields below.
 	mu      sync.Mutex
@@ -292,7 +295,7 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, now: time.Now}
+	p := &Pool{cfg: cfg, now: time.Now, checkIdleAfter: checkIdleAfter}
 	if cfg.Balance == LeastConn {
 		p.pick = new(leastConn)
 	} else {

@@ -12,8 +12,8 @@ import (
 // Retries times and only while RetryBudget lasts, when that cannot send the
 // request twice (see retryable). Two failures that say nothing of the
 // request are retried on the same servers: a kept-alive connection the
-// origin closed as we used it (once, on a new connection), and refused
-// connections from every server left (an origin restarting: dialled again
+// origin closed as we used it (once, every idle connection checked first),
+// and refused connections from every server left (an origin restarting: dialled again
 // with a growing pause, within RedialWindow). The error is ErrQueueFull,
 // ErrQueueTimeout, ErrClosed, or the last try's *Error; Status maps it to
 // the answer for the client.
@@ -45,7 +45,10 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 			// for one is the answer.
 			return nil, last
 		}
-		resp, err := p.try(ctx, l, req, body)
+		// A request that cannot be sent twice, and the retry of one that
+		// met a closed connection, check each idle connection first.
+		check := !req.Retryable || body != nil || staleRetried
+		resp, err := p.try(ctx, l, req, body, check)
 		if err == nil {
 			return resp, nil
 		}
@@ -118,11 +121,11 @@ func retryable(req *Request, body *requestBody, err error) bool {
 }
 
 // try runs one exchange on a leased connection and records its outcome.
-func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody) (*Response, error) {
+func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody, check bool) (*Response, error) {
 	s := l.srv
 	start := time.Now()
 	c := newCall(s.hc, s.addr, p.cfg.FirstByteTimeout, p, s)
-	c.interim = req.Interim
+	c.interim, c.check = req.Interim, check
 	resp, err := exchange(ctx, c, req.Head, body)
 	status := 0
 	switch {
@@ -132,7 +135,9 @@ func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody
 		if p.cfg.BufferMemory > 0 && c.holdsConn() {
 			p.startSpool(c)
 		}
-	case ctx.Err() != nil || errors.Is(err, ErrRequestBody):
+	case ctx.Err() != nil || errors.Is(err, ErrRequestBody) || stale(err):
+		// A kept-alive connection the origin had closed says nothing of
+		// the server: the retry on a checked connection will.
 		p.report(l, neutral)
 		p.release(s)
 	default:
