@@ -1,8 +1,9 @@
 package admin
 
 import (
-	"strconv"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,9 +98,16 @@ type Metrics struct {
 
 	upLatency   *prometheus.HistogramVec
 	upResponses *prometheus.CounterVec
-	retries     *prometheus.CounterVec
-	ejections   *prometheus.CounterVec
-	allFailing  *prometheus.CounterVec
+	// upSeries holds each pool server's upstream series, resolved once
+	// (InitPool, or the first try of a server it did not name), so that
+	// ObserveUpstream, which runs for every origin request, hashes no
+	// label values. The map is replaced, never changed: readers take it
+	// without a lock; upMu serialises the writers.
+	upSeries   atomic.Pointer[map[upKey]*upstreamSeries]
+	upMu       sync.Mutex
+	retries    *prometheus.CounterVec
+	ejections  *prometheus.CounterVec
+	allFailing *prometheus.CounterVec
 
 	pools   *poolCollector
 	servers *serverCollector
@@ -244,15 +252,53 @@ func (m *Metrics) ObserveRequest(proto string, status int, cacheStatus string, b
 	}
 }
 
+type upKey struct{ pool, server string }
+
+// upstreamSeries are one server's series; responses is indexed like
+// upstreamClass.
+type upstreamSeries struct {
+	latency   prometheus.Observer
+	responses []prometheus.Counter
+}
+
 // ObserveUpstream records one try against an origin server: how long it
 // took and how it ended (a status, or err when no response came).
 func (m *Metrics) ObserveUpstream(pool, server string, d time.Duration, status int, err error) {
-	m.upLatency.WithLabelValues(pool, server).Observe(d.Seconds())
-	class := "error"
+	us := m.upstream(pool, server)
+	us.latency.Observe(d.Seconds())
+	class := len(upstreamClass) - 1 // "error"
 	if err == nil && status >= 100 && status <= 599 {
-		class = strconv.Itoa(status/100) + "xx"
+		class = status/100 - 1
 	}
-	m.upResponses.WithLabelValues(pool, server, class).Inc()
+	us.responses[class].Inc()
+}
+
+// upstream returns the series of server in pool, resolving them the first
+// time.
+func (m *Metrics) upstream(pool, server string) *upstreamSeries {
+	k := upKey{pool, server}
+	if all := m.upSeries.Load(); all != nil {
+		if us := (*all)[k]; us != nil {
+			return us
+		}
+	}
+	m.upMu.Lock()
+	defer m.upMu.Unlock()
+	old := m.upSeries.Load()
+	if old != nil && (*old)[k] != nil {
+		return (*old)[k]
+	}
+	us := &upstreamSeries{latency: m.upLatency.WithLabelValues(pool, server)}
+	for _, c := range upstreamClass {
+		us.responses = append(us.responses, m.upResponses.WithLabelValues(pool, server, c))
+	}
+	all := map[upKey]*upstreamSeries{}
+	if old != nil {
+		all = maps.Clone(*old)
+	}
+	all[k] = us
+	m.upSeries.Store(&all)
+	return us
 }
 
 // ConnOpened and ConnClosed move the open client connections gauge of
@@ -274,10 +320,7 @@ func (m *Metrics) conn(proto string, d float64) {
 // reaches them.
 func (m *Metrics) InitPool(pool string, servers []string) {
 	for _, sv := range servers {
-		m.upLatency.WithLabelValues(pool, sv)
-		for _, c := range upstreamClass {
-			m.upResponses.WithLabelValues(pool, sv, c)
-		}
+		m.upstream(pool, sv)
 		m.retries.WithLabelValues(pool, sv)
 		m.ejections.WithLabelValues(pool, sv)
 	}

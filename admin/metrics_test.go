@@ -258,3 +258,18 @@ func TestObserveRequestAllocs(t *testing.T) {
 		t.Errorf("ObserveRequest allocates %v times", n)
 	}
 }
+
+// Every origin request is observed: once its pool is known, that costs
+// no allocation (nor a hash of label values), whatever the status.
+func TestObserveUpstreamAllocs(t *testing.T) {
+	m := NewMetrics()
+	m.InitPool("web", []string{"a:80", "b:80"})
+	fail := errors.New("refused")
+	if n := testing.AllocsPerRun(100, func() {
+		m.ObserveUpstream("web", "a:80", time.Millisecond, 200, nil)
+		m.ObserveUpstream("web", "b:80", time.Millisecond, 503, nil)
+		m.ObserveUpstream("web", "b:80", time.Millisecond, 0, fail)
+	}); n != 0 {
+		t.Errorf("ObserveUpstream allocates %v times", n)
+	}
+}
