@@ -60,6 +60,9 @@ type CacheStats struct {
 	// DiskSkipped counts new objects kept in memory only because the
 	// persistent tier's write queue was full.
 	DiskSkipped int64 `json:"disk_skipped"`
+	// DiskCorrupt counts bodies read from the persistent tier with a
+	// wrong length or checksum: each one a miss, never served.
+	DiskCorrupt int64 `json:"disk_corrupt"`
 	// Evictions counts objects dropped for space.
 	Evictions int64 `json:"evictions"`
 	// CoalescedWaiters counts requests that waited for another request's
@@ -561,6 +564,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 type cacheCollector struct {
 	objects, bytes, evictions, coalesced *prometheus.Desc
 	diskState, diskFailures, diskSkipped *prometheus.Desc
+	diskCorrupt                          *prometheus.Desc
 
 	mu sync.Mutex // guards f
 	f  func() CacheStats
@@ -577,6 +581,7 @@ func newCacheCollector() *cacheCollector {
 			[]string{"state"}, nil),
 		diskFailures: prometheus.NewDesc("accel_cache_disk_failures_total", "Write failures of the persistent tier (full, read-only, I/O errors, stalls).", nil, nil),
 		diskSkipped:  prometheus.NewDesc("accel_cache_disk_skipped_total", "New objects kept in memory only because the persistent tier's write queue was full.", nil, nil),
+		diskCorrupt:  prometheus.NewDesc("accel_cache_disk_corrupt_total", "Bodies read from the persistent tier with a wrong length or checksum (each one a miss, never served).", nil, nil),
 	}
 }
 
@@ -606,6 +611,7 @@ func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.diskState
 	ch <- c.diskFailures
 	ch <- c.diskSkipped
+	ch <- c.diskCorrupt
 }
 
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
@@ -629,5 +635,6 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.diskFailures, prometheus.CounterValue, float64(s.DiskFailures))
 		ch <- prometheus.MustNewConstMetric(c.diskSkipped, prometheus.CounterValue, float64(s.DiskSkipped))
+		ch <- prometheus.MustNewConstMetric(c.diskCorrupt, prometheus.CounterValue, float64(s.DiskCorrupt))
 	}
 }

@@ -21,13 +21,14 @@ type Config struct {
 	// body bytes). Least recently used objects are evicted when the index
 	// is full. Zero: 256 MiB.
 	MemoryBytes int64
-	// Dir is the persistent tier's directory (pebble); "" keeps the cache
-	// in memory only, and a restart starts cold.
+	// Dir is the persistent tier's directory (segment files of bodies,
+	// pebble for their metadata); "" keeps the cache in memory only, and
+	// a restart starts cold.
 	Dir string
-	// DiskBytes bounds every file of the persistent tier, pebble's own
-	// included; least recently used objects are evicted to stay under it,
-	// and writes wait while pebble's files reach it. Zero: 1 GiB. A
-	// filesystem with less room lowers it.
+	// DiskBytes bounds every file of the persistent tier, its segments of
+	// bodies and pebble's own included; the oldest segment is reclaimed,
+	// with its objects, to stay under it, and writes wait while pebble's
+	// files reach it. Zero: 1 GiB. A filesystem with less room lowers it.
 	DiskBytes int64
 	// Log receives the persistent tier's failures and pebble's messages;
 	// nil is slog.Default().
@@ -205,7 +206,7 @@ func Open(cfg Config) (*Cache, error) {
 	c.tiers = []tier{mem}
 	if c.disk != nil {
 		c.tiers = append(c.tiers, c.disk)
-		c.disk.start(c.keepInMemory, &c.bg)
+		c.disk.start(c.keepInMemory, c.dropReclaimed, &c.bg)
 	}
 	if len(c.bans) > 0 {
 		c.sweeping = true
@@ -302,6 +303,20 @@ func (c *Cache) keepInMemory(o *object, body []byte) {
 	}
 }
 
+// dropReclaimed drops from the index the objects whose bodies left the
+// disk with their segment (their records go with it): evictions, as the
+// oldest bodies go first.
+func (c *Cache) dropReclaimed(objs []*object) {
+	var gone []*object
+	for _, o := range objs {
+		if cur := c.ix.take(o); cur != nil {
+			gone = append(gone, cur)
+		}
+	}
+	c.stats.evictions.Add(int64(len(gone)))
+	c.forget(gone)
+}
+
 // Stats are the cache's counters and sizes at one moment.
 type Stats struct {
 	// Objects is the number of stored responses (all variants).
@@ -321,6 +336,10 @@ type Stats struct {
 	// DiskSkipped counts the new objects kept in memory only because the
 	// persistent tier's write queue was full (the disk fell behind).
 	DiskSkipped int64
+	// DiskCorrupt counts the bodies read from the persistent tier with a
+	// wrong length or checksum (a segment damaged or cut short under its
+	// records, a write lost in a crash of the machine): each one a miss.
+	DiskCorrupt int64
 	// Evictions counts objects dropped for space.
 	Evictions int64
 	// CoalescedWaiters counts requests that waited on another's fetch.
@@ -354,6 +373,7 @@ func (c *Cache) Stats() Stats {
 		s.DiskState = diskState(c.disk.state.Load()).String()
 		s.DiskFailures = c.disk.failures.Load()
 		s.DiskSkipped = c.disk.wq.skipped.Load()
+		s.DiskCorrupt = c.disk.corrupt.Load()
 	case c.diskFailed:
 		s.DiskState, s.DiskFailures = diskOff.String(), 1
 	}

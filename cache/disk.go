@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,46 +21,59 @@ import (
 	"github.com/accel-proxy/accel/internal/diskfs"
 )
 
-// diskTier keeps metadata and bodies in pebble under
+// diskTier keeps bodies in segment files (segment.go) and metadata in
+// pebble under
 //
-//	'o' id → object metadata (object.encode, CRC-32C inside)
-//	'b' id → body (length and CRC-32C are in the metadata)
-//	'e' id → a soft purge: the lifetime the object was cut to
-//	'x' seq → a hard purge: the ids it removed, until their records are
-//	          deleted in the background
-//	'n' seq → a tag or prefix purge (ban.encode), until it is swept
+//	'o' seg id → object metadata (object.encode, CRC-32C inside): where
+//	             its body is in segment seg, its length and CRC-32C
+//	'e' seg id → a soft purge: the lifetime the object was cut to
+//	'x' seq    → a hard purge: the ids it removed, until their records
+//	             are deleted in the background
+//	'n' seq    → a tag or prefix purge (ban.encode), until it is swept
 //
 // so that the index can be rebuilt on Open and a torn or corrupted body is
-// recognised before a byte of it is served.
+// recognised before a byte of it is served. Records lead with their
+// segment, so that reclaiming one deletes its records in one range.
 //
 // pebble stops on a write error (a failed WAL write or rotation panics, a
 // failed MANIFEST write is fatal, a failed flush is retried at once, for
 // ever), and a cache must not. So the tier keeps pebble away from errors
 // and is the one that gives up:
-//   - every write first checks the room left (the filesystem's free space
-//     and pebble's own files against the bound, at most every checkEvery);
+//   - every write first checks the room left (the filesystem's free space,
+//     and pebble's own files and the segments against the bound, at most
+//     every checkEvery); the writer first reclaims the oldest segments
+//     while the tier is over its bound;
 //   - a ballast file holds back enough of the filesystem for what pebble
 //     has in flight; when a write hits ENOSPC anyway (another process filled
 //     the disk) it is deleted, so pebble's retry succeeds, and the tier
 //     stops writing;
-//   - a write that fails, or takes longer than writeStall, makes the tier
-//     read-only (one ERROR line); after a back-off a write tries again;
+//   - a write that fails (a segment's or pebble's), or takes longer than
+//     writeStall, makes the tier read-only (one ERROR line); after a
+//     back-off a write tries again;
 //   - pebble's fatal errors make the tier off until a restart, instead of
 //     stopping the process.
 //
 // While the tier takes no writes the cache keeps new objects in memory
 // only; what the disk holds is still read.
 type diskTier struct {
-	db  *pebble.DB
-	dir string
-	log *slog.Logger
-	now func() time.Time
+	db   *pebble.DB
+	segs *segments
+	dir  string
+	log  *slog.Logger
+	now  func() time.Time
 
-	// bound is what every file of the tier may take together: pebble's
-	// tables, logs and manifests, and the ballast. memtable is pebble's
-	// memtable size, also the size of a log file, sized from the bound.
+	// bound is what every file of the tier may take together: the
+	// segments, pebble's tables, logs and manifests, and the ballast.
+	// memtable is pebble's memtable size, also the size of a log file,
+	// sized from the bound.
 	bound, memtable int64
 	purgeSeq        atomic.Uint64
+	// corrupt counts bodies read back with a wrong length or checksum.
+	corrupt atomic.Int64
+	// lastSeg is the newest segment a record named at load: new segments
+	// come after it even when its file is gone, so that a record skipped
+	// then never names a new one.
+	lastSeg uint64
 
 	// commit is held by every write, from its room check to its commit,
 	// so that the writer's batches and the deletes land in order
@@ -87,7 +101,8 @@ type diskTier struct {
 	// takes writes again.
 	behind bool
 	// checked is when the room was last measured, used what pebble's files
-	// and the ballast took then, and written what was written since.
+	// and the ballast took then (the segments are counted as they grow),
+	// and written what was written since.
 	checked time.Time
 	used    int64
 	written int64
@@ -137,18 +152,26 @@ var (
 	errDiskReadOnly = errors.New("cache: persistent tier is read-only")
 	errDiskStalled  = errors.New("cache: persistent tier write did not finish in time")
 	errDiskFull     = errors.New("cache: filesystem of the persistent tier is full")
+	errDiskBound    = errors.New("cache: persistent tier at its bound")
 	errDiskReleased = errors.New("cache: persistent tier handed over to another process")
 )
 
-// diskFS is the filesystem under pebble; fault tests wrap it (errorfs).
+// diskFS is the filesystem under pebble and the segments; fault tests
+// wrap it (errorfs).
 var diskFS = vfs.Default
 
+// diskKey is the key of a purge record.
 func diskKey(kind byte, id uint64) []byte {
-	return appendDiskKey(make([]byte, 0, 9), kind, id)
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, 9), kind), id)
 }
 
-func appendDiskKey(b []byte, kind byte, id uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(b, kind), id)
+// segKey is the key of an object's record ('o') or soft purge ('e').
+func segKey(kind byte, seg, id uint64) []byte {
+	return appendSegKey(make([]byte, 0, 17), kind, seg, id)
+}
+
+func appendSegKey(b []byte, kind byte, seg, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(append(b, kind), seg), id)
 }
 
 // diskSizes are pebble's sizes for a bound: memtables (and so log files)
@@ -160,15 +183,24 @@ func diskSizes(bound int64) (memtable, ballast int64) {
 	return memtable, 2*memtable + 256<<10
 }
 
+// headroom is what the tier keeps free under its bound: a memtable's
+// worth for pebble's logs, and a sixteenth of the bound for the output of
+// a compaction in flight (written before its inputs are deleted) and the
+// obsolete files pebble deletes in the background. Its compactions only
+// rewrite metadata: the bodies are in the segments.
+func headroom(bound int64) int64 {
+	m, _ := diskSizes(bound)
+	return m + bound/16
+}
+
 // dataBound is how many bytes of objects (bodies and metadata) the tier
-// keeps under a bound: five eighths of it, less the ballast and the
-// memtables and their logs; the rest is for compactions and for evicted
-// bodies not yet compacted away (measured: a tier that keeps evicting
-// holds about 1.3 times its live bytes in files). Eviction aims there;
-// the measured size of pebble's files is the hard limit.
+// keeps under a bound: what the ballast and the headroom leave. Eviction
+// aims there; the segments, which also hold the bodies of objects evicted
+// or purged until their segment is reclaimed, are reclaimed to stay under
+// the bound, the hard limit.
 func dataBound(bound int64) int64 {
-	m, r := diskSizes(bound)
-	return max(bound*5/8-r-3*m, bound/4)
+	_, r := diskSizes(bound)
+	return max(bound-r-headroom(bound), bound/4)
 }
 
 // openDisk opens the persistent tier in dir. The bound shrinks to what the
@@ -223,11 +255,9 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		ReadOnly:                   readOnly,
 	}
 	opts.TargetFileSizes[0] = d.memtable
-	// No block compression: bodies are mostly compressed already (images,
-	// and text that origins or accel's own codings compress), so snappy
-	// spent CPU on every flush and compaction, both ways, for little;
-	// measured on the store path, pebble's work took a fifth less CPU
-	// without it, whether the bodies compressed or not.
+	// No block compression: snappy spent CPU on every flush and
+	// compaction, both ways (measured when the bodies were in pebble:
+	// its work took a fifth less CPU without it).
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	if roFS {
 		// pebble takes its LOCK file even to read, which a read-only
@@ -235,7 +265,15 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		// needed.
 		opts.FS = noLockFS{opts.FS}
 	}
+	segs, err := openSegments(diskFS, dir)
+	if err != nil {
+		return nil, err
+	}
+	d.segs = segs
 	db, err := diskfs.Open(dir, opts, openWait)
+	if err != nil {
+		segs.close()
+	}
 	if errors.Is(err, diskfs.ErrOpenTimeout) {
 		// pebble may be retrying a write that cannot succeed: the
 		// ENOSPC handler then waits instead of letting it spin.
@@ -387,6 +425,25 @@ func (d *diskTier) writable(n int64) bool {
 			return false
 		}
 	}
+	if err := d.remeasure(); err != nil {
+		d.fail(err)
+		return false
+	}
+	if n == 0 {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.overLocked(n) {
+		return false
+	}
+	d.written += n
+	return true
+}
+
+// remeasure measures the room again when it is due: checkEvery after the
+// last time, or after a quarter of a memtable was written since.
+func (d *diskTier) remeasure() error {
 	now := d.now()
 	d.mu.Lock()
 	due := now.Sub(d.checked) >= checkEvery || d.written >= d.memtable/4
@@ -394,30 +451,37 @@ func (d *diskTier) writable(n int64) bool {
 		d.checked, d.written = now, 0
 	}
 	d.mu.Unlock()
-	if due {
-		used, err := d.measure(), d.room()
+	if !due {
+		return nil
+	}
+	used, err := d.measure(), d.room()
+	d.mu.Lock()
+	d.used = used
+	d.mu.Unlock()
+	return err
+}
+
+// overLocked reports whether a write of n bytes would take the tier's
+// files past its bound, less the headroom. d.mu is held.
+func (d *diskTier) overLocked(n int64) bool {
+	return d.used+d.segs.bytes.Load()+d.written+n+headroom(d.bound) > d.bound
+}
+
+// makeRoom reclaims the oldest segments older than before while a write
+// of n bytes would take the tier past its bound.
+func (d *diskTier) makeRoom(n int64, before uint64) {
+	if err := d.remeasure(); err != nil {
+		d.fail(err)
+		return
+	}
+	for {
 		d.mu.Lock()
-		d.used = used
+		over := d.overLocked(n)
 		d.mu.Unlock()
-		if err != nil {
-			d.fail(err)
-			return false
+		if !over || !d.reclaim(before) {
+			return
 		}
 	}
-	if n == 0 {
-		return true
-	}
-	// A memtable's worth of room stays for pebble's logs, and a sixth of
-	// the bound for the output of a compaction in flight, written before
-	// its inputs are deleted, and for obsolete files pebble deletes in
-	// the background (measured peaks: up to a seventh over the measure).
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.used+d.written+n+d.memtable+d.bound/6 > d.bound {
-		return false
-	}
-	d.written += n
-	return true
 }
 
 // room checks that the filesystem takes writes and has a log file's worth
@@ -457,7 +521,7 @@ func (d *diskTier) retry() bool {
 	if err == nil && behind {
 		b := d.db.NewBatch()
 		_ = b.DeleteRange([]byte{0}, []byte{0xff}, nil)
-		err = d.run(b, true)
+		err = d.run(b, true, nil)
 	}
 	used := d.measure()
 	d.mu.Lock()
@@ -481,6 +545,13 @@ func (d *diskTier) retry() bool {
 // what it adds. A delete (size 0) that cannot be written leaves the tier
 // behind: the disk is cleared before it takes writes again.
 func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error {
+	return d.writeAfter(size, sync, fill, nil)
+}
+
+// writeAfter is write with first, when not nil, run before the commit and
+// within the same writeStall: the writer's segment writes, which must be
+// on disk before the records that name them.
+func (d *diskTier) writeAfter(size int64, sync bool, fill func(*pebble.Batch), first func() error) error {
 	if !d.enter() {
 		return errDiskReleased
 	}
@@ -492,13 +563,13 @@ func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error 
 			d.setBehind()
 		}
 		if diskState(d.state.Load()) == diskOK {
-			return errDiskFull
+			return errDiskBound
 		}
 		return errDiskReadOnly
 	}
 	b := d.db.NewBatch()
 	fill(b)
-	err := d.run(b, sync)
+	err := d.run(b, sync, first)
 	if err != nil {
 		d.fail(err)
 		if size == 0 {
@@ -508,11 +579,15 @@ func (d *diskTier) write(size int64, sync bool, fill func(*pebble.Batch)) error 
 	return err
 }
 
-// run commits b on a goroutine of its own and waits up to writeStall: a
-// write pebble cannot finish (its memtables full behind a failed flush)
-// must not hold the response that waits for it, nor a drain.
-func (d *diskTier) run(b *pebble.Batch, sync bool) error {
+// run commits b, after first if it is not nil, on a goroutine of its own
+// and waits up to writeStall: a write pebble cannot finish (its memtables
+// full behind a failed flush) or a segment write that hangs must not hold
+// the response that waits for it, nor a drain.
+func (d *diskTier) run(b *pebble.Batch, sync bool, first func() error) error {
 	done := make(chan error, 1)
+	// phase is 0 while first runs, 1 once the commit began, 2 when run
+	// gave up waiting before that.
+	var phase atomic.Int32
 	go func() {
 		defer func() {
 			// pebble panics when its log write fails (EIO): the tier is
@@ -523,6 +598,20 @@ func (d *diskTier) run(b *pebble.Batch, sync bool) error {
 				done <- errDiskOff
 			}
 		}()
+		if first != nil {
+			if err := first(); err != nil {
+				_ = b.Close()
+				done <- err
+				return
+			}
+			if !phase.CompareAndSwap(0, 1) {
+				// Given up on: its objects went to memory, and a delete
+				// may have committed since, which these records would
+				// undo.
+				_ = b.Close()
+				return
+			}
+		}
 		err := b.Commit(writeOpts(sync))
 		_ = b.Close()
 		done <- err
@@ -535,6 +624,7 @@ func (d *diskTier) run(b *pebble.Batch, sync bool) error {
 	case <-d.dead:
 		return errDiskOff
 	case <-t.C:
+		phase.CompareAndSwap(0, 2)
 		return errDiskStalled
 	}
 }
@@ -547,22 +637,24 @@ func (d *diskTier) get(o *object) ([]byte, bool) {
 	if b, ok := d.wq.queued(o); ok {
 		return b, true
 	}
-	if !d.enter() {
+	if o.seg == 0 || !d.enter() {
 		return nil, false
 	}
 	defer d.relMu.RUnlock()
 	if !d.readable() {
 		return nil, false
 	}
-	v, closer, err := d.db.Get(diskKey('b', o.id))
-	if err != nil {
+	b := make([]byte, o.size)
+	found, err := d.segs.read(o.seg, b, o.off)
+	if !found || errors.Is(err, os.ErrClosed) {
+		// Its segment was reclaimed: the object is gone.
 		return nil, false
 	}
-	defer closer.Close()
-	if int64(len(v)) != o.size || crc32.Checksum(v, castagnoli) != o.sum {
+	if err != nil || crc32.Checksum(b, castagnoli) != o.sum {
+		d.corrupt.Add(1)
 		return nil, false
 	}
-	return append([]byte(nil), v...), true
+	return b, true
 }
 
 func (d *diskTier) del(o *object) {
@@ -570,17 +662,26 @@ func (d *diskTier) del(o *object) {
 }
 
 // drop deletes objects' records in one batch; sync makes a purge durable
-// before it is reported done.
+// before it is reported done. Objects kept in memory only have none.
 func (d *diskTier) drop(objs []*object, sync bool) error {
 	d.wq.cancel(objs, false)
+	if !slices.ContainsFunc(objs, onDisk) {
+		return nil
+	}
 	return d.write(0, sync, func(b *pebble.Batch) {
+		var k [17]byte
 		for _, o := range objs {
-			for _, k := range []byte("obe") {
-				_ = b.Delete(diskKey(k, o.id), nil)
+			if onDisk(o) {
+				_ = b.Delete(appendSegKey(k[:0], 'o', o.seg, o.id), nil)
+				_ = b.Delete(appendSegKey(k[:0], 'e', o.seg, o.id), nil)
 			}
 		}
 	})
 }
+
+// onDisk reports whether o's body went to the segments (or is queued for
+// them): only then has it records.
+func onDisk(o *object) bool { return o.seg != 0 }
 
 // set and remove write one record.
 func (d *diskTier) set(key, value []byte, sync bool) error {
@@ -618,19 +719,24 @@ func (d *diskTier) setBehind() {
 // restart sees the new headers and freshness.
 func (d *diskTier) update(o *object) error {
 	d.wq.replace(o)
+	if !onDisk(o) {
+		return nil
+	}
 	meta := o.encode()
 	return d.write(int64(len(meta)), false, func(b *pebble.Batch) {
-		_ = b.Set(diskKey('o', o.id), meta, nil)
-		_ = b.Delete(diskKey('e', o.id), nil)
+		_ = b.Set(segKey('o', o.seg, o.id), meta, nil)
+		_ = b.Delete(segKey('e', o.seg, o.id), nil)
 	})
 }
 
 // expire records soft purges: eight bytes per object instead of a rewrite
 // of its metadata.
 func (d *diskTier) expire(objs []*object, sync bool) error {
-	return d.write(int64(17*len(objs)), sync, func(b *pebble.Batch) {
+	return d.write(int64(25*len(objs)), sync, func(b *pebble.Batch) {
 		for _, o := range objs {
-			_ = b.Set(diskKey('e', o.id), binary.BigEndian.AppendUint64(nil, uint64(o.lifetime)), nil)
+			if onDisk(o) {
+				_ = b.Set(segKey('e', o.seg, o.id), binary.BigEndian.AppendUint64(nil, uint64(o.lifetime)), nil)
+			}
 		}
 	})
 }
@@ -649,7 +755,10 @@ func writeOpts(sync bool) *pebble.WriteOptions {
 }
 
 // load calls fn with every stored object, its soft purges applied.
-// Records that do not decode are deleted; their bodies go with them.
+// Records that do not decode, of purged objects, or whose body is not in
+// the segments (a segment deleted or cut short while accel was down) are
+// deleted; so are the records of an older format, which kept bodies in
+// pebble: the cache starts without them.
 func (d *diskTier) load(fn func(*object)) error {
 	dead := map[uint64]bool{}
 	var tombs [][]byte
@@ -666,36 +775,63 @@ func (d *diskTier) load(fn func(*object)) error {
 	}); err != nil {
 		return err
 	}
+	var stale [][]byte
 	cut := map[uint64]int64{}
-	if err := d.scan('e', func(id uint64, v []byte) {
-		if len(v) == 8 {
-			cut[id] = int64(binary.BigEndian.Uint64(v))
+	if err := d.scanKeys('e', func(k, v []byte) {
+		if len(k) != 17 {
+			stale = append(stale, k)
+		} else if len(v) == 8 {
+			cut[binary.BigEndian.Uint64(k[9:])] = int64(binary.BigEndian.Uint64(v))
 		}
 	}); err != nil {
 		return err
 	}
-	var bad []*object
-	err := d.scan('o', func(id uint64, v []byte) {
-		o, err := decodeObject(append([]byte(nil), v...))
-		if err != nil || o.id != id || dead[id] {
-			bad = append(bad, &object{id: id})
+	gone := 0
+	err := d.scanKeys('o', func(k, v []byte) {
+		if len(k) != 17 {
+			stale = append(stale, k)
 			return
 		}
-		if l, ok := cut[id]; ok {
-			o.lifetime = min(o.lifetime, max(0, timeDuration(l)))
+		seg, id := binary.BigEndian.Uint64(k[1:]), binary.BigEndian.Uint64(k[9:])
+		d.lastSeg = max(d.lastSeg, seg)
+		o, err := decodeObject(v)
+		switch {
+		case err != nil || o.id != id || o.seg != seg || dead[id]:
+		case !d.segs.holds(seg, o.off, o.size):
+			gone++
+		default:
+			if l, ok := cut[id]; ok {
+				o.lifetime = min(o.lifetime, max(0, timeDuration(l)))
+			}
+			fn(o)
+			return
 		}
-		fn(o)
+		stale = append(stale, k, segKey('e', seg, id))
 	})
 	if err != nil {
 		return err
+	}
+	old, err := d.has('b')
+	if err != nil {
+		return err
+	}
+	if gone > 0 {
+		d.log.Warn("cache: records whose bodies are gone from the segments dropped", "dir", d.dir, "records", gone)
 	}
 	if diskState(d.state.Load()) != diskOK {
 		// A read-only tier keeps its records; they are skipped again on
 		// the next start.
 		return nil
 	}
-	if len(bad) > 0 {
-		if err := d.drop(bad, true); err != nil {
+	if len(stale) > 0 || old {
+		if err := d.write(0, true, func(b *pebble.Batch) {
+			for _, k := range stale {
+				_ = b.Delete(k, nil)
+			}
+			if old {
+				_ = b.DeleteRange([]byte{'b'}, []byte{'b' + 1}, nil)
+			}
+		}); err != nil {
 			return err
 		}
 	}
@@ -707,21 +843,37 @@ func (d *diskTier) load(fn func(*object)) error {
 	return nil
 }
 
+// scan calls fn with the id and value of each purge record of kind.
 func (d *diskTier) scan(kind byte, fn func(id uint64, v []byte)) error {
+	return d.scanKeys(kind, func(k, v []byte) {
+		if len(k) == 9 {
+			fn(binary.BigEndian.Uint64(k[1:]), v)
+		}
+	})
+}
+
+// has reports whether a record of kind is stored.
+func (d *diskTier) has(kind byte) (bool, error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+	if err != nil {
+		return false, err
+	}
+	ok := it.First()
+	return ok, it.Close()
+}
+
+// scanKeys calls fn with a copy of each key of kind and of its value.
+func (d *diskTier) scanKeys(kind byte, fn func(k, v []byte)) error {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
 	if err != nil {
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) != 9 {
-			continue
-		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return errors.Join(err, it.Close())
 		}
-		fn(binary.BigEndian.Uint64(k[1:]), v)
+		fn(slices.Clone(it.Key()), slices.Clone(v))
 	}
 	return it.Close()
 }
@@ -771,10 +923,15 @@ func (d *diskTier) close() error {
 		<-d.wq.done
 	}
 	if !d.readable() {
+		d.segs.close()
 		return nil
 	}
 	done := make(chan error, 1)
-	go func() { done <- d.db.Close() }()
+	go func() {
+		err := d.db.Close()
+		d.segs.close()
+		done <- err
+	}()
 	t := time.NewTimer(closeWait)
 	defer t.Stop()
 	select {

@@ -150,11 +150,12 @@ func TestDiskFilledByOthers(t *testing.T) {
 	}
 }
 
-// TestDiskENOSPCInsidePebble: a write larger than the room left fails
-// inside pebble (its log write gets ENOSPC). The ballast gives pebble the
-// room to finish it, the tier turns read-only, the process does not stop,
-// and the response is whole.
-func TestDiskENOSPCInsidePebble(t *testing.T) {
+// TestDiskENOSPCOnWrite: a body larger than the room left, which the
+// room check lets through (it asks for a log file's worth), fails with
+// ENOSPC in its segment write. The tier turns read-only with one ERROR
+// line saying the filesystem is full, the process does not stop, the
+// response is whole and what was stored before is served.
+func TestDiskENOSPCOnWrite(t *testing.T) {
 	e, mnt, logs := diskEnv(t, 16<<20, Config{})
 	e.rules.MaxObjectSize = 4 << 20
 	e.getWhole("/1000/first", 1000)
@@ -162,7 +163,7 @@ func TestDiskENOSPCInsidePebble(t *testing.T) {
 	d := e.c.disk
 	testfs.Fill(t, mnt, d.memtable+16<<10)
 	e.clk.advance(time.Second)
-	// Larger than the room left, so pebble's own write meets ENOSPC.
+	// Larger than the room left, so the write meets ENOSPC.
 	big := int(d.memtable + 64<<10)
 	for i := range 3 {
 		e.getWhole(fmt.Sprintf("/%d/big-%d", big, i), big)
@@ -171,8 +172,11 @@ func TestDiskENOSPCInsidePebble(t *testing.T) {
 	if s := e.c.Stats(); s.DiskState == "ok" {
 		t.Errorf("disk state %q after ENOSPC\n%s", s.DiskState, logs)
 	}
-	if errs := logs.errors(); len(errs) != 1 {
-		t.Errorf("want one ERROR line, got:\n%s", logs)
+	if errs := logs.errors(); len(errs) != 1 || !strings.Contains(errs[0], "full") {
+		t.Errorf("want one ERROR line saying the disk is full, got:\n%s", logs)
+	}
+	if r := e.getWhole(fmt.Sprintf("/%d/big-2", big), big); !hasStatus(r, "; hit") {
+		t.Errorf("object kept in memory not a hit: %q", r.get("Cache-Status"))
 	}
 	if r := e.getWhole("/1000/first", 1000); !hasStatus(r, "; hit") {
 		t.Errorf("stored object not a hit: %q", r.get("Cache-Status"))
@@ -274,8 +278,8 @@ func TestDiskRestartOnFullDirectory(t *testing.T) {
 }
 
 // TestDiskBoundCountsPebbleFiles: the bound holds for everything the tier
-// puts on the filesystem, pebble's logs, tables and manifests and the
-// ballast included, while writing five times the bound (sampled after
+// puts on the filesystem, the body segments, pebble's logs, tables and
+// manifests and the ballast included, while writing five times the bound (sampled after
 // every store) and once it is closed.
 func TestDiskBoundCountsPebbleFiles(t *testing.T) {
 	const bound = 16 << 20

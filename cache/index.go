@@ -290,6 +290,23 @@ func (ix *index) remove(o *object) bool {
 	return ok
 }
 
+// take removes and returns the object indexed with o's keys and id (o
+// may be a copy decoded from disk), nil when there is none.
+func (ix *index) take(o *object) *object {
+	s := ix.shard(o.uri)
+	s.mu.Lock()
+	var cur *object
+	if e := s.uris[o.uri]; e != nil {
+		if cur = e.variants[o.variant]; cur != nil && cur.id == o.id {
+			s.removeLocked(cur)
+		} else {
+			cur = nil
+		}
+	}
+	s.mu.Unlock()
+	return cur
+}
+
 // remove drops o from s if o (by id) is indexed there, without the
 // index's totals and tags (the caller settles them).
 func (s *shard) remove(o *object) bool {

@@ -46,6 +46,10 @@ type object struct {
 	// made from the identity object whose id is src; "" for others.
 	enc string
 	src uint64
+	// seg and off say where the body is in the persistent tier's segment
+	// files (segment.go); seg 0: not on disk. Set before o is indexed.
+	seg uint64
+	off int64
 	// checked is the seq of the newest ban whose soft purge o reflects;
 	// in memory only, since a restart rebuilds the bans from disk.
 	checked uint64
@@ -71,7 +75,8 @@ func (o *object) clone() *object {
 	n := &object{id: o.id, uri: o.uri, variant: o.variant, vary: o.vary, status: o.status,
 		fields: o.fields, wire: o.wire, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
-		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, enc: o.enc, src: o.src, checked: o.checked}
+		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, enc: o.enc, src: o.src, seg: o.seg, off: o.off,
+		checked: o.checked}
 	n.used.Store(o.used.Load())
 	return n
 }
@@ -118,9 +123,10 @@ func (o *object) setFreshness(rules *policy.CacheRules, cc policy.CacheControl, 
 // errCorrupt marks a record that failed its checksum or did not decode.
 var errCorrupt = errors.New("cache: corrupt record")
 
-// recordVersion 2 added the targeted field and the coding; records of
-// version 1 still decode.
-const recordVersion = 2
+// recordVersion 2 added the targeted field and the coding, 3 where the
+// body is in the segment files; records of versions 1 and 2 still decode
+// (with no body on disk).
+const recordVersion = 3
 
 // encode is the persistent form of o's metadata, ending in a CRC-32C of
 // everything before it.
@@ -164,6 +170,8 @@ func (o *object) appendEncode(b []byte) []byte {
 	b = appendBytes(b, o.targeted)
 	b = appendString(b, o.enc)
 	b = binary.AppendUvarint(b, o.src)
+	b = binary.AppendUvarint(b, o.seg)
+	b = binary.AppendUvarint(b, uint64(o.off))
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }
 
@@ -172,7 +180,7 @@ func decodeObject(b []byte) (*object, error) {
 		return nil, errCorrupt
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum || body[0] != recordVersion && body[0] != 1 {
+	if crc32.Checksum(body, castagnoli) != sum || body[0] < 1 || body[0] > recordVersion {
 		return nil, errCorrupt
 	}
 	d := decoder{b: body[1:]}
@@ -212,6 +220,10 @@ func decodeObject(b []byte) (*object, error) {
 		}
 		o.enc = d.string()
 		o.src = d.uvarint()
+	}
+	if body[0] >= 3 {
+		o.seg = d.uvarint()
+		o.off = int64(d.uvarint())
 	}
 	if d.err || len(d.b) != 0 {
 		return nil, errCorrupt

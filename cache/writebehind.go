@@ -8,10 +8,13 @@ import (
 )
 
 // The persistent tier's writes of new objects leave the request path: a
-// store queues the body and its metadata, and one writer goroutine commits
-// what is queued in pebble batches, unsynced (pebble's log keeps what was
-// committed across a crash of the process; a crash of the machine may lose
-// the last moments, which a cache fetches again). Until it is committed a
+// store queues the body and its metadata, reserving the body's place in
+// the segments (segment.go), and one writer goroutine writes what is
+// queued in batches: the bodies, one write per segment, then their
+// records in one pebble batch, unsynced (the page cache and pebble's log
+// keep what was written across a crash of the process; a crash of the
+// machine may lose the last moments, which a cache fetches again, and a
+// record whose body was lost fails its checksum). Until it is committed a
 // queued body is served from the queue, so the index never names a body no
 // tier has.
 //
@@ -27,13 +30,17 @@ import (
 // it cancelled.
 type writeQueue struct {
 	// limit bounds bytes; keep is given the bodies whose write failed,
-	// which memory must then hold; bg counts the queued writes for the
-	// cache's Close and tests. Set before the writer starts.
-	limit int64
-	keep  func(o *object, body []byte)
-	bg    *sync.WaitGroup
-	wake  chan struct{} // capacity 1: something was queued
-	done  chan struct{} // closed when the writer returns; nil before it starts
+	// which memory must then hold; reclaimed the objects whose segment
+	// is reclaimed, which the index must drop; bg counts the queued
+	// writes for the cache's Close and tests; segSize is where a segment
+	// ends. Set before the writer starts.
+	limit     int64
+	keep      func(o *object, body []byte)
+	reclaimed func(objs []*object)
+	bg        *sync.WaitGroup
+	segSize   int64
+	wake      chan struct{} // capacity 1: something was queued
+	done      chan struct{} // closed when the writer returns; nil before it starts
 
 	skipped atomic.Int64 // bodies refused because the queue was full
 
@@ -45,6 +52,10 @@ type writeQueue struct {
 	// stopped is set when the writer, closing, found the queue empty:
 	// nothing is queued after it.
 	stopped bool
+	// seg and off are where the next body goes: bodies are placed in
+	// the order they are queued, which is the order they are written.
+	seg uint64
+	off int64
 }
 
 // queuedPut is one object waiting for the disk. It leaves byID once its
@@ -61,10 +72,13 @@ type queuedPut struct {
 // putOverhead is what a queued put costs beside its body and metadata.
 const putOverhead = 64
 
-// start runs the writer; keep receives the bodies the disk did not take.
-func (d *diskTier) start(keep func(*object, []byte), bg *sync.WaitGroup) {
+// start runs the writer; keep receives the bodies the disk did not take,
+// reclaimed the objects whose bodies left with their segment. Writes go to
+// a new segment.
+func (d *diskTier) start(keep func(*object, []byte), reclaimed func([]*object), bg *sync.WaitGroup) {
 	w := &d.wq
-	w.limit, w.keep, w.bg = d.memtable, keep, bg
+	w.limit, w.keep, w.reclaimed, w.bg = d.memtable, keep, reclaimed, bg
+	w.segSize, w.seg = segSize(d.bound), max(d.segs.last(), d.lastSeg)+1
 	w.wake, w.done = make(chan struct{}, 1), make(chan struct{})
 	w.byID = map[uint64]*queuedPut{}
 	go d.writer()
@@ -89,6 +103,12 @@ func (d *diskTier) put(o *object, body []byte) bool {
 		w.skipped.Add(1)
 		return false
 	}
+	// The body's place, set before o is indexed.
+	if n := int64(len(body)); w.off > 0 && w.off+n > w.segSize {
+		w.seg, w.off = w.seg+1, 0
+	}
+	o.seg, o.off = w.seg, w.off
+	w.off += int64(len(body))
 	e := &queuedPut{o: o, body: body, size: size}
 	w.q = append(w.q, e)
 	w.byID[o.id] = e
@@ -194,7 +214,8 @@ func (d *diskTier) writer() {
 	defer close(w.done)
 	var batch []*queuedPut
 	var live []queuedPut
-	var key, meta []byte
+	var key, meta, buf []byte
+	var writes []segWrite
 	for closing := false; ; {
 		select {
 		case <-w.wake:
@@ -210,19 +231,40 @@ func (d *diskTier) writer() {
 			for _, e := range batch {
 				size += e.size
 			}
-			err := d.write(size, false, func(b *pebble.Batch) {
+			writes, buf = segWrites(batch, buf, writes[:0])
+			ws := writes
+			records := func(b *pebble.Batch) {
 				// Under the commit lock: a cancel seen here is a delete
 				// that commits after this batch, or already did.
 				live = w.live(batch, live[:0])
 				for _, e := range live {
 					meta = e.o.appendEncode(meta[:0])
-					key = appendDiskKey(key[:0], 'o', e.o.id)
+					key = appendSegKey(key[:0], 'o', e.o.seg, e.o.id)
 					_ = b.Set(key, meta, nil)
-					key = appendDiskKey(key[:0], 'b', e.o.id)
-					_ = b.Set(key, e.body, nil)
 				}
-			})
+			}
+			bodies := func() error {
+				for _, s := range ws {
+					if err := d.segs.write(s.seq, s.b, s.off); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			// Room is made by reclaiming segments first; a write still
+			// refused at the bound (pebble's files measured larger
+			// meanwhile) makes room once more.
+			err := errDiskBound
+			for try := 0; try < 2 && err == errDiskBound; try++ {
+				if diskState(d.state.Load()) == diskOK {
+					d.makeRoom(size, batch[0].o.seg)
+				}
+				err = d.writeAfter(size, false, records, bodies)
+			}
 			if err != nil {
+				// A segment write given up on may still be running: it
+				// keeps its buffers.
+				writes, buf = nil, nil
 				for _, e := range w.live(batch, live[:0]) {
 					w.keep(e.o, e.body)
 				}
