@@ -45,10 +45,12 @@ import (
 // follows in hex.
 const segPrefix = "accel-seg-"
 
-// segSize is the size a segment is closed at for a bound: a sixty-fourth
-// of it, from 256 KiB to 64 MiB, so that reclaiming one frees a small part
-// of the tier at once. A body larger than that has a segment of its own.
-func segSize(bound int64) int64 { return min(max(bound/64, 256<<10), 64<<20) }
+// segSize is the size a segment is closed at for a bound: a
+// thirty-second of it, from 256 KiB to 64 MiB, so that reclaiming one
+// frees a small part of the tier at once, and the tier keeps about 30
+// files open (one descriptor each). A body larger than that has a segment
+// of its own.
+func segSize(bound int64) int64 { return min(max(bound/32, 256<<10), 64<<20) }
 
 // segment is one file of bodies.
 type segment struct {
