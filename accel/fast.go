@@ -39,11 +39,13 @@ func (s *Server) serveFast(ex *exchange) bool {
 		return true
 	}
 	if !route.Cache.Enabled || s.cache == nil {
+		ex.began = start
 		return false
 	}
 	cw.rules = responseRules(route, ex)
 	out, ok, err := s.cache.ServeFresh(&cache.Request{Scheme: schemeOf(ex), Head: req}, &route.Cache, cw)
 	if !ok {
+		ex.began = start
 		return false
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"time"
 
 	"github.com/accel-proxy/accel/h1"
 	"github.com/accel-proxy/accel/parser"
@@ -24,7 +25,8 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 	ex := fastExchange(c)
 	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
 	ok := h.s.serveFast(ex)
-	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
+	// A request left to Serve keeps the time serveFast took it up at.
+	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost, began: ex.began}
 	return ok
 }
 
@@ -38,7 +40,8 @@ func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reade
 		fe.remote = c.Remote
 		fe.clientIP()
 	}
-	ex := &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fe.client, hostBuf: fe.hostBuf[:0], logHost: fe.logHost[:0]}
+	ex := &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fe.client, hostBuf: fe.hostBuf[:0], logHost: fe.logHost[:0], began: fe.began}
+	fe.began = time.Time{}
 	h.s.serve(ctx, ex)
 	// The buffers as grown go back; the cache's background work, which
 	// may still hold ex, reads neither.

@@ -322,3 +322,33 @@ func TestTLSOriginClientCert(t *testing.T) {
 		t.Errorf("origin served requests without a valid client certificate: %q", got)
 	}
 }
+
+// A connection whose TLS handshake takes longer than first_byte_timeout
+// (within connect_timeout) still carries its request: the wait for the
+// answer starts once the connection is up, not when the try began.
+func TestSlowOriginHandshakeNotFirstByteTimeout(t *testing.T) {
+	ca := newTestCA(t, "origin-ca")
+	leaf := ca.leaf(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		TLSConfig: &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			time.Sleep(1500 * time.Millisecond) // the slow handshake under test
+			return &leaf, nil
+		}},
+		ErrorLog: log.New(io.Discard, "", 0),
+		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "secure "+r.URL.Path) }),
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	cfg := strings.NewReplacer("CAFILE", ca.file, "SNI", "origin.test").Replace(tlsOriginConfig)
+	cfg = strings.Replace(cfg, `      - address: "https://ORIGIN"`, `      - address: "https://ORIGIN"
+    first_byte_timeout: 1s
+    connect_timeout: 10s`, 1)
+	s := startAccel(t, cfg, ln.Addr().String())
+	if st, body := get(t, "http://"+s.Addrs()[0].String()+"/x"); st != 200 || body != "secure /x" {
+		t.Fatalf("answer %d %q, want 200 after a handshake of 1.5s (first_byte_timeout 1s)", st, body)
+	}
+}

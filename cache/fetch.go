@@ -16,8 +16,11 @@ import (
 // run leads flight f: it fetches (conditionally when a candidate is
 // stored), settles the result and closes f.ready. A registered flight
 // fetches with a context detached from the leader's client, since other
-// requests depend on it.
-func (k *call) run(f *flight, candidate *object, registered bool) {
+// requests depend on it. now, when set, is the time the request was
+// looked up, moments ago, which stands for the first fetch's request time
+// (RFC 9111 §4.2.3: a request time a little early only makes the age a
+// little larger).
+func (k *call) run(f *flight, candidate *object, registered bool, now time.Time) {
 	c := k.c
 	ctx := k.ctx
 	if registered {
@@ -26,7 +29,11 @@ func (k *call) run(f *flight, candidate *object, registered bool) {
 	gen := c.purgeGen.Load()
 	for {
 		fh := k.fetchHead(candidate)
-		requested := c.now()
+		requested := now
+		if requested.IsZero() {
+			requested = c.now()
+		}
+		now = time.Time{}
 		resp, err := k.fetch(ctx, fh)
 		received := c.now()
 		if err == nil && resp.Status == 304 && candidate != nil && !sameValidator(candidate.fields, resp.Fields) {

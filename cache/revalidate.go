@@ -194,7 +194,7 @@ func (k *call) revalidateInBackground(o *object) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		bk.run(f, o, true)
+		bk.run(f, o, true, time.Time{})
 		if f.kind == resultPass {
 			f.pass.Body.Close()
 		}

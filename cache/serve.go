@@ -138,7 +138,7 @@ func (k *call) serveCached() (Outcome, error) {
 				}
 			}
 		}
-		out, err, again := k.forward(attempt, fwd, candidate)
+		out, err, again := k.forward(attempt, fwd, candidate, now)
 		if !again {
 			return out, err
 		}
@@ -148,15 +148,16 @@ func (k *call) serveCached() (Outcome, error) {
 
 // forward fetches through a flight: joining one in progress for the same
 // key, or leading a new one. again asks the caller to look up once more: a
-// waiter released because the response was not for it.
-func (k *call) forward(attempt int, fwd string, candidate *object) (out Outcome, err error, again bool) {
+// waiter released because the response was not for it. now is the time of
+// the lookup, moments ago: a miss reads the clock no more than it must.
+func (k *call) forward(attempt int, fwd string, candidate *object, now time.Time) (out Outcome, err error, again bool) {
 	c := k.c
 	secondary := k.extras
 	if vary, ok := c.ix.varyOf(k.uri); ok {
 		secondary = secondaryKey(k.extras, vary, k.req.Fields)
 	}
 	key := k.uri + "\x00" + secondary
-	passing := c.fl.passing(key, c.now())
+	passing := c.fl.passing(key, now)
 	if passing && (k.head || k.hasRange) {
 		// Fetching a body nobody will store is waste: a HEAD or a Range
 		// of a hit-for-pass key goes to the origin as it came (and a 206
@@ -186,7 +187,7 @@ func (k *call) forward(attempt int, fwd string, candidate *object) (out Outcome,
 		}
 	} else {
 		c.stats.misses.Add(1)
-		k.run(f, candidate, !direct)
+		k.run(f, candidate, !direct, now)
 	}
 	return k.serveFlight(f, leader, fwd, candidate)
 }

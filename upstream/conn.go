@@ -151,9 +151,13 @@ func (oc *originConn) SetDeadline(t time.Time) error {
 }
 
 // readWithin bounds the next reads of c by timeout from now (less the
-// slack, when c is an originConn whose deadline is already that close).
-func readWithin(c net.Conn, timeout time.Duration) error {
-	now := time.Now()
+// slack, when c is an originConn whose deadline is already that close). A
+// zero now reads the clock; an exchange passes the time it started at, so
+// that setting up its request reads the clock once.
+func readWithin(c net.Conn, now time.Time, timeout time.Duration) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if oc, ok := c.(*originConn); ok && keep(oc.readUntil, now, timeout) {
 		return nil
 	}
@@ -161,8 +165,10 @@ func readWithin(c net.Conn, timeout time.Duration) error {
 }
 
 // writeWithin is readWithin for writes.
-func writeWithin(c net.Conn, timeout time.Duration) error {
-	now := time.Now()
+func writeWithin(c net.Conn, now time.Time, timeout time.Duration) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if oc, ok := c.(*originConn); ok && keep(oc.writeUntil, now, timeout) {
 		return nil
 	}
@@ -254,10 +260,10 @@ const maxDirtyConns = 8
 // without blocking: a Read with a past deadline would fail before looking.
 // The read deadline is made timeout from now, which the response's wait
 // then keeps.
-func dirty(c net.Conn, timeout time.Duration) bool {
+func dirty(c net.Conn, now time.Time, timeout time.Duration) bool {
 	// The raw read below honours the read deadline; an expired one would
 	// make a clean connection look broken.
-	if err := readWithin(c, timeout); err != nil {
+	if err := readWithin(c, now, timeout); err != nil {
 		return true
 	}
 	oc, ok := c.(*originConn)

@@ -59,6 +59,9 @@ type call struct {
 	// checkAfter is the idle time past which any is.
 	check      bool
 	checkAfter time.Duration
+	// began is when the try began (zero: read the clock), the now of
+	// the idle check and of the request's first deadlines.
+	began time.Time
 
 	answered bool // some byte of an answer arrived
 	lost     bool // an interrupt may still run: never reuse
@@ -92,7 +95,7 @@ var calls = sync.Pool{New: func() any {
 func newCall(hc *fasthttp.HostClient, addr string, timeout time.Duration, p *Pool, s *server) *call {
 	c := calls.Get().(*call)
 	c.hc, c.addr, c.timeout, c.pool, c.srv = hc, addr, timeout, p, s
-	c.check, c.checkAfter = false, checkIdleAfter
+	c.check, c.checkAfter, c.began = false, checkIdleAfter, time.Time{}
 	if p != nil {
 		c.checkAfter = p.checkIdleAfter
 	}
@@ -184,7 +187,11 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	// connection just dialed has had no time to go bad, and one given back
 	// moments ago is checked only when the request could not be retried
 	// (checkIdleAfter).
-	for i := 0; err == nil && c.suspect() && dirty(conn, c.timeout); i++ {
+	now := c.began
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for i := 0; err == nil && c.suspect(now) && dirty(conn, now, c.timeout); i++ {
 		c.lc.release(c.hc, false)
 		if i == maxDirtyConns {
 			// The whole idle set is suspect (the origin restarted, say):
@@ -208,6 +215,11 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 	c.conn = conn
 	c.cmu.Unlock()
 	reused := !c.lc.lastUse().IsZero()
+	if !reused {
+		// A dial (and its TLS handshake) took its own time: the request's
+		// deadlines start after it.
+		now = time.Now()
+	}
 	c.answered = false
 	stop := onCancel(ctx, c.interruptFn)
 	fail := func(err error) (*Response, error) {
@@ -233,14 +245,19 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 		// Gone before a byte left: the origin never sees it.
 		return fail(ctx.Err())
 	}
-	if err := c.write(conn, head, body); err != nil {
+	if err := c.write(conn, now, head, body); err != nil {
 		if body != nil && body.err != nil {
 			err = errors.Join(ErrRequestBody, body.err)
 		}
 		return fail(err)
 	}
 	c.br = c.hc.AcquireReader(conn)
-	if err := c.readHead(conn); err != nil {
+	if body != nil {
+		// Sending the body took the client's time: the wait for the
+		// answer starts now, not when the try did.
+		now = time.Time{}
+	}
+	if err := c.readHead(conn, now); err != nil {
 		return fail(err)
 	}
 	if stop != nil && !stop() {
@@ -255,12 +272,12 @@ func exchange(ctx context.Context, c *call, head *parser.Request, body *requestB
 // suspect reports whether the idle connection just taken is to be
 // peeked at before the request goes out on it: always for a request that
 // cannot be sent twice, else once it was idle for checkIdleAfter.
-func (c *call) suspect() bool {
+func (c *call) suspect(now time.Time) bool {
 	last := c.lc.lastUse()
 	if last.IsZero() {
 		return false
 	}
-	return c.check || time.Since(last) >= c.checkAfter
+	return c.check || now.Sub(last) >= c.checkAfter
 }
 
 // canceler is a request context that runs a func when it ends without
@@ -285,8 +302,8 @@ func onCancel(ctx context.Context, f func()) (stop func() bool) {
 }
 
 // write sends the request head, in one write when there is no body.
-func (c *call) write(conn net.Conn, head *parser.Request, body *requestBody) error {
-	if err := writeWithin(conn, c.timeout); err != nil {
+func (c *call) write(conn net.Conn, now time.Time, head *parser.Request, body *requestBody) error {
+	if err := writeWithin(conn, now, c.timeout); err != nil {
 		return err
 	}
 	c.wbuf = appendRequestHead(c.wbuf[:0], head, body != nil, c.addr)
@@ -307,10 +324,12 @@ func (c *call) write(conn net.Conn, head *parser.Request, body *requestBody) err
 }
 
 // readHead reads the final response head into c.parsed, skipping 1xx
-// interim responses. The head stays in br; n is its length.
-func (c *call) readHead(conn net.Conn) error {
+// interim responses. The head stays in br; n is its length. The first
+// wait is bounded from now, the exchange's start.
+func (c *call) readHead(conn net.Conn, now time.Time) error {
 	for interim := 0; ; interim++ {
-		n, err := c.parseNext(conn)
+		n, err := c.parseNext(conn, now)
+		now = time.Time{}
 		if err != nil {
 			return err
 		}
@@ -334,8 +353,8 @@ func (c *call) readHead(conn net.Conn) error {
 }
 
 // parseNext parses the next head in br, reading from conn until it is
-// whole, each wait bounded by the timeout.
-func (c *call) parseNext(conn net.Conn) (int, error) {
+// whole, each wait bounded by the timeout (the first from now, when set).
+func (c *call) parseNext(conn net.Conn, now time.Time) (int, error) {
 	for {
 		if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
 			c.answered = true
@@ -344,9 +363,10 @@ func (c *call) parseNext(conn net.Conn) (int, error) {
 				return n, err
 			}
 		}
-		if err := readWithin(conn, c.timeout); err != nil {
+		if err := readWithin(conn, now, c.timeout); err != nil {
 			return 0, err
 		}
+		now = time.Time{}
 		// Peek fills the buffer by one read at least; a head larger than
 		// the buffer is ErrHeadTooLarge from the parser above.
 		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
@@ -492,7 +512,7 @@ func (b *responseBody) Read(p []byte) (int, error) {
 	conn := c.conn
 	c.cmu.Unlock()
 	if conn != nil {
-		if err := readWithin(conn, c.timeout); err != nil {
+		if err := readWithin(conn, time.Time{}, c.timeout); err != nil {
 			b.err = &Error{Server: c.addr, Sent: true, Err: err}
 			c.giveBack(false, b.err)
 			return 0, b.err

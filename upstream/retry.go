@@ -125,7 +125,7 @@ func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody
 	s := l.srv
 	start := time.Now()
 	c := newCall(s.hc, s.addr, p.cfg.FirstByteTimeout, p, s)
-	c.interim, c.check = req.Interim, check
+	c.interim, c.check, c.began = req.Interim, check, start
 	resp, err := exchange(ctx, c, req.Head, body)
 	status := 0
 	switch {

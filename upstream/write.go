@@ -32,7 +32,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	// The origin's clock starts once the client gave us bytes to send: a
 	// client that pauses is the client's read timeout's business, not a
 	// failure of the origin.
-	if derr := writeWithin(b.conn, b.timeout); derr != nil && err == nil {
+	if derr := writeWithin(b.conn, time.Time{}, b.timeout); derr != nil && err == nil {
 		return n, derr
 	}
 	return n, err
