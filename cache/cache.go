@@ -102,7 +102,8 @@ type Request struct {
 // Fetch sends head to the origin. The cache may pass a modified copy: its
 // own conditional fields added, the client's removed. Background
 // revalidations run with a context detached from any client and a GET head
-// the cache owns.
+// the cache owns. head is valid only until Fetch returns: the cache reuses
+// it for another request's fetch.
 type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
 
 // ResponseWriter is how Serve answers; accel's HTTP/1 and HTTP/2 fronts

@@ -35,6 +35,7 @@ func (k *call) run(f *flight, candidate *object, registered bool, now time.Time)
 		}
 		now = time.Time{}
 		resp, err := k.fetch(ctx, fh)
+		putFetchHead(fh)
 		received := c.now()
 		if err == nil && resp.Status == 304 && candidate != nil && !sameValidator(candidate.fields, resp.Fields) {
 			// A 304 for a representation other than the stored one

@@ -4,25 +4,35 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/accel-proxy/accel/parser"
 	"github.com/accel-proxy/accel/policy"
 )
 
+// fetchHeads are the heads fetchHead makes, each with the fields slice it
+// grew, so that a miss copies the client's fields without allocating.
+var fetchHeads = sync.Pool{New: func() any { return new(parser.Request) }}
+
+var methodGET = []byte("GET")
+
 // fetchHead is the GET the cache sends for k: the client's fields without
 // its own conditionals, which the cache answers itself, and with the
-// stored candidate's validators (RFC 9111 §4.3.1).
+// stored candidate's validators (RFC 9111 §4.3.1). It is pooled: the
+// caller gives it back with putFetchHead once the fetch returned.
 func (k *call) fetchHead(candidate *object) *parser.Request {
 	h := k.req
-	fh := &parser.Request{Method: []byte("GET"), Target: h.Target, Host: h.Host,
-		Major: h.Major, Minor: h.Minor, ContentLength: h.ContentLength, Chunked: h.Chunked}
+	fh := fetchHeads.Get().(*parser.Request)
+	*fh = parser.Request{Method: methodGET, Target: h.Target, Host: h.Host,
+		Major: h.Major, Minor: h.Minor, ContentLength: h.ContentLength, Chunked: h.Chunked,
+		Fields: fh.Fields[:0]}
 	if k.head {
 		fh.ContentLength, fh.Chunked = 0, false
 	}
 	// The whole object is fetched for a Range: the cache answers the
 	// range from it, and stores it for the next.
-	fs := slices.Clone(h.Fields).Del("if-none-match").Del("if-modified-since").Del("range").Del("if-range")
+	fs := append(fh.Fields, h.Fields...).Del("if-none-match").Del("if-modified-since").Del("range").Del("if-range")
 	if k.rules.Compress.Enabled {
 		// The cache compresses the identity body itself, for every coding.
 		fs = fs.Del("accept-encoding")
@@ -37,6 +47,14 @@ func (k *call) fetchHead(candidate *object) *parser.Request {
 	}
 	fh.Fields = fs
 	return fh
+}
+
+// putFetchHead gives back a head of fetchHead, holding on to nothing of
+// the request it was made for.
+func putFetchHead(fh *parser.Request) {
+	clear(fh.Fields)
+	*fh = parser.Request{Fields: fh.Fields[:0]}
+	fetchHeads.Put(fh)
 }
 
 // sameValidator reports whether a 304 with fields fs is about the stored

@@ -2,12 +2,15 @@ package cache
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/http"
-
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/accel-proxy/accel/parser"
+	"github.com/accel-proxy/accel/policy"
 )
 
 func TestRevalidate304UpdatesHeaders(t *testing.T) {
@@ -151,5 +154,47 @@ func TestTruncatedBodyNotStored(t *testing.T) {
 	e.o.set(serveBody("whole", "Cache-Control", "max-age=60"))
 	if r := e.get("/t"); r.body.String() != "whole" || hasStatus(r, "; hit") {
 		t.Fatalf("%q %q", r.body.String(), r.get("Cache-Status"))
+	}
+}
+
+// The head of an origin fetch is pooled: a miss copies the client's
+// fields into a reused slice without allocating, the copy leaves the
+// client's own head as it was, and a head given back holds nothing of the
+// request it was made for.
+func TestFetchHeadPooled(t *testing.T) {
+	req := &parser.Request{Method: []byte("GET"), Target: []byte("/a"), Host: []byte("example.com"), Major: 1, Minor: 1,
+		Fields: parser.Fields{
+			{Name: []byte("Host"), Value: []byte("example.com")},
+			{Name: []byte("If-None-Match"), Value: []byte(`"x"`)},
+			{Name: []byte("Accept"), Value: []byte("*/*")},
+			{Name: []byte("Range"), Value: []byte("bytes=0-1")},
+		}}
+	k := &call{req: req, rules: &policy.CacheRules{}}
+	fh := k.fetchHead(nil)
+	got := ""
+	for _, f := range fh.Fields {
+		got += fmt.Sprintf("%s: %s; ", f.Name, f.Value)
+	}
+	if got != "Host: example.com; Accept: */*; " || string(fh.Method) != "GET" {
+		t.Fatalf("fetch head %s %s", fh.Method, got)
+	}
+	if len(req.Fields) != 4 || string(req.Fields[1].Name) != "If-None-Match" {
+		t.Fatalf("the client's head changed: %d fields", len(req.Fields))
+	}
+	held := fh.Fields[:cap(fh.Fields)]
+	putFetchHead(fh)
+	for i, f := range held {
+		if f.Name != nil || f.Value != nil {
+			t.Fatalf("a head given back still holds field %d (%q) of its request", i, f.Name)
+		}
+	}
+	if fh.Target != nil || fh.Host != nil {
+		t.Fatalf("a head given back still holds target %q, host %q", fh.Target, fh.Host)
+	}
+	if raceEnabled {
+		return // sync.Pool drops items at random under -race
+	}
+	if n := testing.AllocsPerRun(100, func() { putFetchHead(k.fetchHead(nil)) }); n != 0 {
+		t.Errorf("a fetch head allocates %v times", n)
 	}
 }
