@@ -109,6 +109,8 @@ func dialer(timeout time.Duration, tc *tls.Config) fasthttp.DialFunc {
 			}
 		}
 		oc.peekFn = oc.peek
+		oc.plain = tc == nil && oc.raw != nil
+		oc.sendFn = oc.send
 		return oc, nil
 	}
 }
@@ -125,6 +127,48 @@ type originConn struct {
 	// readUntil and writeUntil are the deadlines last set, which
 	// readWithin and writeWithin keep when they are close enough.
 	readUntil, writeUntil time.Time
+	// plain is set when Conn is the socket itself, not TLS over it:
+	// sendThenWait can then write from within a wait for readability.
+	// sendFn is send as a func value, made once; out, sent and werr are
+	// its state, used by the goroutine holding the connection.
+	plain  bool
+	sendFn func(fd uintptr) bool
+	out    []byte
+	sent   bool
+	werr   error
+}
+
+// sendThenWait writes p and waits until the socket is readable, without
+// the read that would find nothing there yet. Each read of a net.Conn
+// first tries the socket and waits only after it failed, because Go's
+// poller forgets the readiness it saw before a read begins; an origin
+// never answers within the microseconds after the write, so a Read after
+// the write cost a syscall that failed with EAGAIN on most requests. Here
+// the wait is armed first (RawConn.Read) and the write made from within
+// it, so the answer's first bytes, which come after the write, wake it.
+// Only for a plain connection: over TLS the reads go through its record
+// layer. A failed wait (the read deadline, or the connection closed
+// under it) is returned as a read's failure would be.
+func (oc *originConn) sendThenWait(p []byte) error {
+	oc.out, oc.sent, oc.werr = p, false, nil
+	err := oc.raw.Read(oc.sendFn)
+	oc.out = nil
+	if oc.werr != nil {
+		return oc.werr
+	}
+	return err
+}
+
+// send is sendThenWait's callback: the first call writes and asks to
+// wait, the next one (the socket is readable) ends the wait; the reads
+// that follow find the bytes, or the EOF.
+func (oc *originConn) send(uintptr) bool {
+	if oc.sent {
+		return true
+	}
+	oc.sent = true
+	_, oc.werr = oc.Conn.Write(oc.out)
+	return oc.werr != nil
 }
 
 // deadlineSlack is how much short of a full timeout a deadline set for

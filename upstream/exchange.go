@@ -301,13 +301,22 @@ func onCancel(ctx context.Context, f func()) (stop func() bool) {
 	return context.AfterFunc(ctx, f)
 }
 
-// write sends the request head, in one write when there is no body.
+// write sends the request head, in one write when there is no body; on
+// a plain connection it then also waits for the answer (sendThenWait).
 func (c *call) write(conn net.Conn, now time.Time, head *parser.Request, body *requestBody) error {
 	if err := writeWithin(conn, now, c.timeout); err != nil {
 		return err
 	}
 	c.wbuf = appendRequestHead(c.wbuf[:0], head, body != nil, c.addr)
 	if body == nil {
+		if oc, ok := conn.(*originConn); ok && oc.plain {
+			// The wait for the answer, bounded as readHead's first
+			// wait would be, starts with the write.
+			if err := readWithin(conn, now, c.timeout); err != nil {
+				return err
+			}
+			return oc.sendThenWait(c.wbuf)
+		}
 		_, err := conn.Write(c.wbuf)
 		return err
 	}
