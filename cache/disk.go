@@ -77,9 +77,13 @@ type diskTier struct {
 
 	// commit is held by every write, from its room check to its commit,
 	// so that the writer's batches and the deletes land in order
-	// (writebehind.go).
+	// (writebehind.go). It guards spare and stall, run's job and timer
+	// kept for the next write.
 	commit sync.Mutex
 	wq     writeQueue
+	jobs   chan *commitJob // to an idle committer
+	spare  *commitJob
+	stall  *time.Timer
 
 	state    atomic.Int32 // a diskState
 	failures atomic.Int64 // write failures, for the metric
@@ -210,7 +214,8 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	d := &diskTier{dir: dir, log: log, now: now, dead: make(chan struct{}), closing: make(chan struct{})}
+	d := &diskTier{dir: dir, log: log, now: now, dead: make(chan struct{}), closing: make(chan struct{}),
+		jobs: make(chan *commitJob)}
 	fsu, err := vfs.Default.GetDiskUsage(dir)
 	if err != nil {
 		return nil, err
@@ -243,7 +248,8 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		EventListener:               &pebble.EventListener{BackgroundError: func(err error) { d.fail(err) }},
 		MemTableSize:                uint64(d.memtable),
 		MemTableStopWritesThreshold: 2,
-		L0StopWritesThreshold:       8,
+		L0CompactionThreshold:       8,
+		L0StopWritesThreshold:       16,
 		LBaseMaxBytes:               min(max(bound/8, 1<<20), 64<<20),
 		// Bodies are read once into the memory tier: pebble's block cache
 		// only needs the index and metadata blocks (1 to 4 MiB, pebble's
@@ -255,6 +261,15 @@ func openDisk(dir string, bound int64, log *slog.Logger, now func() time.Time) (
 		ReadOnly:                   readOnly,
 	}
 	opts.TargetFileSizes[0] = d.memtable
+	// Every store of a tier that keeps evicting deletes an older record:
+	// pebble's tombstone-density compactions then rewrote the bottom
+	// level for every memtable flushed, and L0 compacted after four
+	// flushes did nearly as much. Without the former, and with eight
+	// flushes per L0 compaction, the bytes compactions write fell from
+	// five times what is flushed to one and a half, and their CPU by half
+	// (BenchmarkStoreMiss/disk). L0 holds at most sixteen memtables,
+	// counted in the bound as all of pebble's files are.
+	opts.Experimental.TombstoneDenseCompactionThreshold = -1
 	// No block compression: snappy spent CPU on every flush and
 	// compaction, both ways (measured when the bodies were in pebble:
 	// its work took a fifth less CPU without it).
@@ -579,54 +594,97 @@ func (d *diskTier) writeAfter(size int64, sync bool, fill func(*pebble.Batch), f
 	return err
 }
 
-// run commits b, after first if it is not nil, on a goroutine of its own
+// run commits b, after first if it is not nil, on a committer goroutine
 // and waits up to writeStall: a write pebble cannot finish (its memtables
 // full behind a failed flush) or a segment write that hangs must not hold
-// the response that waits for it, nor a drain.
+// the response that waits for it, nor a drain. d.commit is held.
 func (d *diskTier) run(b *pebble.Batch, sync bool, first func() error) error {
-	done := make(chan error, 1)
-	// phase is 0 while first runs, 1 once the commit began, 2 when run
-	// gave up waiting before that.
-	var phase atomic.Int32
-	go func() {
-		defer func() {
-			// pebble panics when its log write fails (EIO): the tier is
-			// off from then on (pebble's state is not to be trusted, and
-			// its commit lock may be held), the process goes on.
-			if r := recover(); r != nil {
-				d.kill(fmt.Errorf("pebble: %v", r))
-				done <- errDiskOff
-			}
-		}()
-		if first != nil {
-			if err := first(); err != nil {
-				_ = b.Close()
-				done <- err
-				return
-			}
-			if !phase.CompareAndSwap(0, 1) {
-				// Given up on: its objects went to memory, and a delete
-				// may have committed since, which these records would
-				// undo.
-				_ = b.Close()
-				return
-			}
-		}
-		err := b.Commit(writeOpts(sync))
-		_ = b.Close()
-		done <- err
-	}()
-	t := time.NewTimer(writeStall)
-	defer t.Stop()
+	j := d.spare
+	d.spare = nil
+	if j == nil {
+		j = &commitJob{done: make(chan error, 1)}
+	}
+	j.b, j.sync, j.first = b, sync, first
+	j.phase.Store(0)
 	select {
-	case err := <-done:
+	case d.jobs <- j:
+	default:
+		// No committer waits: the first write, or the last committer
+		// is stuck in a write it was given up on.
+		go d.committer(j)
+	}
+	if d.stall == nil {
+		d.stall = time.NewTimer(writeStall)
+	} else {
+		d.stall.Reset(writeStall)
+	}
+	defer d.stall.Stop()
+	select {
+	case err := <-j.done:
+		j.b, j.first = nil, nil
+		d.spare = j
 		return err
 	case <-d.dead:
 		return errDiskOff
-	case <-t.C:
-		phase.CompareAndSwap(0, 2)
+	case <-d.stall.C:
+		j.phase.CompareAndSwap(0, 2)
 		return errDiskStalled
 	}
+}
+
+// commitJob is one write for a committer.
+type commitJob struct {
+	b     *pebble.Batch
+	sync  bool
+	first func() error
+	// phase is 0 while first runs, 1 once the commit began, 2 when run
+	// gave up waiting before that.
+	phase atomic.Int32
+	done  chan error // capacity 1
+}
+
+// committer does the tier's writes, one at a time as run hands them over,
+// until the tier closes: one goroutine whose stack grew to pebble's depth
+// once, instead of a new one per write (their stack growth was a tenth
+// of the store path's CPU).
+func (d *diskTier) committer(j *commitJob) {
+	for {
+		d.do(j)
+		select {
+		case j = <-d.jobs:
+		case <-d.closing:
+			return
+		}
+	}
+}
+
+// do runs j and sends its result.
+func (d *diskTier) do(j *commitJob) {
+	defer func() {
+		// pebble panics when its log write fails (EIO): the tier is off
+		// from then on (pebble's state is not to be trusted, and its
+		// commit lock may be held), the process goes on.
+		if r := recover(); r != nil {
+			d.kill(fmt.Errorf("pebble: %v", r))
+			j.done <- errDiskOff
+		}
+	}()
+	if j.first != nil {
+		if err := j.first(); err != nil {
+			_ = j.b.Close()
+			j.done <- err
+			return
+		}
+		if !j.phase.CompareAndSwap(0, 1) {
+			// Given up on: its objects went to memory, and a delete may
+			// have committed since, which these records would undo.
+			_ = j.b.Close()
+			return
+		}
+	}
+	err := j.b.Commit(writeOpts(j.sync))
+	_ = j.b.Close()
+	j.done <- err
 }
 
 func (d *diskTier) readable() bool { return diskState(d.state.Load()) != diskOff }
@@ -662,7 +720,10 @@ func (d *diskTier) del(o *object) {
 }
 
 // drop deletes objects' records in one batch; sync makes a purge durable
-// before it is reported done. Objects kept in memory only have none.
+// before it is reported done. Objects kept in memory only have none. A
+// soft purge's record ('e') of a dropped object is left to go with its
+// segment (or at the next load): it applies to nothing, and a tombstone
+// for each of the many that never had one cost pebble's compactions.
 func (d *diskTier) drop(objs []*object, sync bool) error {
 	d.wq.cancel(objs, false)
 	if !slices.ContainsFunc(objs, onDisk) {
@@ -673,7 +734,6 @@ func (d *diskTier) drop(objs []*object, sync bool) error {
 		for _, o := range objs {
 			if onDisk(o) {
 				_ = b.Delete(appendSegKey(k[:0], 'o', o.seg, o.id), nil)
-				_ = b.Delete(appendSegKey(k[:0], 'e', o.seg, o.id), nil)
 			}
 		}
 	})
@@ -776,12 +836,18 @@ func (d *diskTier) load(fn func(*object)) error {
 		return err
 	}
 	var stale [][]byte
-	cut := map[uint64]int64{}
+	// cut holds the soft purges by id, each with its key; those left once
+	// the objects are loaded name none, and go.
+	type softPurge struct {
+		key      []byte
+		lifetime int64
+	}
+	cut := map[uint64]softPurge{}
 	if err := d.scanKeys('e', func(k, v []byte) {
-		if len(k) != 17 {
+		if len(k) != 17 || len(v) != 8 {
 			stale = append(stale, k)
-		} else if len(v) == 8 {
-			cut[binary.BigEndian.Uint64(k[9:])] = int64(binary.BigEndian.Uint64(v))
+		} else {
+			cut[binary.BigEndian.Uint64(k[9:])] = softPurge{k, int64(binary.BigEndian.Uint64(v))}
 		}
 	}); err != nil {
 		return err
@@ -800,16 +866,20 @@ func (d *diskTier) load(fn func(*object)) error {
 		case !d.segs.holds(seg, o.off, o.size):
 			gone++
 		default:
-			if l, ok := cut[id]; ok {
-				o.lifetime = min(o.lifetime, max(0, timeDuration(l)))
+			if p, ok := cut[id]; ok && string(p.key[1:9]) == string(k[1:9]) {
+				o.lifetime = min(o.lifetime, max(0, timeDuration(p.lifetime)))
+				delete(cut, id)
 			}
 			fn(o)
 			return
 		}
-		stale = append(stale, k, segKey('e', seg, id))
+		stale = append(stale, k)
 	})
 	if err != nil {
 		return err
+	}
+	for _, p := range cut {
+		stale = append(stale, p.key)
 	}
 	old, err := d.has('b')
 	if err != nil {
