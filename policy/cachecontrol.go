@@ -90,12 +90,28 @@ func ParseRequestCacheControl(fs parser.Fields) CacheControl {
 
 func (cc *CacheControl) parse(v []byte) {
 	for len(v) > 0 {
-		name, arg, quoted, rest := nextDirective(v)
+		nb, ab, quoted, rest := nextDirective(v)
 		v = rest
-		if name == "" {
+		if len(nb) == 0 {
 			continue
 		}
-		name = strings.ToLower(name)
+		// name and arg live only in this loop (nothing keeps them), so
+		// a short one is lowered and converted on the stack: parsing a
+		// response's Cache-Control allocates nothing.
+		var lower [24]byte
+		if len(nb) <= len(lower) {
+			for i, c := range nb {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				lower[i] = c
+			}
+			nb = lower[:len(nb)]
+		}
+		name, arg := string(nb), string(ab)
+		if len(nb) > len(lower) {
+			name = strings.ToLower(name)
+		}
 		if f := cc.flag(name); f != nil {
 			*f = true
 			continue
@@ -106,16 +122,16 @@ func (cc *CacheControl) parse(v []byte) {
 		}
 		switch name {
 		case "no-cache":
-			if quoted != nil && len(fieldNames(quoted)) > 0 {
-				cc.NoCacheFields = append(cc.NoCacheFields, fieldNames(quoted)...)
+			if names := fieldNames(quoted); len(names) > 0 {
+				cc.NoCacheFields = append(cc.NoCacheFields, names...)
 			} else {
 				cc.NoCache = true
 			}
 		case "only-if-cached":
 			cc.OnlyIfCached = true
 		case "private":
-			if quoted != nil && len(fieldNames(quoted)) > 0 {
-				cc.PrivateFields = append(cc.PrivateFields, fieldNames(quoted)...)
+			if names := fieldNames(quoted); len(names) > 0 {
+				cc.PrivateFields = append(cc.PrivateFields, names...)
 			} else {
 				cc.Private = true
 			}
@@ -179,15 +195,15 @@ func (cc *CacheControl) delta(name string) *time.Duration {
 // allows no whitespace around "=": such an argument keeps a leading space,
 // which no delta-seconds parses, and is never quoted, so "max-age= 60" is
 // invalid (stale, §4.2.1) and "no-cache= \"a\"" unqualified.
-func nextDirective(v []byte) (name, arg string, quoted []byte, rest []byte) {
+func nextDirective(v []byte) (name, arg, quoted, rest []byte) {
 	v = bytes.TrimLeft(v, " \t,")
 	i := 0
 	for i < len(v) && v[i] != '=' && v[i] != ',' {
 		i++
 	}
-	name = strings.TrimSpace(string(v[:i]))
+	name = bytes.TrimSpace(v[:i])
 	if i == len(v) || v[i] == ',' {
-		return name, "", nil, v[i:]
+		return name, nil, nil, v[i:]
 	}
 	spaced := len(name) < i
 	v = v[i+1:]
@@ -210,22 +226,27 @@ func nextDirective(v []byte) (name, arg string, quoted []byte, rest []byte) {
 			j++
 		}
 		if spaced {
-			return name, " " + string(b), nil, v[j:]
+			return name, append([]byte{' '}, b...), nil, v[j:]
 		}
-		return name, string(b), b, v[j:]
+		return name, b, b, v[j:]
 	}
 	j := 0
 	for j < len(v) && v[j] != ',' {
 		j++
 	}
-	arg = strings.TrimSpace(string(v[:j]))
+	arg = bytes.TrimSpace(v[:j])
 	if spaced {
-		arg = " " + arg
+		arg = append([]byte{' '}, arg...)
 	}
 	return name, arg, nil, v[j:]
 }
 
+// fieldNames lists the field names of a qualified no-cache or private,
+// lower-cased; none for an unquoted or empty argument.
 func fieldNames(list []byte) []string {
+	if len(bytes.Trim(list, " \t,")) == 0 {
+		return nil
+	}
 	var out []string
 	for _, n := range bytes.Split(list, []byte{','}) {
 		if n = bytes.TrimSpace(n); len(n) > 0 {

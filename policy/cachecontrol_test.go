@@ -85,3 +85,18 @@ func TestParseRequestCacheControl(t *testing.T) {
 		}
 	}
 }
+
+// Every origin answer's Cache-Control is parsed on the miss path: the
+// directives it names, with or without an argument, in any case, cost no
+// allocation (a qualified no-cache or private keeps its field names).
+func TestParseCacheControlAllocs(t *testing.T) {
+	fs := parser.Fields{}.Add("Cache-Control", "no-store").
+		Add("Cache-Control", `Public, max-age=300, S-MaxAge=60, Stale-While-Revalidate=5, must-revalidate, no-cache=""`)
+	var got CacheControl
+	if n := testing.AllocsPerRun(100, func() { got = ParseCacheControl(fs) }); n != 0 {
+		t.Errorf("ParseCacheControl allocates %v times", n)
+	}
+	if !got.NoStore || !got.Public || got.MaxAge != 300*time.Second || got.SMaxAge != 60*time.Second || !got.MustRevalidate || got.StaleWhileRevalidate != 5*time.Second || !got.NoCache {
+		t.Errorf("parsed %+v", got)
+	}
+}
