@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -331,5 +332,46 @@ func copyDir(t *testing.T, src, dst string) {
 		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestDiskSegmentsUnderLoad: clients ask concurrently for more objects
+// than the tier holds, its memory tier too small for them, so that bodies
+// are read from segments while the writer appends and reclaims others.
+// Every response is whole, no body is counted corrupt, the tier stays
+// writable and under its bound.
+func TestDiskSegmentsUnderLoad(t *testing.T) {
+	const bound, size, objects, workers, requests = 8 << 20, 20 << 10, 600, 4, 300
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir, DiskBytes: bound, MemoryBytes: 1 << 20}, sizedBodies)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for range requests {
+				path := fmt.Sprintf("/%d/o-%d", size, r.IntN(objects))
+				rec, _, err := e.do("GET", path)
+				if err != nil {
+					t.Errorf("GET %s: %v", path, err)
+					return
+				}
+				if got := rec.body.Bytes(); string(got) != string(body(path, size)) {
+					t.Errorf("GET %s: %d bytes, not the body (%q)", path, len(got), rec.get("Cache-Status"))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e.settle()
+	s := e.c.Stats()
+	t.Logf("%+v, %d segment files", s, len(segFiles(t, dir)))
+	if s.DiskCorrupt != 0 || s.DiskState != "ok" || s.Evictions == 0 || s.Hits == 0 {
+		t.Errorf("after the load: %+v", s)
+	}
+	if got := du(t, dir); got > bound {
+		t.Errorf("the tier's files take %d bytes, bound %d", got, bound)
 	}
 }
