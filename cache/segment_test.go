@@ -375,3 +375,40 @@ func TestDiskSegmentsUnderLoad(t *testing.T) {
 		t.Errorf("the tier's files take %d bytes, bound %d", got, bound)
 	}
 }
+
+// TestDiskOlderFormatDropped: a directory written by an accel that kept
+// bodies in pebble ('o' id and 'b' id records) opens: those records are
+// dropped (the cache starts without them), and what is stored from then on
+// survives a restart.
+func TestDiskOlderFormatDropped(t *testing.T) {
+	dir := t.TempDir()
+	d, err := openDisk(dir, 16<<20, slog.Default(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &object{id: 7, uri: "http://example.com/old", status: 200, size: 3, sum: 1}
+	o.setFields(nil)
+	// The older keys: the id alone, no segment.
+	d.db.Set(diskKey('o', 7), o.encode(), nil)
+	d.db.Set(diskKey('b', 7), []byte("old"), nil)
+	d.db.Set(diskKey('e', 7), make([]byte, 8), nil)
+	d.close()
+
+	e := newEnv(t, Config{Dir: dir, DiskBytes: 16 << 20}, sizedBodies)
+	if n := e.c.Stats().Objects; n != 0 {
+		t.Errorf("%d objects indexed from records of the older format", n)
+	}
+	for _, kind := range []byte("obe") {
+		n := 0
+		e.c.disk.scanKeys(kind, func(k, v []byte) { n++ })
+		if n != 0 {
+			t.Errorf("%d records of kind %q left", n, kind)
+		}
+	}
+	e.getWhole("/100/new", 100)
+	e.settle()
+	e.reopen(dir)
+	if r := e.getWhole("/100/new", 100); !hasStatus(r, "; hit") {
+		t.Errorf("object stored after the upgrade not a hit after a restart: %q", r.get("Cache-Status"))
+	}
+}
