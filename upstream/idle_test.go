@@ -199,3 +199,47 @@ func TestOriginClosingIdleConns(t *testing.T) {
 		})
 	}
 }
+
+// After an origin's idle timeout closed every kept-alive connection, GETs
+// that take them unchecked (given back moments ago, as far as
+// checkIdleAfter can tell) still all succeed: the first meets a closed
+// connection and is retried with the idle set checked, the rest find live
+// connections.
+func TestDeadIdleConnsGetsSucceed(t *testing.T) {
+	var gate sync.WaitGroup
+	release := make(chan struct{})
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			gate.Done()
+			<-release
+		}
+		ok(w, r)
+	})
+	p := newTestPool(t, Config{Servers: servers(o), MaxConnsPerServer: 64, Retries: -1})
+	p.checkIdleAfter = time.Hour
+	const n = 12
+	gate.Add(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, _, err := fetch(p, get("/hold")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	gate.Wait()
+	close(release)
+	wg.Wait()
+	before := o.requests.Load()
+	// The origin closes every idle connection, as its idle timeout would.
+	o.srv.SetKeepAlivesEnabled(false)
+	o.srv.SetKeepAlivesEnabled(true)
+	for i := range 2 * n {
+		if _, body, err := fetch(p, get(fmt.Sprintf("/after/%d", i))); err != nil || string(body) != "ok" {
+			t.Fatalf("GET %d after the origin closed its idle connections: %v, body %q", i, err, body)
+		}
+	}
+	if got := o.requests.Load() - before; got != 2*n {
+		t.Errorf("origin answered %d requests, want %d", got, 2*n)
+	}
+}
