@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -140,6 +141,56 @@ func TestQueueHandsOver(t *testing.T) {
 	wg.Wait()
 	if n := o.accepts.Load(); n != 1 {
 		t.Errorf("one connection per server allowed, origin accepted %d", n)
+	}
+}
+
+// The time a request waited in the queue is not taken from its
+// first_byte_timeout: its try starts when it got the connection (the
+// first try of a request leased at once starts when Do did).
+func TestQueuedRequestFirstByteTimeoutFromItsTry(t *testing.T) {
+	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/long" {
+			// A live answer that holds the only connection for 600ms,
+			// never silent for longer than 200ms.
+			w.(http.Flusher).Flush()
+			for range 3 {
+				time.Sleep(200 * time.Millisecond)
+				io.WriteString(w, "x")
+				w.(http.Flusher).Flush()
+			}
+			return
+		}
+		ok(w, r)
+	})
+	p := newTestPool(t, Config{
+		Servers:           servers(o),
+		MaxConnsPerServer: 1,
+		QueueTimeout:      10 * time.Second,
+		FirstByteTimeout:  400 * time.Millisecond,
+	})
+	resp, err := p.Do(context.Background(), get("/long"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Queued behind /long for about 600ms, then answered at once on
+		// the connection /long gives back.
+		_, body, err := fetch(p, get("/next"))
+		if err == nil && string(body) != "ok" {
+			err = errors.New("body " + string(body))
+		}
+		done <- err
+	}()
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "xxx" {
+		t.Fatalf("/long: %q, %v", b, err)
+	}
+	resp.Body.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("a request queued for longer than first_byte_timeout failed on its connection: %v", err)
+	}
+	if n := o.accepts.Load(); n != 1 {
+		t.Errorf("origin accepted %d connections, want 1 (the queued request reuses it)", n)
 	}
 }
 

@@ -16,6 +16,8 @@ type lease struct {
 	// rescue is set when srv is ejected but every server is failing, so
 	// that requests went to it anyway: a success brings it back too.
 	rescue bool
+	// queued is set when the request waited for the lease.
+	queued bool
 	err    error
 }
 
@@ -56,6 +58,7 @@ func (p *Pool) acquire(ctx context.Context, exclude uint64, wait time.Duration) 
 	var err error
 	select {
 	case l := <-w.ready:
+		l.queued = true
 		return l, l.err
 	case <-t.C:
 		err = ErrQueueTimeout
@@ -76,6 +79,7 @@ func (p *Pool) acquire(ctx context.Context, exclude uint64, wait time.Duration) 
 		p.abandon(l)
 		return lease{}, ctx.Err()
 	}
+	l.queued = true
 	return l, l.err
 }
 

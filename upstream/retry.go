@@ -48,7 +48,13 @@ func (p *Pool) Do(ctx context.Context, req *Request) (*Response, error) {
 		// A request that cannot be sent twice, and the retry of one that
 		// met a closed connection, check each idle connection first.
 		check := !req.Retryable || body != nil || staleRetried
-		resp, err := p.try(ctx, l, req, body, check)
+		// The first try, leased without a wait, starts when Do did:
+		// one clock read fewer per request.
+		var began time.Time
+		if last == nil && !l.queued {
+			began = start
+		}
+		resp, err := p.try(ctx, l, req, body, check, began)
 		if err == nil {
 			return resp, nil
 		}
@@ -121,9 +127,12 @@ func retryable(req *Request, body *requestBody, err error) bool {
 }
 
 // try runs one exchange on a leased connection and records its outcome.
-func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody, check bool) (*Response, error) {
+// start is when it began, zero to read the clock.
+func (p *Pool) try(ctx context.Context, l lease, req *Request, body *requestBody, check bool, start time.Time) (*Response, error) {
 	s := l.srv
-	start := time.Now()
+	if start.IsZero() {
+		start = time.Now()
+	}
 	c := newCall(s.hc, s.addr, p.cfg.FirstByteTimeout, p, s)
 	c.interim, c.check, c.began = req.Interim, check, start
 	resp, err := exchange(ctx, c, req.Head, body)
