@@ -54,8 +54,7 @@ func (c *Cache) Serve(ctx context.Context, req *Request, rules *policy.CacheRule
 	if c.closed.Load() {
 		return Outcome{}, errClosed
 	}
-	r := rules.WithDefaults()
-	k := &call{c: c, ctx: ctx, req: req.Head, scheme: req.Scheme, rules: &r, fetch: fetch, w: w}
+	k := &call{c: c, ctx: ctx, req: req.Head, scheme: req.Scheme, rules: rules.Full(), fetch: fetch, w: w}
 	switch string(req.Head.Method) {
 	case "GET", "HEAD":
 		return k.serveCached()

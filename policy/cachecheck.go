@@ -23,4 +23,7 @@ func checkCacheRules(k *checker, path []any, r *CacheRules) {
 	default:
 		k.failf(append(path, "early_hints"), "%q is not html, all or off", r.EarlyHints)
 	}
+	full := r.WithDefaults()
+	full.full = nil
+	r.full = &full
 }

@@ -52,6 +52,21 @@ type CacheRules struct {
 	EarlyHints string `yaml:"early_hints"`
 	// Compress has the cache compress what it stores (compress.go).
 	Compress CompressRules `yaml:"compress"`
+
+	// full is these rules with their defaults filled, made once by the
+	// config check, so that a request does not copy them (Full).
+	full *CacheRules
+}
+
+// Full returns the rules with their defaults filled (WithDefaults): the
+// copy the config check made, or, for rules that never went through it,
+// one made now.
+func (r *CacheRules) Full() *CacheRules {
+	if r.full != nil {
+		return r.full
+	}
+	d := r.WithDefaults()
+	return &d
 }
 
 // KeyOptions change the primary cache key of a route.

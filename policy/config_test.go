@@ -120,3 +120,26 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+// A checked route's cache rules carry their defaults filled, made once:
+// each request takes them without a copy. Rules that were never checked
+// get a filled copy.
+func TestCacheRulesFull(t *testing.T) {
+	cfg, err := Parse([]byte(goodConfig), "accel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cfg.Routes[1].Cache
+	full := r.Full()
+	if full.MaxObjectSize != 10<<20 || full.Coalesce.MaxWaiters != DefaultMaxWaiters ||
+		full.Coalesce.WaitTimeout != DefaultWaitTimeout || full.Coalesce.HitForPass != DefaultHitForPass {
+		t.Errorf("full rules %+v", *full)
+	}
+	if n := testing.AllocsPerRun(100, func() { full = r.Full() }); n != 0 {
+		t.Errorf("Full allocates %v times for checked rules", n)
+	}
+	var raw CacheRules
+	if got := raw.Full(); got.MaxObjectSize != DefaultMaxObjectSize || got.Coalesce.HitForPass != DefaultHitForPass {
+		t.Errorf("unchecked rules: %+v", *got)
+	}
+}
