@@ -412,3 +412,22 @@ func TestDiskOlderFormatDropped(t *testing.T) {
 		t.Errorf("object stored after the upgrade not a hit after a restart: %q", r.get("Cache-Status"))
 	}
 }
+
+// TestDiskPutRefusedLeavesNoPlace: an object the disk does not take (a
+// copy of a stored one, as a compressed sibling starts, while the tier is
+// read-only) names no place in the segments, so that no record or read
+// ever points it at another object's body.
+func TestDiskPutRefusedLeavesNoPlace(t *testing.T) {
+	e := newEnv(t, Config{Dir: t.TempDir(), DiskBytes: 16 << 20, Log: slog.New(&logSink{})}, sizedBodies)
+	e.getWhole("/100/a", 100)
+	e.settle()
+	o, _ := e.c.lookup("http://example.com/100/a", "", nil)
+	if o == nil || !onDisk(o) {
+		t.Fatalf("stored object %+v not on disk", o)
+	}
+	e.c.disk.fail(errDiskFull)
+	n := o.clone()
+	if e.c.disk.put(n, []byte("other")) || onDisk(n) {
+		t.Errorf("refused put left the object at segment %d offset %d", n.seg, n.off)
+	}
+}

@@ -11,10 +11,10 @@ import (
 // store queues the body and its metadata, reserving the body's place in
 // the segments (segment.go), and one writer goroutine writes what is
 // queued in batches: the bodies, one write per segment, then their
-// records in one pebble batch, unsynced (the page cache and pebble's log
-// keep what was written across a crash of the process; a crash of the
-// machine may lose the last moments, which a cache fetches again, and a
-// record whose body was lost fails its checksum). Until it is committed a
+// records in one pebble batch, unsynced (a crash of the process loses
+// only the records pebble had not handed to its log yet, its last log
+// block; a crash of the machine may lose the last moments, which a cache
+// fetches again, and a record whose body was lost fails its checksum). Until it is committed a
 // queued body is served from the queue, so the index never names a body no
 // tier has.
 //
@@ -87,6 +87,9 @@ func (d *diskTier) start(keep func(*object, []byte), reclaimed func([]*object), 
 // put queues o's records. It reports false when the tier takes no writes
 // now or the queue is full: the caller keeps the body in memory.
 func (d *diskTier) put(o *object, body []byte) bool {
+	// Not on disk unless queued here: a copy of another object (a
+	// compressed sibling) comes with the other's place.
+	o.seg, o.off = 0, 0
 	if !d.takesWrites() {
 		return false
 	}
