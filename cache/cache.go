@@ -207,7 +207,7 @@ func Open(cfg Config) (*Cache, error) {
 	c.tiers = []tier{mem}
 	if c.disk != nil {
 		c.tiers = append(c.tiers, c.disk)
-		c.disk.start(c.keepInMemory, c.dropReclaimed, &c.bg)
+		c.disk.start(c.keepInMemory, c.reclaimed, &c.bg)
 	}
 	if len(c.bans) > 0 {
 		c.sweeping = true
@@ -304,12 +304,29 @@ func (c *Cache) keepInMemory(o *object, body []byte) {
 	}
 }
 
-// dropReclaimed drops from the index the objects whose bodies left the
-// disk with their segment (their records go with it): evictions, as the
-// oldest bodies go first.
-func (c *Cache) dropReclaimed(objs []*object) {
+// reclaimed settles the objects whose bodies leave the disk with their
+// segment (their records go with it). One whose body the memory tier holds
+// (read or stored lately) is written again, at the head of the segments,
+// as ATS evacuates what it keeps from the part of its disk it overwrites:
+// reclaiming oldest first would otherwise drop a hot object once per turn
+// of the disk. The others are evicted.
+func (c *Cache) reclaimed(objs []*object) {
 	var gone []*object
 	for _, o := range objs {
+		cur := c.ix.sibling(o.uri, []byte(o.variant))
+		if cur == nil || cur.id != o.id {
+			continue
+		}
+		if body, ok := c.mem.get(cur); ok {
+			n := cur.clone()
+			if c.disk.put(n, body) {
+				if !c.ix.replace(cur, n) {
+					// cur went meanwhile: n's write goes too.
+					c.disk.wq.cancel([]*object{n}, false)
+				}
+				continue
+			}
+		}
 		if cur := c.ix.take(o); cur != nil {
 			gone = append(gone, cur)
 		}

@@ -32,10 +32,11 @@ import (
 // to a new segment.
 //
 // Room comes back a whole segment at a time, the oldest first (as ATS's
-// cyclic store does): its objects still indexed go from the index and
-// their records with one range delete, then the file is deleted. Objects
-// evicted or purged before leave their bytes in the segment until then,
-// which the tier's bound counts.
+// cyclic store does): its objects still indexed are written again at the
+// head if the memory tier holds their bodies (Cache.reclaimed), or else go
+// from the index; their records go with one range delete, then the file is
+// deleted. Objects evicted or purged before leave their bytes in the
+// segment until then, which the tier's bound counts.
 //
 // A body is read with one pread and checked against its length and CRC
 // before a byte of it is served: a segment damaged, truncated or deleted
@@ -273,8 +274,9 @@ func segWrites(batch []*queuedPut, buf []byte, out []segWrite) ([]segWrite, []by
 
 // reclaim frees the oldest segment if it is older than before (the
 // segment of the oldest write queued: newer ones may still be written):
-// its objects still indexed are dropped from the index, their records
-// deleted, the file removed. It reports whether a segment went.
+// its objects still indexed are written again or dropped from the index
+// (writeQueue.reclaimed), their records deleted, the file removed. It
+// reports whether a segment went.
 func (d *diskTier) reclaim(before uint64) bool {
 	g := d.segs.oldest()
 	if g == nil || g.seq >= before {

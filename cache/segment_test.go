@@ -431,3 +431,33 @@ func TestDiskPutRefusedLeavesNoPlace(t *testing.T) {
 		t.Errorf("refused put left the object at segment %d offset %d", n.seg, n.off)
 	}
 }
+
+// TestDiskSegmentsKeepHotObjects: an object read all along while the tier
+// is written over several times is never dropped with its segment: it is
+// written again at the head, so the origin sees it once, and a restart
+// still finds it on disk.
+func TestDiskSegmentsKeepHotObjects(t *testing.T) {
+	const bound, size = 16 << 20, 20 << 10
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir, DiskBytes: bound, MemoryBytes: 4 << 20}, sizedBodies)
+	const hot = "/1000/hot"
+	e.getWhole(hot, 1000)
+	e.settle()
+	for i := range 3 * bound / size {
+		e.getWhole(fmt.Sprintf("/%d/o-%d", size, i), size)
+		e.settle()
+		if r := e.getWhole(hot, 1000); !hasStatus(r, "; hit") {
+			t.Fatalf("hot object a miss after %d stores: %q", i, r.get("Cache-Status"))
+		}
+	}
+	if s := e.c.Stats(); s.Evictions == 0 {
+		t.Fatalf("nothing reclaimed: %+v", s)
+	}
+	if files := segFiles(t, dir); filepath.Base(files[0]) == segName(1) {
+		t.Fatalf("the first segment, where the hot object was stored, is still there")
+	}
+	e.reopen(dir)
+	if r := e.getWhole(hot, 1000); !hasStatus(r, "; hit") {
+		t.Errorf("hot object not on disk after a restart: %q", r.get("Cache-Status"))
+	}
+}

@@ -31,7 +31,7 @@ import (
 type writeQueue struct {
 	// limit bounds bytes; keep is given the bodies whose write failed,
 	// which memory must then hold; reclaimed the objects whose segment
-	// is reclaimed, which the index must drop; bg counts the queued
+	// is reclaimed, which must be written again or dropped; bg counts the queued
 	// writes for the cache's Close and tests; segSize is where a segment
 	// ends. Set before the writer starts.
 	limit     int64
