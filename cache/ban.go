@@ -206,7 +206,7 @@ func (c *Cache) apply(b *ban) bool {
 		s.mu.Lock()
 		for _, r := range refs[i] {
 			if e := s.uris[r.uri]; e != nil {
-				if o := e.variants[r.variant]; o != nil && o.id == r.id {
+				if o := e.get(r.variant); o != nil && o.id == r.id {
 					objs = s.banLocked(b, o, at, objs)
 				}
 			}
@@ -214,7 +214,7 @@ func (c *Cache) apply(b *ban) bool {
 		if len(b.prefixes) > 0 {
 			for uri, e := range s.uris {
 				if slices.ContainsFunc(b.prefixes, func(p string) bool { return strings.HasPrefix(uri, p) }) {
-					for _, o := range e.variants {
+					for o := range e.all {
 						objs = s.banLocked(b, o, at, objs)
 					}
 				}

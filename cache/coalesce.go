@@ -27,14 +27,13 @@ type stream struct {
 	wake chan struct{}
 }
 
-// newStream makes a stream for a body of length bytes (-1: unknown). A
-// known length gets its whole buffer at once, and one byte more, so that
-// the read which sees the origin's end of body needs no buffer of its own.
-func newStream(length int64) *stream {
-	if length < 0 {
-		return &stream{}
+// init readies s for a body of length bytes (-1: unknown). A known
+// length gets its whole buffer at once, and one byte more, so that the
+// read which sees the origin's end of body needs no buffer of its own.
+func (s *stream) init(length int64) {
+	if length >= 0 {
+		s.buf = make([]byte, 0, length+1)
 	}
-	return &stream{buf: make([]byte, 0, length+1)}
 }
 
 // publish replaces the buffer with b, which extends it (the same bytes
@@ -127,6 +126,11 @@ type flight struct {
 	pass      *Response // resultPass: the leader's response
 
 	waiters atomic.Int32
+
+	// hd and st are what head and body point to for resultStream: the
+	// flight, its head and its stream are one allocation.
+	hd head
+	st stream
 }
 
 // head is a response head shared through a flight, and the freshness it

@@ -105,10 +105,11 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	if o.status == 200 && k.rules.Compress.Enabled && compressibleFields(o.fields, -1, &k.rules.Compress) {
 		own = withVaryEncoding(own)
 	}
-	f.head = &head{status: resp.Status, fields: o.fields, own: own, length: resp.ContentLength,
+	f.hd = head{status: resp.Status, fields: o.fields, own: own, length: resp.ContentLength,
 		vary: o.vary, variant: o.variant, initialAge: o.initialAge, lifetime: o.lifetime,
 		received: received, storable: resp.ContentLength >= 0 && c.takes(resp.ContentLength)}
-	f.body = newStream(resp.ContentLength)
+	f.head, f.body = &f.hd, &f.st
+	f.body.init(resp.ContentLength)
 	limit := int64(k.rules.MaxObjectSize)
 	hfp := k.rules.Coalesce.HitForPass.D()
 	c.bg.Add(1)

@@ -73,8 +73,82 @@ func (s *shard) reslotLocked(cur, next *object) {
 // stored response: variants are selected by it, and a response that names
 // other fields replaces the variants selected by the old ones.
 type uriEntry struct {
-	vary     []string
-	variants map[string]*object
+	vary []string
+	// one is the only variant while there is at most one, the common case
+	// (no Vary): a map per URI was two of the store path's allocations.
+	// more holds them all once a second one came, and then one is nil.
+	one  *object
+	more map[string]*object
+}
+
+// get returns the variant stored under the secondary key variant.
+func (e *uriEntry) get(variant string) *object {
+	if e.more != nil {
+		return e.more[variant]
+	}
+	if e.one != nil && e.one.variant == variant {
+		return e.one
+	}
+	return nil
+}
+
+// find is get for a key in bytes, which it does not copy.
+func (e *uriEntry) find(variant []byte) *object {
+	if e.more != nil {
+		return e.more[string(variant)]
+	}
+	if e.one != nil && e.one.variant == string(variant) {
+		return e.one
+	}
+	return nil
+}
+
+// set stores o as its variant, in place of the one there.
+func (e *uriEntry) set(o *object) {
+	switch {
+	case e.more != nil:
+		e.more[o.variant] = o
+	case e.one == nil || e.one.variant == o.variant:
+		e.one = o
+	default:
+		e.more = map[string]*object{e.one.variant: e.one, o.variant: o}
+		e.one = nil
+	}
+}
+
+// del removes the variant stored under variant.
+func (e *uriEntry) del(variant string) {
+	if e.more != nil {
+		delete(e.more, variant)
+	} else if e.one != nil && e.one.variant == variant {
+		e.one = nil
+	}
+}
+
+// len is the number of variants.
+func (e *uriEntry) len() int {
+	if e.more != nil {
+		return len(e.more)
+	}
+	if e.one != nil {
+		return 1
+	}
+	return 0
+}
+
+// all yields every variant; the loop body may set or delete them.
+func (e *uriEntry) all(yield func(*object) bool) {
+	if e.more == nil {
+		if e.one != nil {
+			yield(e.one)
+		}
+		return
+	}
+	for _, o := range e.more {
+		if !yield(o) {
+			return
+		}
+	}
 }
 
 func newIndex() *index {
@@ -111,7 +185,7 @@ func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, u
 	if len(e.vary) > 0 {
 		*sec = appendVaryKey(*sec, e.vary, fs)
 	}
-	o = e.variants[string(*sec)]
+	o = e.find(*sec)
 	if bs := ix.bans.Load(); o != nil && bs != nil {
 		v = bs.check(o)
 	}
@@ -126,7 +200,7 @@ func (ix *index) sibling(uri string, key []byte) *object {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if e := s.uris[uri]; e != nil {
-		return e.variants[string(key)]
+		return e.find(key)
 	}
 	return nil
 }
@@ -139,7 +213,7 @@ func (ix *index) latest(uri string) *object {
 	defer s.mu.RUnlock()
 	var last *object
 	if e := s.uris[uri]; e != nil {
-		for _, o := range e.variants {
+		for o := range e.all {
 			if o.enc == "" && o.status == 200 && (last == nil || o.inserted > last.inserted) {
 				last = o
 			}
@@ -196,22 +270,22 @@ func (ix *index) insert(o *object) (displaced []*object) {
 	s.mu.Lock()
 	e := s.uris[o.uri]
 	if e == nil {
-		e = &uriEntry{variants: map[string]*object{}}
+		e = &uriEntry{}
 		s.uris[o.uri] = e
 	}
 	if !slices.Equal(e.vary, o.vary) {
-		for _, old := range e.variants {
+		for old := range e.all {
 			displaced = append(displaced, old)
 		}
-		clear(e.variants)
+		e.one, e.more = nil, nil
 		e.vary = o.vary
-	} else if old := e.variants[o.variant]; old != nil {
+	} else if old := e.get(o.variant); old != nil {
 		displaced = append(displaced, old)
 	}
 	for _, old := range displaced {
 		s.unslotLocked(old)
 	}
-	e.variants[o.variant] = o
+	e.set(o)
 	s.slotLocked(o)
 	s.mu.Unlock()
 	ix.account(o, 1)
@@ -267,10 +341,10 @@ func (ix *index) replace(cur, next *object) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.uris[cur.uri]
-	if e == nil || e.variants[cur.variant] != cur {
+	if e == nil || e.get(cur.variant) != cur {
 		return false
 	}
-	e.variants[cur.variant] = next
+	e.set(next)
 	s.reslotLocked(cur, next)
 	ix.bytes.Add(objectBytes(next) - objectBytes(cur))
 	ix.meta.Add(objectMeta(next) - objectMeta(cur))
@@ -297,7 +371,7 @@ func (ix *index) take(o *object) *object {
 	s.mu.Lock()
 	var cur *object
 	if e := s.uris[o.uri]; e != nil {
-		if cur = e.variants[o.variant]; cur != nil && cur.id == o.id {
+		if cur = e.get(o.variant); cur != nil && cur.id == o.id {
 			s.removeLocked(cur)
 		} else {
 			cur = nil
@@ -321,13 +395,13 @@ func (s *shard) removeLocked(o *object) bool {
 	if e == nil {
 		return false
 	}
-	cur := e.variants[o.variant]
+	cur := e.get(o.variant)
 	if cur == nil || cur.id != o.id {
 		return false
 	}
-	delete(e.variants, o.variant)
+	e.del(o.variant)
 	s.unslotLocked(cur)
-	if len(e.variants) == 0 {
+	if e.len() == 0 {
 		delete(s.uris, o.uri)
 	}
 	return true
@@ -358,7 +432,7 @@ func (ix *index) countPrefixed(prefixes []string, maxID uint64) int {
 		s.mu.RLock()
 		for uri, e := range s.uris {
 			if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(uri, p) }) {
-				for _, o := range e.variants {
+				for o := range e.all {
 					if o.id <= maxID {
 						n++
 					}

@@ -37,7 +37,7 @@ func (c *Cache) dropURI(uri string) int {
 	s.mu.Lock()
 	var objs []*object
 	if e := s.uris[uri]; e != nil {
-		for _, o := range e.variants {
+		for o := range e.all {
 			objs = append(objs, o)
 			s.unslotLocked(o)
 		}

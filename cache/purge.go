@@ -150,7 +150,7 @@ func (c *Cache) PurgeAll(soft bool) (int, error) {
 // takeLocked takes uri's variants out of s (hard) or replaces them with
 // stale copies (soft), appending what it affected to objs.
 func (s *shard) takeLocked(uri string, e *uriEntry, soft bool, now time.Time, objs []*object) []*object {
-	for _, o := range e.variants {
+	for o := range e.all {
 		if soft {
 			objs = append(objs, s.softenLocked(o, now, o.checked))
 		} else {
@@ -170,7 +170,7 @@ func (s *shard) softenLocked(o *object, at time.Time, checked uint64) *object {
 	n := o.clone()
 	n.lifetime = min(o.lifetime, o.age(at))
 	n.checked = checked
-	s.uris[o.uri].variants[o.variant] = n
+	s.uris[o.uri].set(n)
 	s.reslotLocked(o, n)
 	return n
 }

@@ -167,7 +167,7 @@ func TestEvictionSampleFollowsIndex(t *testing.T) {
 			s.mu.RLock()
 			indexed := map[*object]bool{}
 			for _, u := range s.uris {
-				for _, o := range u.variants {
+				for o := range u.all {
 					indexed[o] = true
 				}
 			}
