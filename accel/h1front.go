@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"time"
 
 	"github.com/accel-proxy/accel/h1"
 	"github.com/accel-proxy/accel/parser"
@@ -30,22 +29,18 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 	return ok
 }
 
-// Serve runs the pipeline for a request that must wait. Its exchange is
-// its own: the cache's background work may outlive the request with it.
-// What the connection's exchange made once is lent: the client address,
-// and the host buffers, which serve uses only while it runs.
+// Serve runs the pipeline for a request that must wait, in the
+// connection's exchange too: the cache's background work, which may
+// outlive the request, keeps no pointer to it (see pass).
 func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h1.Writer, c *h1.Conn) {
-	fe := fastExchange(c)
-	if fe.client == "" {
-		fe.remote = c.Remote
-		fe.clientIP()
+	ex := fastExchange(c)
+	if ex.client == "" {
+		ex.remote = c.Remote
+		ex.clientIP()
 	}
-	ex := &exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: fe.client, hostBuf: fe.hostBuf[:0], logHost: fe.logHost[:0], began: fe.began}
-	fe.began = time.Time{}
+	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began}
 	h.s.serve(ctx, ex)
-	// The buffers as grown go back; the cache's background work, which
-	// may still hold ex, reads neither.
-	fe.hostBuf, fe.logHost = ex.hostBuf[:0], ex.logHost[:0]
+	*ex = exchange{hostBuf: ex.hostBuf[:0], client: ex.client, logHost: ex.logHost[:0]}
 }
 
 // Refused counts a request the front refused and logs the answered ones.

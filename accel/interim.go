@@ -24,8 +24,8 @@ func (c *countingWriter) finish() {
 	c.mu.Unlock()
 }
 
-// forwardInterim is the upstream callback that hands an origin's 1xx to
-// the client, hop-by-hop fields removed.
-func (c *countingWriter) forwardInterim(status int, fields parser.Fields) {
-	c.WriteInterim(status, parser.StripHopByHop(fields))
+// Interim is the upstream callback that hands an origin's 1xx to the
+// client, hop-by-hop fields removed.
+func (p *pass) Interim(status int, fields parser.Fields) {
+	p.cw.WriteInterim(status, parser.StripHopByHop(fields))
 }

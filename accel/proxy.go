@@ -94,7 +94,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
 	host := aliasString(ex.hostBuf)
 	target := originForm(req.Target)
-	p := &pass{s: s, ex: ex, st: st}
+	p := &pass{s: s, st: st, reqBody: ex.body}
 	cw := &p.cw
 	*cw = countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
 	result := "pass"
@@ -121,7 +121,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		writeError(cw, 405, "CONNECT is not supported")
 		return
 	}
-	head := p.forwardHead(target)
+	head := p.forwardHead(ex, target)
 	cw.rules = responseRules(route, ex)
 	p.route = route
 	p.reqOps = route.RequestOps()
@@ -130,7 +130,6 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	}
 	p.retryable = idempotent(req.Method, route.RetryUnsafe)
 	p.client = addrOf(ex.remote)
-	p.interim = cw.forwardInterim
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
 		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head}
@@ -154,10 +153,10 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 // allocation: the head the origin receives, the storage of the first
 // origin answer, and what fetch needs. The cache may call fetch after the
 // request ended (a background refresh), so a pass lives as long as the
-// cache holds its fetch; only the first fetch uses the storage.
+// cache holds its fetch; only the first fetch uses the storage. It keeps
+// no pointer to the exchange, which a front may reuse once serve returned.
 type pass struct {
 	s      *Server
-	ex     *exchange
 	st     *state
 	route  *policy.Route
 	reqOps []policy.HeaderOp
@@ -165,8 +164,11 @@ type pass struct {
 	// retryable and client are the request's, for every fetch.
 	retryable bool
 	client    netip.Addr
-	interim   func(status int, fields parser.Fields)
-	cw        countingWriter
+	// reqBody is the client's request body (nil when none): fetch reads
+	// it here, not through ex, which the front reuses for its next
+	// request once serve returned.
+	reqBody io.Reader
+	cw      countingWriter
 	// server is set by fetch, which the cache may also run in the
 	// background after this request ended.
 	server   atomic.Pointer[upstreamUse]
@@ -191,15 +193,15 @@ func (p *pass) fetch(ctx context.Context, h *parser.Request) (*cache.Response, e
 		// is sent to the origin for it.
 		return nil, err
 	}
-	s, ex, route := p.s, p.ex, p.route
+	s, route := p.s, p.route
 	if p.reqOps != nil {
 		h = withRequestOps(h, p.reqOps, p.vars)
 	}
-	ureq := upstream.Request{Head: h, Retryable: p.retryable, Interim: p.interim}
-	if ex.body != nil && h.ContentLength != 0 && p.bodySent.CompareAndSwap(false, true) {
+	ureq := upstream.Request{Head: h, Retryable: p.retryable, Interim: p}
+	if p.reqBody != nil && h.ContentLength != 0 && p.bodySent.CompareAndSwap(false, true) {
 		// Only the client's own request carries its body; the cache's
 		// background revalidations are bodiless GETs.
-		ureq.Body = ex.body
+		ureq.Body = p.reqBody
 		// A streamed body cannot be replayed to a second server.
 		ureq.Retryable = false
 	}
@@ -371,8 +373,7 @@ func writeErrorBody(w responseWriter, status int, body []byte, fields parser.Fie
 // client's fields without hop-by-hop ones, with Host from the request,
 // origin-form target, and X-Forwarded-For, X-Forwarded-Proto and Via
 // added.
-func (p *pass) forwardHead(target []byte) *parser.Request {
-	ex := p.ex
+func (p *pass) forwardHead(ex *exchange, target []byte) *parser.Request {
 	req := ex.req
 	fields := p.fields[:0]
 	opts := parser.ConnectionOptions(req.Fields)

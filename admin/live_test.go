@@ -15,11 +15,11 @@ func TestTopKFindsHeavyKeys(t *testing.T) {
 	hot := map[string]uint64{"/hot/a": 12000, "/hot/b": 6000, "/hot/c": 4000}
 	n := uint64(0)
 	for i := 0; i < 60_000; i++ {
-		topAdd(tk, []byte("/new/"+strconv.Itoa(i)))
+		topAdd(&tk, []byte("/new/"+strconv.Itoa(i)))
 		n++
 		for k, c := range hot {
 			if uint64(i)%(60_000/c) == 0 {
-				topAdd(tk, k)
+				topAdd(&tk, k)
 				n++
 			}
 		}
@@ -39,7 +39,7 @@ func TestTopKFindsHeavyKeys(t *testing.T) {
 			t.Errorf("%s at %d, placed at %d", e.key, i, tk.at[e.key])
 		}
 	}
-	if a := testing.AllocsPerRun(100, func() { topAdd(tk, []byte("/hot/a")) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { topAdd(&tk, []byte("/hot/a")) }); a != 0 {
 		t.Errorf("counting a known key allocates %.1f times", a)
 	}
 }

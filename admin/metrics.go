@@ -117,14 +117,15 @@ type Metrics struct {
 	cache   *cacheCollector
 
 	// The status page's live lists.
-	topHosts, topPaths *topK
-	errors             recentErrors
+	targets targets
+	errors  recentErrors
 }
 
 // NewMetrics registers accel's collectors, plus the Go runtime and process
 // collectors, in a new registry.
 func NewMetrics() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), started: time.Now(), topHosts: newTopK(64), topPaths: newTopK(256)}
+	m := &Metrics{reg: prometheus.NewRegistry(), started: time.Now()}
+	m.targets.hosts, m.targets.paths = newTopK(64), newTopK(256)
 
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accel_requests_total",

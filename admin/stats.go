@@ -121,8 +121,7 @@ func (m *Metrics) snapshot() (*statsAnswer, error) {
 	st.Requests.ByProtocol = map[string]map[string]uint64{}
 	st.ByStatus = map[string]uint64{}
 	st.Servers = m.servers.states()
-	st.TopHosts = m.topHosts.top(10)
-	st.TopPaths = m.topPaths.top(10)
+	st.TopHosts, st.TopPaths = m.topTargets(10)
 	st.RecentErrors = m.errors.list()
 	st.Requests.ByCacheStatus = map[string]uint64{}
 	server := func(lp labels) *upstreamStats {

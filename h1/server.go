@@ -87,8 +87,8 @@ type Handler interface {
 	// nothing and reports false. Only requests without a body are offered.
 	ServeFast(req *parser.Request, w *Writer, c *Conn) bool
 	// Serve answers a request that must wait. body is nil when there is
-	// none; ctx ends when the client goes away. The head and its fields
-	// are valid only until Serve returns.
+	// none; ctx ends when the client goes away. The head, its fields and
+	// w are valid only until Serve returns: the connection reuses them.
 	Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c *Conn)
 	// Refused is told of a request refused before it reached the
 	// handler, by the parser's error name or "head_timeout"; status is
@@ -371,7 +371,10 @@ func (hc *conn) serveOne(n int) bool {
 			return hc.keepOpen(&hc.w)
 		}
 	}
-	w := &Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close || hc.s.ending()}
+	// The handler does not keep w past Serve, so the connection's Writer
+	// serves here too.
+	hc.w = Writer{bw: hc.bw, reqMajor: req.Major, reqMinor: req.Minor, head: string(req.Method) == "HEAD", length: -1, close: req.Close || hc.s.ending()}
+	w := &hc.w
 	var cont *continuer // only a request with a body has one
 	if req.Chunked || req.ContentLength > 0 {
 		cont = &continuer{w: w, want: req.Expect100}

@@ -40,7 +40,15 @@ type Request struct {
 	// (an error: no upgrade is ever forwarded), so that a proxy forwards
 	// them (RFC 9110 §15.2). fields are valid only during the call; it
 	// runs on the goroutine that called Do.
-	Interim func(status int, fields parser.Fields)
+	Interim Interim
+}
+
+// Interim receives an origin's 1xx heads (Request.Interim). It is an
+// interface rather than a func so that a caller passes a pointer it
+// already has: a method value made per request is an allocation on every
+// origin fetch.
+type Interim interface {
+	Interim(status int, fields parser.Fields)
 }
 
 // Response is a server's answer. It is pooled: the Response, its Head and

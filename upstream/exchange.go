@@ -71,7 +71,7 @@ type call struct {
 	head   []byte          // the response head's bytes, copied out of br
 	resp   Response
 	// interim receives the 1xx heads before the final one (Request.Interim).
-	interim func(status int, fields parser.Fields)
+	interim Interim
 
 	// The body's framing: src is one of the readers below, or br itself
 	// for a body that the connection's close ends.
@@ -350,7 +350,7 @@ func (c *call) readHead(conn net.Conn, now time.Time) error {
 				return errInterimStorm
 			}
 			if st != 100 && c.interim != nil {
-				c.interim(st, c.parsed.Fields)
+				c.interim.Interim(st, c.parsed.Fields)
 			}
 			c.br.Discard(n)
 			continue
