@@ -169,8 +169,8 @@ func Open(cfg Config) (*Cache, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	c.fl.m = map[string]*flight{}
-	c.fl.pass = map[string]time.Time{}
+	c.fl.m = map[flightKey]*flight{}
+	c.fl.pass = map[flightKey]time.Time{}
 	log := cfg.Log
 	if log == nil {
 		log = slog.Default()

@@ -114,7 +114,7 @@ const (
 // missed on it while it ran. The leader writes the result fields and then
 // closes ready; after that they are read-only.
 type flight struct {
-	key   string
+	key   flightKey
 	ready chan struct{}
 
 	kind      resultKind
@@ -152,7 +152,12 @@ type head struct {
 	storable bool
 }
 
-func newFlight(key string) *flight {
+// flightKey names a fetch: the primary and secondary key of what it
+// fetches. A pair rather than the two joined: a miss would make a string
+// of them just to find its flight.
+type flightKey struct{ uri, variant string }
+
+func newFlight(key flightKey) *flight {
 	return &flight{key: key, ready: make(chan struct{})}
 }
 
@@ -160,13 +165,13 @@ func newFlight(key string) *flight {
 // hit-for-pass.
 type flights struct {
 	mu   sync.Mutex
-	m    map[string]*flight   // mu guards m and pass
-	pass map[string]time.Time // key → until when requests skip coalescing
+	m    map[flightKey]*flight   // mu guards m and pass
+	pass map[flightKey]time.Time // key → until when requests skip coalescing
 }
 
 // join returns the flight in progress for key, or registers f as it and
 // reports leader.
-func (fs *flights) join(key string, f *flight) (cur *flight, leader bool) {
+func (fs *flights) join(key flightKey, f *flight) (cur *flight, leader bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if cur := fs.m[key]; cur != nil {
@@ -174,13 +179,6 @@ func (fs *flights) join(key string, f *flight) (cur *flight, leader bool) {
 	}
 	fs.m[key] = f
 	return f, true
-}
-
-// lookup returns the flight in progress for key, if any.
-func (fs *flights) lookup(key string) *flight {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return fs.m[key]
 }
 
 // done unregisters f once its head is known: later requests find the
@@ -194,19 +192,19 @@ func (fs *flights) done(f *flight) {
 }
 
 // hitForPass remembers (until>0) or asks about key.
-func (fs *flights) setPass(key string, until time.Time) {
+func (fs *flights) setPass(key flightKey, until time.Time) {
 	fs.mu.Lock()
 	fs.pass[key] = until
 	fs.mu.Unlock()
 }
 
-func (fs *flights) clearPass(key string) {
+func (fs *flights) clearPass(key flightKey) {
 	fs.mu.Lock()
 	delete(fs.pass, key)
 	fs.mu.Unlock()
 }
 
-func (fs *flights) passing(key string, now time.Time) bool {
+func (fs *flights) passing(key flightKey, now time.Time) bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	until, ok := fs.pass[key]

@@ -199,7 +199,7 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 	// One request makes the coding; the others asking for it meanwhile
 	// wait for it rather than compress the same bytes again. The flight
 	// key starts with a byte no request key does.
-	fk := "\x02" + o.uri + "\x00" + string(key) + "\x00" + strconv.FormatUint(o.id, 10)
+	fk := flightKey{"\x02" + o.uri, string(key) + "\x00" + strconv.FormatUint(o.id, 10)}
 	f, leader := c.fl.join(fk, newFlight(fk))
 	if !leader {
 		<-f.ready

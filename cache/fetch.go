@@ -128,7 +128,10 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 // storing: stale at once, without validators, and not to be served stale.
 func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheControl, requested, received time.Time) (o *object, ok bool) {
 	vary, _ := varyNames(fields)
-	stored := storedFields(fields, cc, k.rules.TargetedField)
+	// The stored fields are a filtered view, copied by setFields: on the
+	// stack for the usual number of fields.
+	var buf [24]parser.Field
+	stored := storedFields(buf[:0], fields, cc, k.rules.TargetedField)
 	if k.rules.Compress.Enabled && fields.Get("content-encoding") == nil {
 		// Asked without Accept-Encoding, the origin sent what every
 		// client gets; the cache picks the coding (compress.go).
@@ -240,8 +243,9 @@ func (c *Cache) store(o *object, body []byte) {
 var notStored = []string{"content-length", "transfer-encoding", "age", "set-cookie",
 	"surrogate-key", "cache-tag"}
 
-func storedFields(fs parser.Fields, cc policy.CacheControl, own string) parser.Fields {
-	out := consumeTargeted(slices.Clone(fs), own)
+// storedFields appends to dst the fields of fs that are stored.
+func storedFields(dst, fs parser.Fields, cc policy.CacheControl, own string) parser.Fields {
+	out := consumeTargeted(append(dst, fs...), own)
 	for _, n := range notStored {
 		out = out.Del(n)
 	}
@@ -270,9 +274,10 @@ func withDate(fs parser.Fields, received time.Time) parser.Fields {
 }
 
 // ownFields is the head the fetching client gets: what the origin sent,
-// minus what the cache recomputes and its tag fields.
+// minus what the cache recomputes and its tag fields. fs is the caller's
+// own copy, which it filters in place.
 func ownFields(fs parser.Fields, own string) parser.Fields {
-	out := consumeTargeted(slices.Clone(fs), own)
+	out := consumeTargeted(fs, own)
 	for _, n := range []string{"content-length", "transfer-encoding", "age", "surrogate-key", "cache-tag"} {
 		out = out.Del(n)
 	}

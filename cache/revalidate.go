@@ -109,7 +109,7 @@ func (c *Cache) freshen(o *object, fs parser.Fields, rules *policy.CacheRules, r
 		}
 	}
 	cc := policy.ResponseCacheControl(pf, own)
-	n.setFields(storedFields(fields, cc, own))
+	n.setFields(storedFields(nil, fields, cc, own))
 	n.setFreshness(rules, cc, fs.Get("age"), requested, received)
 	if c.ix.replace(o, n) && c.disk != nil {
 		_ = c.disk.update(n)
@@ -196,7 +196,8 @@ func notModifiedFields(dst, fs parser.Fields) parser.Fields {
 // being served meanwhile (RFC 5861 §3), unless a fetch for its key runs.
 func (k *call) revalidateInBackground(o *object) {
 	c := k.c
-	f, leader := c.fl.join(k.uri+"\x00"+o.variant, newFlight(k.uri+"\x00"+o.variant))
+	fk := flightKey{k.uri, o.variant}
+	f, leader := c.fl.join(fk, newFlight(fk))
 	if !leader {
 		return
 	}

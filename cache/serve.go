@@ -155,7 +155,7 @@ func (k *call) forward(attempt int, fwd string, candidate *object, now time.Time
 	if vary, ok := c.ix.varyOf(k.uri); ok {
 		secondary = secondaryKey(k.extras, vary, k.req.Fields)
 	}
-	key := k.uri + "\x00" + secondary
+	key := flightKey{k.uri, secondary}
 	passing := c.fl.passing(key, now)
 	if passing && (k.head || k.hasRange) {
 		// Fetching a body nobody will store is waste: a HEAD or a Range
