@@ -82,11 +82,9 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	started time.Time
 
-	// requests is indexed [protocol][status class][cache status] and
-	// duration [cache status], resolved once here so that ObserveRequest
-	// never hashes label values nor allocates.
-	requests  [][][]prometheus.Counter
-	duration  []prometheus.Observer
+	// requests counts and times the answered requests (ObserveRequest):
+	// it never hashes label values nor allocates.
+	requests  *requestCounts
 	conns     []prometheus.Gauge // indexed like connProtocols
 	bytesIn   prometheus.Counter
 	bytesOut  prometheus.Counter
@@ -127,29 +125,7 @@ func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), started: time.Now()}
 	m.targets.hosts, m.targets.paths = newTopK(64), newTopK(256)
 
-	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "accel_requests_total",
-		Help: "Client requests answered, by protocol (h1, h2), status class (2xx...) and cache status.",
-	}, []string{"proto", "status", "cache"})
-	m.requests = make([][][]prometheus.Counter, len(protocols))
-	for i, p := range protocols {
-		m.requests[i] = make([][]prometheus.Counter, len(statusClasses))
-		for j, sc := range statusClasses {
-			m.requests[i][j] = make([]prometheus.Counter, len(cacheStatuses))
-			for k, c := range cacheStatuses {
-				m.requests[i][j][k] = reqs.WithLabelValues(p, sc, c)
-			}
-		}
-	}
-	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "accel_request_duration_seconds",
-		Help:    "Client request duration, from the parsed head to the last response byte handed to the socket, by cache status.",
-		Buckets: requestBuckets,
-	}, []string{"cache"})
-	m.duration = make([]prometheus.Observer, len(cacheStatuses))
-	for i, c := range cacheStatuses {
-		m.duration[i] = dur.WithLabelValues(c)
-	}
+	m.requests = newRequestCounts()
 	conns := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "accel_client_connections",
 		Help: "Open client connections, by protocol once known (h1 for HTTP/1.x, cleartext or TLS; h2).",
@@ -228,7 +204,7 @@ func NewMetrics() *Metrics {
 	m.servers = newServerCollector()
 	m.cache = newCacheCollector()
 
-	m.reg.MustRegister(reqs, dur, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, m.h2errs, pv, m.fleetFetch,
+	m.reg.MustRegister(m.requests, conns, build, m.servers, m.bytesIn, m.bytesOut, hs, m.storeErrs, m.rejects, m.h2errs, pv, m.fleetFetch,
 		m.upLatency, m.upResponses, m.retries, m.ejections, m.allFailing, m.pools, m.cache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -245,9 +221,7 @@ func (m *Metrics) ObserveRequest(proto string, status int, cacheStatus string, b
 	if status >= 100 && status <= 599 {
 		class = status/100 - 1
 	}
-	c := index(cacheStatuses, cacheStatus)
-	m.requests[index(protocols, proto)][class][c].Inc()
-	m.duration[c].Observe(d.Seconds())
+	m.requests.observe(series(index(protocols, proto), class, index(cacheStatuses, cacheStatus)), d)
 	if bytesIn > 0 {
 		m.bytesIn.Add(float64(bytesIn))
 	}

@@ -273,3 +273,53 @@ func TestObserveUpstreamAllocs(t *testing.T) {
 		t.Errorf("ObserveUpstream allocates %v times", n)
 	}
 }
+
+// TestRequestDurationBuckets: a request's duration lands where a
+// Prometheus histogram puts it (a duration equal to a bound is within it),
+// the sum is exact, and the requests of every protocol and status class
+// add up in their cache status's histogram.
+func TestRequestDurationBuckets(t *testing.T) {
+	m := NewMetrics()
+	_, base := startServer(t, Config{Token: testToken}, m, Options{})
+	m.ObserveRequest("h1", 200, "pass", 0, 0, 250*time.Microsecond)
+	m.ObserveRequest("h2", 404, "pass", 0, 0, 251*time.Microsecond)
+	m.ObserveRequest("h1", 503, "pass", 0, 0, time.Minute)
+	m.ObserveRequest("h1", 200, "hit", 0, 0, time.Microsecond)
+
+	fams := scrape(t, base)
+	var h *dto.Histogram
+	for _, mt := range fams["accel_request_duration_seconds"].GetMetric() {
+		if labelsOf(mt)["cache"] == "pass" {
+			h = mt.GetHistogram()
+		}
+	}
+	if h == nil {
+		t.Fatal("no accel_request_duration_seconds{cache=pass}")
+	}
+	if h.GetSampleCount() != 3 {
+		t.Errorf("pass requests timed: %d, want 3", h.GetSampleCount())
+	}
+	if want := (250*time.Microsecond + 251*time.Microsecond + time.Minute).Seconds(); math.Abs(h.GetSampleSum()-want) > 1e-9 {
+		t.Errorf("sum %v, want %v", h.GetSampleSum(), want)
+	}
+	want := map[float64]uint64{.0001: 0, .00025: 1, .0005: 2, 30: 2}
+	for _, b := range h.GetBucket() {
+		if w, ok := want[b.GetUpperBound()]; ok && b.GetCumulativeCount() != w {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), w)
+		}
+	}
+	for _, c := range []struct {
+		labels map[string]string
+		want   float64
+	}{
+		{map[string]string{"proto": "h1", "status": "2xx", "cache": "pass"}, 1},
+		{map[string]string{"proto": "h2", "status": "4xx", "cache": "pass"}, 1},
+		{map[string]string{"proto": "h1", "status": "5xx", "cache": "pass"}, 1},
+		{map[string]string{"proto": "h1", "status": "2xx", "cache": "hit"}, 1},
+		{map[string]string{"proto": "h2", "status": "2xx", "cache": "hit"}, 0},
+	} {
+		if v := value(fams, "accel_requests_total", c.labels); v != c.want {
+			t.Errorf("accel_requests_total%v = %v, want %v", c.labels, v, c.want)
+		}
+	}
+}
