@@ -2,7 +2,6 @@ package accel
 
 import (
 	"bytes"
-	"time"
 	"unsafe"
 
 	"github.com/accel-proxy/accel/cache"
@@ -20,7 +19,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	if string(req.Method) != "GET" && string(req.Method) != "HEAD" || len(req.Target) == 0 || req.Target[0] != '/' {
 		return false
 	}
-	start := time.Now()
+	start := mono()
 	st := s.acquire()
 	defer st.release()
 	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
@@ -35,7 +34,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	ex.route = route
 	if route == nil {
 		writeErrorBody(cw, 404, noRouteBody, nil)
-		s.logAccess(st, ex, target, cw, "error", nil, nil, time.Since(start))
+		s.logAccess(st, ex, target, cw, "error", nil, nil, mono()-start)
 		return true
 	}
 	if !route.Cache.Enabled || s.cache == nil {
@@ -51,7 +50,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	if err != nil {
 		cw.Abort()
 	}
-	s.logAccess(st, ex, target, cw, out.Status, nil, err, time.Since(start))
+	s.logAccess(st, ex, target, cw, out.Status, nil, err, mono()-start)
 	return true
 }
 
