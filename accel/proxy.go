@@ -144,11 +144,11 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
 		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head}
-		out, err = s.cache.Serve(ctx, &p.creq, &route.Cache, p.fetch, cw)
+		out, err = s.cache.Serve(ctx, &p.creq, &route.Cache, p, cw)
 		result = out.Status
 	} else {
 		result = "bypass"
-		err = passThrough(ctx, p.fetch, head, cw)
+		err = passThrough(ctx, p, head, cw)
 	}
 	if err != nil {
 		if cw.Written() {
@@ -197,8 +197,8 @@ type pass struct {
 	outFields [16]parser.Field
 }
 
-// fetch is the cache's way to the origin for this request.
-func (p *pass) fetch(ctx context.Context, h *parser.Request) (*cache.Response, error) {
+// Fetch is the cache's way to the origin for this request.
+func (p *pass) Fetch(ctx context.Context, h *parser.Request) (*cache.Response, error) {
 	if err := ctx.Err(); err != nil {
 		// The client is gone (an HTTP/2 stream reset, say): nothing
 		// is sent to the origin for it.
@@ -288,8 +288,8 @@ func (b *pinnedBody) release() {
 }
 
 // passThrough answers from the origin without the cache.
-func passThrough(ctx context.Context, fetch cache.Fetch, head *parser.Request, w responseWriter) error {
-	resp, err := fetch(ctx, head)
+func passThrough(ctx context.Context, f cache.Fetcher, head *parser.Request, w responseWriter) error {
+	resp, err := f.Fetch(ctx, head)
 	if err != nil {
 		return err
 	}

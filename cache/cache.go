@@ -38,7 +38,7 @@ type Config struct {
 }
 
 // Cache is the shared HTTP cache. It doesn't talk to origins on its own:
-// Serve is given a Fetch per request.
+// Serve is given a Fetcher per request.
 type Cache struct {
 	cfg  Config
 	now  func() time.Time
@@ -99,12 +99,24 @@ type Request struct {
 	Head *parser.Request
 }
 
-// Fetch sends head to the origin. The cache may pass a modified copy: its
-// own conditional fields added, the client's removed. Background
-// revalidations run with a context detached from any client and a GET head
-// the cache owns. head is valid only until Fetch returns: the cache reuses
-// it for another request's fetch.
+// Fetcher is a request's way to the origin: Fetch sends head there. The
+// cache may pass a modified copy: its own conditional fields added, the
+// client's removed. Background revalidations run with a context detached
+// from any client and a GET head the cache owns. head is valid only until
+// Fetch returns: the cache reuses it for another request's fetch. It is an
+// interface so that a caller passes a pointer it already has: a method
+// value made per request is an allocation on every miss.
+type Fetcher interface {
+	Fetch(ctx context.Context, head *parser.Request) (*Response, error)
+}
+
+// Fetch is a Fetcher that is a func.
 type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
+
+// Fetch calls f.
+func (f Fetch) Fetch(ctx context.Context, head *parser.Request) (*Response, error) {
+	return f(ctx, head)
+}
 
 // ResponseWriter is how Serve answers; accel's HTTP/1 and HTTP/2 fronts
 // implement it and add Date when a head has none. Fields passed to

@@ -34,7 +34,7 @@ func (k *call) run(f *flight, candidate *object, registered bool, now time.Time)
 			requested = c.now()
 		}
 		now = time.Time{}
-		resp, err := k.fetch(ctx, fh)
+		resp, err := k.fetch.Fetch(ctx, fh)
 		putFetchHead(fh)
 		received := c.now()
 		if err == nil && resp.Status == 304 && candidate != nil && !sameValidator(candidate.fields, resp.Fields) {

@@ -20,7 +20,7 @@ type call struct {
 	req    *parser.Request // the client's head; valid only during Serve
 	scheme string
 	rules  *policy.CacheRules
-	fetch  Fetch
+	fetch  Fetcher
 	w      ResponseWriter
 	head   bool // HEAD: the stored GET's head, no body
 	// rng is the request's Range when hasRange: a GET's byte ranges,
@@ -50,7 +50,7 @@ type call struct {
 // 504. An error after the head was written (the origin died mid-body)
 // means the client's response is incomplete: the caller must cut the
 // connection or stream rather than end it normally.
-func (c *Cache) Serve(ctx context.Context, req *Request, rules *policy.CacheRules, fetch Fetch, w ResponseWriter) (Outcome, error) {
+func (c *Cache) Serve(ctx context.Context, req *Request, rules *policy.CacheRules, fetch Fetcher, w ResponseWriter) (Outcome, error) {
 	if c.closed.Load() {
 		return Outcome{}, errClosed
 	}
@@ -502,7 +502,7 @@ func (k *call) writeStream(f *flight, leader bool, fwd string) (Outcome, error, 
 // answer; invalidate makes a 2xx or 3xx answer invalidate the target.
 func (k *call) passRequest(invalidate bool) (Outcome, error) {
 	requested := k.c.now()
-	resp, err := k.fetch(k.ctx, k.req)
+	resp, err := k.fetch.Fetch(k.ctx, k.req)
 	if err != nil {
 		return Outcome{Status: "pass", Fwd: "bypass"}, err
 	}

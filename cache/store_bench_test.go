@@ -73,7 +73,7 @@ func BenchmarkStoreMiss(b *testing.B) {
 				n++
 				target = strconv.AppendInt(append(target[:0], "/bench/"...), int64(n), 10)
 				h.Target = target
-				out, err := c.Serve(ctx, req, &rules, fetch, w)
+				out, err := c.Serve(ctx, req, &rules, Fetch(fetch), w)
 				if err != nil || out.Status != "miss" {
 					b.Fatal(out, err)
 				}
@@ -112,7 +112,7 @@ func BenchmarkNoStoreMiss(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if out, err := c.Serve(ctx, req, &rules, fetch, w); err != nil || out.Status != "pass" {
+		if out, err := c.Serve(ctx, req, &rules, Fetch(fetch), w); err != nil || out.Status != "pass" {
 			b.Fatal(out, err)
 		}
 	}
