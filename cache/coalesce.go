@@ -112,10 +112,13 @@ const (
 
 // flight is one origin fetch for a key, shared by the requests that
 // missed on it while it ran. The leader writes the result fields and then
-// closes ready; after that they are read-only.
+// releases the flight; after that they are read-only.
 type flight struct {
-	key   flightKey
-	ready chan struct{}
+	key flightKey
+	// ready points to the channel the waiters wait on (wait), made by the
+	// first of them: most flights have none, and then cost no channel.
+	// release swaps in settledReady, closed.
+	ready atomic.Pointer[chan struct{}]
 
 	kind      resultKind
 	err       error
@@ -158,7 +161,35 @@ type head struct {
 type flightKey struct{ uri, variant string }
 
 func newFlight(key flightKey) *flight {
-	return &flight{key: key, ready: make(chan struct{})}
+	return &flight{key: key}
+}
+
+// settledReady is the ready channel of a released flight.
+var settledReady = func() *chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return &ch
+}()
+
+// wait returns a channel closed once f's leader released it.
+func (f *flight) wait() <-chan struct{} {
+	p := f.ready.Load()
+	if p == nil {
+		ch := make(chan struct{})
+		if f.ready.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+		// Released meanwhile, or another waiter made it.
+		p = f.ready.Load()
+	}
+	return *p
+}
+
+// release tells f's waiters that the result fields are written.
+func (f *flight) release() {
+	if p := f.ready.Swap(settledReady); p != nil {
+		close(*p)
+	}
 }
 
 // flights is the set of fetches in progress and the keys remembered as

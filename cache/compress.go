@@ -202,7 +202,7 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 	fk := flightKey{"\x02" + o.uri, string(key) + "\x00" + strconv.FormatUint(o.id, 10)}
 	f, leader := c.fl.join(fk, newFlight(fk))
 	if !leader {
-		<-f.ready
+		<-f.wait()
 		if e = c.ix.sibling(o.uri, key); e != nil && e.src == o.id {
 			if body, ok = c.body(e); ok {
 				return e, body, true
@@ -211,7 +211,7 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 		return nil, nil, false
 	}
 	defer func() {
-		close(f.ready)
+		f.release()
 		c.fl.done(f)
 	}()
 	src, ok := c.body(o)

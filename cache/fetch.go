@@ -14,7 +14,7 @@ import (
 )
 
 // run leads flight f: it fetches (conditionally when a candidate is
-// stored), settles the result and closes f.ready. A registered flight
+// stored), settles the result and releases f. A registered flight
 // fetches with a context detached from the leader's client, since other
 // requests depend on it. now, when set, is the time the request was
 // looked up, moments ago, which stands for the first fetch's request time
@@ -53,7 +53,7 @@ func (k *call) run(f *flight, candidate *object, registered bool, now time.Time)
 func (k *call) settle(f *flight, candidate *object, resp *Response, err error, requested, received time.Time, registered bool, gen uint64) {
 	c := k.c
 	finish := func() {
-		close(f.ready)
+		f.release()
 		if registered && f.kind != resultStream {
 			c.fl.done(f)
 		}

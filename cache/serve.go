@@ -178,7 +178,7 @@ func (k *call) forward(attempt int, fwd string, candidate *object, now time.Time
 		t := time.NewTimer(k.rules.Coalesce.WaitTimeout.D())
 		defer t.Stop()
 		select {
-		case <-f.ready:
+		case <-f.wait():
 		case <-t.C:
 			return Outcome{}, nil, true
 		case <-k.ctx.Done():
