@@ -205,7 +205,7 @@ func (c *Cache) apply(b *ban) bool {
 		var objs []*object
 		s.mu.Lock()
 		for _, r := range refs[i] {
-			if e := s.uris[r.uri]; e != nil {
+			if e, ok := s.uris[r.uri]; ok {
 				if o := e.get(r.variant); o != nil && o.id == r.id {
 					objs = s.banLocked(b, o, at, objs)
 				}

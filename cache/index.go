@@ -39,8 +39,9 @@ type tagRef struct {
 }
 
 type shard struct {
-	mu   sync.RWMutex
-	uris map[string]*uriEntry // mu guards it, the entries and objs
+	mu sync.RWMutex
+	// uris holds the entries by value: one allocation less per URI.
+	uris map[string]uriEntry // mu guards it, the entries and objs
 	// objs holds every indexed object of the shard, densely, so that
 	// eviction samples it at random positions: iterating the map from a
 	// random start crossed the empty slots that the store path's churn
@@ -82,7 +83,7 @@ type uriEntry struct {
 }
 
 // get returns the variant stored under the secondary key variant.
-func (e *uriEntry) get(variant string) *object {
+func (e uriEntry) get(variant string) *object {
 	if e.more != nil {
 		return e.more[variant]
 	}
@@ -93,7 +94,7 @@ func (e *uriEntry) get(variant string) *object {
 }
 
 // find is get for a key in bytes, which it does not copy.
-func (e *uriEntry) find(variant []byte) *object {
+func (e uriEntry) find(variant []byte) *object {
 	if e.more != nil {
 		return e.more[string(variant)]
 	}
@@ -126,7 +127,7 @@ func (e *uriEntry) del(variant string) {
 }
 
 // len is the number of variants.
-func (e *uriEntry) len() int {
+func (e uriEntry) len() int {
 	if e.more != nil {
 		return len(e.more)
 	}
@@ -137,7 +138,7 @@ func (e *uriEntry) len() int {
 }
 
 // all yields every variant; the loop body may set or delete them.
-func (e *uriEntry) all(yield func(*object) bool) {
+func (e uriEntry) all(yield func(*object) bool) {
 	if e.more == nil {
 		if e.one != nil {
 			yield(e.one)
@@ -154,7 +155,7 @@ func (e *uriEntry) all(yield func(*object) bool) {
 func newIndex() *index {
 	ix := &index{seed: maphash.MakeSeed(), tags: map[string]map[uint64]tagRef{}}
 	for i := range ix.shards {
-		ix.shards[i].uris = map[string]*uriEntry{}
+		ix.shards[i].uris = map[string]uriEntry{}
 	}
 	return ix
 }
@@ -178,8 +179,8 @@ func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, u
 	s := ix.shard(uri)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e := s.uris[uri]
-	if e == nil {
+	e, ok := s.uris[uri]
+	if !ok {
 		return nil, false, v
 	}
 	if len(e.vary) > 0 {
@@ -199,7 +200,7 @@ func (ix *index) sibling(uri string, key []byte) *object {
 	s := ix.shard(uri)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if e := s.uris[uri]; e != nil {
+	if e, ok := s.uris[uri]; ok {
 		return e.find(key)
 	}
 	return nil
@@ -212,7 +213,7 @@ func (ix *index) latest(uri string) *object {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var last *object
-	if e := s.uris[uri]; e != nil {
+	if e, ok := s.uris[uri]; ok {
 		for o := range e.all {
 			if o.enc == "" && o.status == 200 && (last == nil || o.inserted > last.inserted) {
 				last = o
@@ -227,7 +228,7 @@ func (ix *index) varyOf(uri string) (vary []string, ok bool) {
 	s := ix.shard(uri)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if e := s.uris[uri]; e != nil {
+	if e, ok := s.uris[uri]; ok {
 		return e.vary, true
 	}
 	return nil, false
@@ -269,10 +270,6 @@ func (ix *index) insert(o *object) (displaced []*object) {
 	s := ix.shard(o.uri)
 	s.mu.Lock()
 	e := s.uris[o.uri]
-	if e == nil {
-		e = &uriEntry{}
-		s.uris[o.uri] = e
-	}
 	if !slices.Equal(e.vary, o.vary) {
 		for old := range e.all {
 			displaced = append(displaced, old)
@@ -286,6 +283,7 @@ func (ix *index) insert(o *object) (displaced []*object) {
 		s.unslotLocked(old)
 	}
 	e.set(o)
+	s.uris[o.uri] = e
 	s.slotLocked(o)
 	s.mu.Unlock()
 	ix.account(o, 1)
@@ -340,11 +338,12 @@ func (ix *index) replace(cur, next *object) bool {
 	s := ix.shard(cur.uri)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.uris[cur.uri]
-	if e == nil || e.get(cur.variant) != cur {
+	e, ok := s.uris[cur.uri]
+	if !ok || e.get(cur.variant) != cur {
 		return false
 	}
 	e.set(next)
+	s.uris[cur.uri] = e
 	s.reslotLocked(cur, next)
 	ix.bytes.Add(objectBytes(next) - objectBytes(cur))
 	ix.meta.Add(objectMeta(next) - objectMeta(cur))
@@ -370,7 +369,7 @@ func (ix *index) take(o *object) *object {
 	s := ix.shard(o.uri)
 	s.mu.Lock()
 	var cur *object
-	if e := s.uris[o.uri]; e != nil {
+	if e, ok := s.uris[o.uri]; ok {
 		if cur = e.get(o.variant); cur != nil && cur.id == o.id {
 			s.removeLocked(cur)
 		} else {
@@ -391,8 +390,8 @@ func (s *shard) remove(o *object) bool {
 
 // removeLocked drops o from s if o (by id) is indexed there.
 func (s *shard) removeLocked(o *object) bool {
-	e := s.uris[o.uri]
-	if e == nil {
+	e, ok := s.uris[o.uri]
+	if !ok {
 		return false
 	}
 	cur := e.get(o.variant)
@@ -403,6 +402,8 @@ func (s *shard) removeLocked(o *object) bool {
 	s.unslotLocked(cur)
 	if e.len() == 0 {
 		delete(s.uris, o.uri)
+	} else {
+		s.uris[o.uri] = e
 	}
 	return true
 }

@@ -36,7 +36,7 @@ func (c *Cache) dropURI(uri string) int {
 	s := c.ix.shard(uri)
 	s.mu.Lock()
 	var objs []*object
-	if e := s.uris[uri]; e != nil {
+	if e, ok := s.uris[uri]; ok {
 		for o := range e.all {
 			objs = append(objs, o)
 			s.unslotLocked(o)

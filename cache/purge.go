@@ -32,7 +32,7 @@ func (c *Cache) PurgeURL(rawURL string, soft bool) (int, error) {
 	for _, uri := range uris {
 		s := c.ix.shard(uri)
 		s.mu.Lock()
-		if e := s.uris[uri]; e != nil {
+		if e, ok := s.uris[uri]; ok {
 			objs = s.takeLocked(uri, e, soft, now, objs)
 		}
 		s.mu.Unlock()
@@ -149,7 +149,7 @@ func (c *Cache) PurgeAll(soft bool) (int, error) {
 
 // takeLocked takes uri's variants out of s (hard) or replaces them with
 // stale copies (soft), appending what it affected to objs.
-func (s *shard) takeLocked(uri string, e *uriEntry, soft bool, now time.Time, objs []*object) []*object {
+func (s *shard) takeLocked(uri string, e uriEntry, soft bool, now time.Time, objs []*object) []*object {
 	for o := range e.all {
 		if soft {
 			objs = append(objs, s.softenLocked(o, now, o.checked))
@@ -170,7 +170,9 @@ func (s *shard) softenLocked(o *object, at time.Time, checked uint64) *object {
 	n := o.clone()
 	n.lifetime = min(o.lifetime, o.age(at))
 	n.checked = checked
-	s.uris[o.uri].set(n)
+	e := s.uris[o.uri]
+	e.set(n)
+	s.uris[o.uri] = e
 	s.reslotLocked(o, n)
 	return n
 }

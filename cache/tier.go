@@ -21,7 +21,7 @@ var (
 // memTier keeps bodies in ristretto, cost = bytes. Ristretto may refuse or
 // forget any body, so it holds nothing but bodies.
 type memTier struct {
-	rc *ristretto.Cache[uint64, *memItem]
+	rc *ristretto.Cache[uint64, memItem]
 	// only is set when there is no disk tier: put then waits until the
 	// body is visible, because the index must not name a body that is not
 	// there yet.
@@ -34,6 +34,8 @@ type memTier struct {
 // for objects that never come.
 const typicalObject = 16 << 10
 
+// memItem is held by value: ristretto's own item carries it, one
+// allocation per body instead of two.
 type memItem struct {
 	o    *object
 	body []byte
@@ -44,7 +46,7 @@ type memItem struct {
 const memOverhead = 128
 
 func newMemTier(bytes int64, only bool, onDrop func(*object)) (*memTier, error) {
-	cfg := &ristretto.Config[uint64, *memItem]{
+	cfg := &ristretto.Config[uint64, memItem]{
 		NumCounters:        min(max(bytes/typicalObject*10, 10_000), 10_000_000),
 		MaxCost:            bytes,
 		BufferItems:        64,
@@ -52,8 +54,8 @@ func newMemTier(bytes int64, only bool, onDrop func(*object)) (*memTier, error) 
 		IgnoreInternalCost: true,
 	}
 	if onDrop != nil {
-		drop := func(it *ristretto.Item[*memItem]) {
-			if it.Value != nil {
+		drop := func(it *ristretto.Item[memItem]) {
+			if it.Value.o != nil {
 				onDrop(it.Value.o)
 			}
 		}
@@ -76,7 +78,7 @@ func (m *memTier) get(o *object) ([]byte, bool) {
 
 func (m *memTier) put(o *object, body []byte) bool {
 	if !m.only {
-		return m.rc.Set(o.id, &memItem{o: o, body: body}, int64(len(body))+memOverhead)
+		return m.rc.Set(o.id, memItem{o: o, body: body}, int64(len(body))+memOverhead)
 	}
 	return m.putVisible(o, body)
 }
@@ -84,7 +86,7 @@ func (m *memTier) put(o *object, body []byte) bool {
 // putVisible stores body and waits until a get finds it: for a body no
 // other tier holds, which the index may name only once it is there.
 func (m *memTier) putVisible(o *object, body []byte) bool {
-	if !m.rc.Set(o.id, &memItem{o: o, body: body}, int64(len(body))+memOverhead) {
+	if !m.rc.Set(o.id, memItem{o: o, body: body}, int64(len(body))+memOverhead) {
 		return false
 	}
 	m.rc.Wait()
