@@ -35,10 +35,11 @@ func TestIdleConnReusedAfterFirstByteTimeout(t *testing.T) {
 	}
 }
 
-// After an origin closed more idle keep-alive connections than exchange
-// tests one by one (its own idle timeout, a restart), a POST still goes
-// out on a live connection: the idle set is dropped and a fresh one dialed.
-func TestManyDeadIdleConnsPostSucceeds(t *testing.T) {
+// idleConnsOrigin starts an origin and a pool (set up further by tune)
+// holding n connections to it, opened at once by n requests held until all
+// arrived, then left idle.
+func idleConnsOrigin(t *testing.T, n int, tune func(*Pool)) (*origin, *Pool) {
+	t.Helper()
 	var gate sync.WaitGroup
 	release := make(chan struct{})
 	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
@@ -49,8 +50,7 @@ func TestManyDeadIdleConnsPostSucceeds(t *testing.T) {
 		ok(w, r)
 	})
 	p := newTestPool(t, Config{Servers: servers(o), MaxConnsPerServer: 64, Retries: -1})
-	// Open 12 connections at once, then let them all go idle.
-	const n = 12
+	tune(p)
 	gate.Add(n)
 	var wg sync.WaitGroup
 	for range n {
@@ -63,6 +63,15 @@ func TestManyDeadIdleConnsPostSucceeds(t *testing.T) {
 	gate.Wait()
 	close(release)
 	wg.Wait()
+	return o, p
+}
+
+// After an origin closed more idle keep-alive connections than exchange
+// tests one by one (its own idle timeout, a restart), a POST still goes
+// out on a live connection: the idle set is dropped and a fresh one dialed.
+func TestManyDeadIdleConnsPostSucceeds(t *testing.T) {
+	const n = 12
+	o, p := idleConnsOrigin(t, n, func(*Pool) {})
 	if got := o.accepts.Load(); got != n {
 		t.Fatalf("setup: %d connections, want %d", got, n)
 	}
@@ -206,30 +215,8 @@ func TestOriginClosingIdleConns(t *testing.T) {
 // connection and is retried with the idle set checked, the rest find live
 // connections.
 func TestDeadIdleConnsGetsSucceed(t *testing.T) {
-	var gate sync.WaitGroup
-	release := make(chan struct{})
-	o := startOrigin(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hold" {
-			gate.Done()
-			<-release
-		}
-		ok(w, r)
-	})
-	p := newTestPool(t, Config{Servers: servers(o), MaxConnsPerServer: 64, Retries: -1})
-	p.checkIdleAfter = time.Hour
 	const n = 12
-	gate.Add(n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			if _, _, err := fetch(p, get("/hold")); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	gate.Wait()
-	close(release)
-	wg.Wait()
+	o, p := idleConnsOrigin(t, n, func(p *Pool) { p.checkIdleAfter = time.Hour })
 	before := o.requests.Load()
 	// The origin closes every idle connection, as its idle timeout would.
 	o.srv.SetKeepAlivesEnabled(false)

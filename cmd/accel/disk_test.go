@@ -168,20 +168,6 @@ func TestBinaryKilledKeepsDisk(t *testing.T) {
 	os.WriteFile(file, []byte("listen:\n  - address: \"127.0.0.1:"+port+"\"\npools:\n  - name: app\n    servers:\n      - address: \""+origin+
 		"\"\nroutes:\n  - pool: app\n    cache: {enabled: true}\ncache:\n  dir: "+dir+"/cache\nadmin:\n  listen: \"127.0.0.1:"+adminPort+
 		"\"\n  token: "+token+"\n"), 0o600)
-	start := func() (*exec.Cmd, *syncBuffer) {
-		cmd := exec.Command(bin, "-config", file)
-		logs := &syncBuffer{}
-		cmd.Stderr = logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-		})
-		waitFor(t, logs, "admin API")
-		return cmd, logs
-	}
 	base := "http://127.0.0.1:" + port
 	// get reports the Cache-Status of a whole response, or an error.
 	get := func(path string) (string, error) {
@@ -197,11 +183,12 @@ func TestBinaryKilledKeepsDisk(t *testing.T) {
 		return resp.Header.Get("Cache-Status"), err
 	}
 
-	cmd, logs := start()
+	a := testproc.StartAccel(t, bin, file)
+	a.WaitLog(30*time.Second, "admin API")
 	const stored = 1000
 	for i := range stored {
 		if _, err := get("/o/" + strconv.Itoa(i)); err != nil {
-			t.Fatalf("GET /o/%d: %v\n%s", i, err, logs)
+			t.Fatalf("GET /o/%d: %v\n%s", i, err, a.Log)
 		}
 	}
 	// More stores in flight when the process dies.
@@ -217,16 +204,16 @@ func TestBinaryKilledKeepsDisk(t *testing.T) {
 	for i := range 50 {
 		get("/o/" + strconv.Itoa(i)) // hits meanwhile
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	a.Kill()
 	<-inflight
 
-	_, logs = start()
+	a.Start()
+	a.WaitLog(30*time.Second, "admin API")
 	hits := 0
 	for i := range stored {
 		cs, err := get("/o/" + strconv.Itoa(i))
 		if err != nil {
-			t.Fatalf("after the kill, GET /o/%d: %v\n%s", i, err, logs)
+			t.Fatalf("after the kill, GET /o/%d: %v\n%s", i, err, a.Log)
 		}
 		if strings.Contains(cs, "hit") {
 			hits++
@@ -255,8 +242,8 @@ func TestBinaryKilledKeepsDisk(t *testing.T) {
 	if !strings.Contains(string(metrics), "accel_cache_disk_corrupt_total 0") {
 		t.Errorf("bodies failed their checksum after the kill:\n%s", grepLines(string(metrics), "accel_cache_disk"))
 	}
-	if n := strings.Count(logs.String(), "level=ERROR"); n != 0 {
-		t.Errorf("restart after a kill logged errors:\n%s", grepLines(logs.String(), "level=ERROR"))
+	if n := strings.Count(a.Log.String(), "level=ERROR"); n != 0 {
+		t.Errorf("restart after a kill logged errors:\n%s", grepLines(a.Log.String(), "level=ERROR"))
 	}
 	t.Logf("%d of %d objects hits after the kill", hits, stored)
 }
