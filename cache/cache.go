@@ -17,9 +17,9 @@ type Config struct {
 	// MemoryBytes bounds what the cache holds in memory: a quarter for
 	// the index of every stored object, on disk or not (about 1 KB an
 	// object with its fields: 64 MiB index some 60 000 objects, as
-	// nginx's keys_zone does), the rest for bodies (ristretto, cost =
-	// body bytes). Least recently used objects are evicted when the index
-	// is full. Zero: 256 MiB.
+	// nginx's keys_zone does), the rest for bodies (the memory tier,
+	// cost = body bytes). Least recently used objects are evicted when
+	// the index is full. Zero: 256 MiB.
 	MemoryBytes int64
 	// Dir is the persistent tier's directory (segment files of bodies,
 	// pebble for their metadata); "" keeps the cache in memory only, and
@@ -201,20 +201,14 @@ func Open(cfg Config) (*Cache, error) {
 	}
 	var onDrop func(*object)
 	if c.disk == nil {
-		// Without a disk, a body ristretto drops is an object gone.
+		// Without a disk, a body the memory tier evicts is an object gone.
 		onDrop = func(o *object) {
 			if c.ix.remove(o) {
 				c.stats.evictions.Add(1)
 			}
 		}
 	}
-	mem, err := newMemTier(bodyBudget(cfg.MemoryBytes), c.disk == nil, onDrop)
-	if err != nil {
-		if c.disk != nil {
-			_ = c.disk.close()
-		}
-		return nil, err
-	}
+	mem := newMemTier(bodyBudget(cfg.MemoryBytes), onDrop)
 	c.mem = mem
 	c.tiers = []tier{mem}
 	if c.disk != nil {
@@ -303,7 +297,6 @@ func (c *Cache) Close() error {
 	if c.disk != nil {
 		err = c.disk.close()
 	}
-	c.mem.rc.Close()
 	return err
 }
 
@@ -311,7 +304,7 @@ func (c *Cache) Close() error {
 // after all (its queued write failed): in memory, visible before the queue
 // lets go of it, or else the object goes from the index.
 func (c *Cache) keepInMemory(o *object, body []byte) {
-	if !c.mem.putVisible(o, body) {
+	if !c.mem.put(o, body) {
 		c.ix.remove(o)
 	}
 }
@@ -385,11 +378,10 @@ type counters struct {
 
 // Stats returns the current counters.
 func (c *Cache) Stats() Stats {
-	m := c.mem.rc.Metrics
 	s := Stats{
 		Objects:          c.ix.objects.Load(),
-		MemoryObjects:    int64(m.KeysAdded() - m.KeysEvicted()),
-		MemoryBytes:      int64(m.CostAdded() - m.CostEvicted()),
+		MemoryObjects:    c.mem.objects.Load(),
+		MemoryBytes:      c.mem.bytes.Load() - c.mem.objects.Load()*memOverhead,
 		Evictions:        c.stats.evictions.Load(),
 		CoalescedWaiters: c.stats.waiters.Load(),
 		Hits:             c.stats.hits.Load(),

@@ -8,10 +8,10 @@
 // the stored response names in Vary). The index of every stored object,
 // with its header fields, freshness, tags and body checksum, lives in this
 // package's own sharded maps and, when a directory is configured, in pebble;
-// bodies live in ristretto (which may forget them at any time) and in
-// append-only segment files beside pebble, reclaimed oldest first
-// (segment.go), so a restart starts warm and nothing depends on ristretto
-// keeping what it was given. Concurrent misses for one key share one origin fetch
+// bodies live in a memory tier that evicts the least read (tier.go) and
+// in append-only segment files beside pebble, reclaimed oldest first
+// (segment.go), so a restart starts warm and nothing depends on the memory
+// tier keeping what it was given. Concurrent misses for one key share one origin fetch
 // whose body streams to every waiter as it arrives; a key whose response
 // turned out not storable is remembered for a while (hit-for-pass) so that
 // uncacheable URLs are never serialised. A URL purge acts on the index at

@@ -219,11 +219,11 @@ func (c *Cache) store(o *object, body []byte) {
 	o.inserted = now
 	o.used.Store(now)
 	// A body the disk does not take (full, read-only, over its bound) is
-	// kept in memory only, and then must be there before the index names
-	// it.
+	// kept in memory only; one larger than the memory tier too is not
+	// stored.
 	if c.disk != nil && c.disk.put(o, body) {
 		c.mem.put(o, body)
-	} else if !c.mem.putVisible(o, body) {
+	} else if !c.mem.put(o, body) {
 		return
 	}
 	for _, old := range c.ix.insert(o) {

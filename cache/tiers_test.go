@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -223,4 +225,95 @@ func TestEvictionSampleFollowsIndex(t *testing.T) {
 	mustPurge(e.c.PurgeAll(false))
 	e.settle()
 	check("all purged")
+}
+
+// TestMemoryTierKeepsReadBodies: without a disk, a flood of new objects
+// read once (a crawler) evicts its own kind, not the object clients keep
+// reading: the hot object is fetched from the origin once in all, the
+// tier stays within its budget, and the newest scanned object is a hit.
+func TestMemoryTierKeepsReadBodies(t *testing.T) {
+	const memory, scans = 4 << 20, 2000
+	body := strings.Repeat("m", 16<<10)
+	var hot atomic.Int64
+	e := newEnv(t, Config{MemoryBytes: memory}, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hot" {
+			hot.Add(1)
+		}
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, body)
+	})
+	e.get("/hot")
+	e.settle()
+	for i := range scans {
+		e.get("/scan/" + strconv.Itoa(i))
+		if i%10 == 0 {
+			if r := e.get("/hot"); r.body.String() != body {
+				t.Fatalf("scan %d: hot object answered %d bytes", i, r.body.Len())
+			}
+		}
+	}
+	e.settle()
+	s := e.c.Stats()
+	if got := hot.Load(); got != 1 {
+		t.Errorf("hot object fetched from the origin %d times during %d scans, want once", got, scans)
+	}
+	if s.MemoryBytes > bodyBudget(memory) || s.Evictions == 0 {
+		t.Errorf("memory tier holds %d bytes in %d objects (budget %d), %d evictions", s.MemoryBytes, s.MemoryObjects, bodyBudget(memory), s.Evictions)
+	}
+	before := e.o.hits.Load()
+	if r := e.get("/scan/" + strconv.Itoa(scans-1)); r.body.String() != body || !hasStatus(r, "; hit") {
+		t.Errorf("newest object not kept: %q", r.get("Cache-Status"))
+	}
+	if e.o.hits.Load() != before {
+		t.Error("newest object went to the origin")
+	}
+}
+
+// TestMemoryTierConcurrent: stores, reads, purges and evictions of one
+// small tier at once (run under -race) leave its counts true: the bytes
+// and objects it reports are those of the bodies it holds, within its
+// budget, and every body read is the one stored for its object.
+func TestMemoryTierConcurrent(t *testing.T) {
+	const budget = 64 << 10
+	m := newMemTier(budget, nil)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				o := &object{id: uint64(g*2000 + i%300 + 1)}
+				body := []byte(strings.Repeat(strconv.Itoa(int(o.id%10)), 1<<10+int(o.id%7)))
+				o.size = int64(len(body))
+				switch i % 4 {
+				case 0, 1:
+					if !m.put(o, body) {
+						t.Errorf("put of %d bytes refused", len(body))
+						return
+					}
+				case 2:
+					if b, ok := m.get(o); ok && string(b) != string(body) {
+						t.Errorf("object %d read %q...", o.id, b[:8])
+						return
+					}
+				case 3:
+					m.del(o)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var objects, bytes int64
+	for i := range m.shards {
+		for j := range m.shards[i].ents {
+			objects++
+			bytes += int64(len(m.shards[i].ents[j].body)) + memOverhead
+		}
+	}
+	if objects != m.objects.Load() || bytes != m.bytes.Load() || bytes > budget {
+		t.Errorf("tier holds %d objects, %d bytes (budget %d); reports %d objects, %d bytes", objects, bytes, budget, m.objects.Load(), m.bytes.Load())
+	}
+	if m.put(&object{id: 1 << 40, size: budget}, make([]byte, budget)) {
+		t.Error("a body larger than the whole budget was taken")
+	}
 }
