@@ -158,6 +158,14 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "accel:", err)
 		return 2
 	}
+	// The signals an operator sends a running accel are caught before
+	// its first log line: a SIGHUP, or logrotate's SIGUSR1, that came
+	// while the cache opens would end the process (their default action).
+	// They wait in sigs until accel serves. A stop signal still ends a
+	// start at once.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, reloadSignal, reopenSignal, upgradeSignal)
+	defer signal.Stop(sigs)
 	log := newLogger(cfg, stderr)
 	if n, err := raiseFileLimit(); err != nil {
 		log.Warn("could not raise the file descriptor limit", "err", err)
@@ -196,10 +204,7 @@ func run(args []string, stderr io.Writer) int {
 	if a := srv.AdminAddr(); a != nil {
 		log.Info("admin API", "addr", a.String())
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, append(stopSignals, reloadSignal, reopenSignal, upgradeSignal)...)
-	// Ready only once the signals are ours: a SIGUSR2 sent on the news
-	// would otherwise end the process (its default action).
+	signal.Notify(sigs, stopSignals...)
 	if err := notifyReady(); err != nil {
 		log.Warn("could not tell systemd the service is ready", "err", err)
 	}

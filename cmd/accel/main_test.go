@@ -254,3 +254,36 @@ func TestBinaryOutOfDescriptors(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestBinarySignalsWhileStarting: a SIGHUP and a SIGUSR1 (logrotate's
+// postrotate) that reach accel while it still opens its cache neither end
+// it (their default action) nor get lost: once it serves, it reloads and
+// reopens its logs, and it serves.
+func TestBinarySignalsWhileStarting(t *testing.T) {
+	bin := testproc.AccelBinary(t)
+	origin := startTextOrigin(t, "served")
+	dir := t.TempDir()
+	port := freePort(t)
+	file := filepath.Join(dir, "accel.yaml")
+	config := "listen:\n  - address: \"127.0.0.1:" + port + "\"\npools:\n  - name: app\n    servers:\n      - address: \"" + origin +
+		"\"\nroutes:\n  - pool: app\ncache:\n  dir: " + dir + "/cache\nadmin:\n  listen: \"off\"\n"
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := testproc.StartAccelUntil(t, bin, file, "file descriptor limit")
+	a.Signal(syscall.SIGHUP)
+	a.Signal(syscall.SIGUSR1)
+	a.WaitLog(30*time.Second, "msg=listening")
+	a.WaitLog(30*time.Second, "config reloaded")
+	a.WaitLog(30*time.Second, "access log reopened")
+	resp, err := http.Get("http://127.0.0.1:" + port + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "served" {
+		t.Errorf("answered %q", b)
+	}
+	a.Stop()
+}

@@ -70,6 +70,13 @@ type Accel struct {
 // replay). The process is killed when the test ends.
 func StartAccel(t testing.TB, bin, config string) *Accel {
 	t.Helper()
+	return StartAccelUntil(t, bin, config, "msg=listening")
+}
+
+// StartAccelUntil is StartAccel waiting only until accel logs a line
+// holding every one of parts: for a test of what happens while it starts.
+func StartAccelUntil(t testing.TB, bin, config string, parts ...string) *Accel {
+	t.Helper()
 	a := &Accel{t: t, bin: bin, Config: config}
 	t.Cleanup(func() {
 		if a.Running() {
@@ -80,12 +87,17 @@ func StartAccel(t testing.TB, bin, config string) *Accel {
 			t.Logf("log of accel -config %s (last run):\n%s", a.Config, a.Log)
 		}
 	})
-	a.Start()
+	a.start(parts...)
 	return a
 }
 
 // Start (re)starts the process and waits until it logs that it listens.
 func (a *Accel) Start() {
+	a.t.Helper()
+	a.start("msg=listening")
+}
+
+func (a *Accel) start(until ...string) {
 	a.t.Helper()
 	if a.Running() {
 		a.t.Fatal("accel is already running")
@@ -103,7 +115,7 @@ func (a *Accel) Start() {
 		a.err = cmd.Wait()
 		close(done)
 	}()
-	a.WaitLog(30*time.Second, "msg=listening")
+	a.WaitLog(30*time.Second, until...)
 }
 
 // Running reports whether the current run has not exited.
