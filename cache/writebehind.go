@@ -3,6 +3,7 @@ package cache
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -71,6 +72,12 @@ type queuedPut struct {
 
 // putOverhead is what a queued put costs beside its body and metadata.
 const putOverhead = 64
+
+// writeLinger is how long the writer waits, once something is queued,
+// for more to join its batch: a body is in memory meanwhile (a crash
+// loses at most this much more), and under load the batch grows from a
+// few bodies to dozens, each written with one pwrite and one commit.
+const writeLinger = 2 * time.Millisecond
 
 // start runs the writer; keep receives the bodies the disk did not take,
 // reclaimed the objects whose bodies left with their segment. Writes go to
@@ -219,11 +226,23 @@ func (d *diskTier) writer() {
 	var live []queuedPut
 	var key, meta, buf []byte
 	var writes []segWrite
+	linger := time.NewTimer(writeLinger)
+	defer linger.Stop()
 	for closing := false; ; {
 		select {
 		case <-w.wake:
 		case <-d.closing:
 			closing = true
+		}
+		if !closing {
+			// More bodies come while this one waits: one batch writes them
+			// all with one pwrite and one pebble commit.
+			linger.Reset(writeLinger)
+			select {
+			case <-linger.C:
+			case <-d.closing:
+				closing = true
+			}
 		}
 		for {
 			batch = w.take(batch[:0], max(d.memtable/8, 1), closing)
