@@ -25,10 +25,9 @@ var (
 // sampled LFU: a body's reads count up, an eviction compares evictSample
 // bodies and drops the least read (the least recently used of equals),
 // and the ones that stay have their counts halved, so a body read often
-// long ago ages out. A
-// burst of new bodies read once (a crawler, every URL new) evicts its own
-// kind before a body read all day. Reads take one shard's read lock and
-// allocate nothing.
+// long ago ages out. A burst of new bodies read once (a crawler, every
+// URL new) evicts its own kind before a body read all day. Reads take one
+// shard's read lock and allocate nothing.
 type memTier struct {
 	shards [shardCount]memShard
 	budget int64

@@ -120,7 +120,7 @@ func TestCheckBesideRunningInstance(t *testing.T) {
 	os.WriteFile(file, []byte("listen:\n  - address: \"127.0.0.1:"+port+"\"\npools:\n  - name: app\n    servers:\n      - address: \""+origin+
 		"\"\nroutes:\n  - pool: app\nadmin:\n  listen: \"127.0.0.1:"+adminPort+"\"\n"), 0o600)
 	cmd := exec.Command(bin, "-config", file)
-	logs := &syncBuffer{}
+	logs := testproc.NewLog()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

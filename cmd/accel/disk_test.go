@@ -35,9 +35,9 @@ func TestBinaryFullDisk(t *testing.T) {
 		"\"\nroutes:\n  - pool: app\n    cache: {enabled: true}\ncache:\n  dir: "+mnt+"/cache\nadmin:\n  listen: \"127.0.0.1:"+adminPort+"\"\n  token: "+
 		strings.Repeat("t", 32)+"\n"), 0o600)
 	const drain = 3 * time.Second
-	start := func() (*exec.Cmd, *syncBuffer) {
+	start := func() (*exec.Cmd, *testproc.Log) {
 		cmd := exec.Command(bin, "-config", file, "-drain-timeout", drain.String())
-		logs := &syncBuffer{}
+		logs := testproc.NewLog()
 		cmd.Stderr = logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -50,7 +50,7 @@ func TestBinaryFullDisk(t *testing.T) {
 		return cmd, logs
 	}
 	base := "http://127.0.0.1:" + port
-	get := func(path string, logs *syncBuffer) string {
+	get := func(path string, logs *testproc.Log) string {
 		t.Helper()
 		resp, err := http.Get(base + path)
 		if err != nil {

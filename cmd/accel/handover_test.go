@@ -151,7 +151,7 @@ func (e *restartEnv) socket() string { return filepath.Join(e.dir, "data", "acce
 // proc is a running accel binary.
 type proc struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testproc.Log
 	done chan struct{}
 	err  error // the exit, once done is closed
 }
@@ -160,7 +160,7 @@ type proc struct {
 // so), bounded.
 func (e *restartEnv) start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(e.bin, append([]string{"-config", e.file}, args...)...), logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(e.bin, append([]string{"-config", e.file}, args...)...), logs: testproc.NewLog(), done: make(chan struct{})}
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -622,7 +622,7 @@ func TestBinaryUpgradeSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	old := &proc{cmd: exec.Command(e.bin, "-config", e.file), logs: &syncBuffer{}, done: make(chan struct{})}
+	old := &proc{cmd: exec.Command(e.bin, "-config", e.file), logs: testproc.NewLog(), done: make(chan struct{})}
 	old.cmd.Stderr = logFile
 	if err := old.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +80,7 @@ func TestBinarySignals(t *testing.T) {
 	os.WriteFile(file, []byte(config(originA)), 0o600)
 
 	cmd := exec.Command(bin, "-config", file)
-	logs := &syncBuffer{}
+	logs := testproc.NewLog()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -165,33 +164,12 @@ func freePort(t *testing.T) string {
 	return port
 }
 
-func waitFor(t *testing.T, logs *syncBuffer, text string) {
+// waitFor waits until the child's log has a line holding text.
+func waitFor(t *testing.T, logs *testproc.Log, text string) {
 	t.Helper()
-	for i := 0; i < 200; i++ {
-		if strings.Contains(logs.String(), text) {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
+	if _, err := logs.Wait(30*time.Second, nil, text); err != nil {
+		t.Fatalf("%v:\n%s", err, logs)
 	}
-	t.Fatalf("log never said %q:\n%s", text, logs)
-}
-
-// syncBuffer collects the child's stderr while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestBinaryOutOfDescriptors runs the binary under a low descriptor limit
@@ -206,7 +184,7 @@ func TestBinaryOutOfDescriptors(t *testing.T) {
 		"\"\nroutes:\n  - pool: app\ncache:\n  dir: \"off\"\nadmin:\n  listen: \"off\"\n"), 0o600)
 	// ulimit -n sets the hard limit too, so accel cannot raise it away.
 	cmd := exec.Command("sh", "-c", "ulimit -n 48 && exec "+bin+" -config "+file)
-	logs := &syncBuffer{}
+	logs := testproc.NewLog()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

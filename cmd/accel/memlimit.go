@@ -11,8 +11,8 @@ import (
 
 // setMemoryLimit gives the Go runtime a soft memory limit derived from the
 // cache's memory tier when the operator set none (GOMEMLIMIT): the tier
-// plus a quarter for the memory tier's and the index's bookkeeping, plus 64 MiB
-// for connections, pebble's memtables and block cache, and the runtime.
+// plus a quarter for its own and the index's bookkeeping, plus 64 MiB for
+// connections, pebble's memtables and block cache, and the runtime.
 // Without it a full memory tier lets the heap grow to twice its size
 // before a collection (GOGC=100); with it the collector works harder as
 // the heap nears the limit instead. Unless GOGC is set, the collector also
@@ -64,9 +64,8 @@ func gcPercent(live, allocated uint64, elapsed time.Duration) int {
 type gcCycle struct{ _ *byte }
 
 // tuneGC sets GOGC from the live heap and the bytes allocated since the
-// previous collection, after every collection: a
-// finalizer runs once per cycle and re-arms itself. Nothing of it runs
-// between collections.
+// previous collection, after every collection: a finalizer runs once per
+// cycle and re-arms itself. Nothing of it runs between collections.
 func tuneGC() {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	var lastAllocs uint64

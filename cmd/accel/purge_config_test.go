@@ -27,7 +27,7 @@ func TestPurgeWithConfig(t *testing.T) {
 		"\"\nroutes:\n  - pool: app\n    cache: {enabled: true}\nadmin:\n  listen: \"127.0.0.1:"+adminPort+"\"\n  token: \""+purgeTestToken+
 		"\"\nlog:\n  access_file: access.log\n  access_format: json\n"), 0o600)
 	cmd := exec.Command(bin, "-config", file)
-	logs := &syncBuffer{}
+	logs := testproc.NewLog()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ func TestSIGUSR1ReopensAccessLog(t *testing.T) {
 	os.WriteFile(file, []byte("listen:\n  - address: \"127.0.0.1:"+port+"\"\npools:\n  - name: app\n    servers:\n      - address: \""+origin+
 		"\"\nroutes:\n  - pool: app\nadmin:\n  listen: \"off\"\nlog:\n  access_file: access.log\n  access_format: combined\n"), 0o600)
 	cmd := exec.Command(bin, "-config", file)
-	logs := &syncBuffer{}
+	logs := testproc.NewLog()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 		ln.Addr().String()+"\"\n    idle_timeout: 2s\nroutes:\n  - pool: app\n    cache: {enabled: true}\ncache:\n  memory: 32MiB\n  dir: "+dir+
 		"/cache\n  disk: 256MiB\nadmin:\n  listen: \"127.0.0.1:"+adminPort+"\"\n  token: "+token+"\n"), 0o600)
 	cmd := exec.Command(bin, "-config", file)
-	logs := &syncBuffer{}
+	logs := testproc.NewLog()
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestSoak(t *testing.T) {
 	}()
 	waitFor(t, logs, "admin API")
 
-	out := &syncBuffer{}
+	out := testproc.NewLog()
 	err = soak(context.Background(), soakConfig{
 		target: "http://127.0.0.1:" + port, admin: "http://127.0.0.1:" + adminPort, token: token,
 		duration: time.Minute, workers: 4, purgeEvery: 250 * time.Millisecond, reloadEvery: 2 * time.Second,

@@ -102,7 +102,7 @@ func (a *Accel) start(until ...string) {
 	if a.Running() {
 		a.t.Fatal("accel is already running")
 	}
-	a.Log = newLog()
+	a.Log = NewLog()
 	a.cmd = exec.Command(a.bin, "-config", a.Config)
 	a.cmd.Stderr = a.Log
 	if err := a.cmd.Start(); err != nil {
@@ -136,7 +136,7 @@ func (a *Accel) Running() bool {
 // or timeout passes.
 func (a *Accel) WaitLog(timeout time.Duration, parts ...string) string {
 	a.t.Helper()
-	line, err := a.Log.wait(timeout, a.done, parts...)
+	line, err := a.Log.Wait(timeout, a.done, parts...)
 	if err != nil {
 		a.t.Fatalf("accel -config %s: %v; log:\n%s", a.Config, err, a.Log)
 	}
@@ -186,7 +186,7 @@ type Log struct {
 	changed chan struct{} // closed and replaced at each write
 }
 
-func newLog() *Log { return &Log{changed: make(chan struct{})} }
+func NewLog() *Log { return &Log{changed: make(chan struct{})} }
 
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -231,7 +231,10 @@ next:
 
 var errExited = errors.New("the process exited")
 
-func (l *Log) wait(timeout time.Duration, exited <-chan struct{}, parts ...string) (string, error) {
+// Wait waits until the log has a complete line holding every one of parts
+// and returns it; it fails once exited is closed (nil: never) or timeout
+// passes.
+func (l *Log) Wait(timeout time.Duration, exited <-chan struct{}, parts ...string) (string, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
