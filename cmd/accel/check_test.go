@@ -126,7 +126,9 @@ func TestCheckBesideRunningInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, logs, "admin API listening")
+	// "listening" comes after the hand-over socket exists, which is part of
+	// the data dir the check must leave alone.
+	waitFor(t, logs, "msg=listening")
 	// The default data dir is beside the config file, whatever the
 	// working directory.
 	if _, err := os.Stat(filepath.Join(dir, "accel-data", "cache")); err != nil {
