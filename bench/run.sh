@@ -13,7 +13,10 @@
 #   SCENARIOS="h1-1k miss-nostore" SYSTEMS="accel haproxy" bench/run.sh
 #
 # Environment: ROUNDS, DURATION (seconds per measurement), SYSTEMS (subset
-# of "accel nginx haproxy varnish"), SCENARIOS (subset of the scenario
+# of "accel nginx haproxy varnish floor"; floor, bench/floor, is not in the
+# default: it is the least a Go server does for the HTTP/1 rows, the
+# reference for what accel costs above the Go runtime and the kernel),
+# SCENARIOS (subset of the scenario
 # names below, with coalescing and idle; all by default), IDLE_CONNS
 # (10000), PORT_BASE (24000:
 # the run uses PORT_BASE..PORT_BASE+445), KEEP=1 keeps the work directory.
@@ -59,13 +62,15 @@ ACCEL_HTTP=$((PORT_BASE + 80)) ACCEL_TLS=$((PORT_BASE + 443))
 NGINX_HTTP=$((PORT_BASE + 81)) NGINX_H2C=$((PORT_BASE + 82)) NGINX_TLS=$((PORT_BASE + 444))
 HAPROXY_HTTP=$((PORT_BASE + 83)) HAPROXY_TLS=$((PORT_BASE + 445))
 VARNISH_HTTP=$((PORT_BASE + 84))
+FLOOR_HTTP=$((PORT_BASE + 85))
 
 # h1_port, h2c_port, tls_port SYSTEM: the port of that kind, or empty where
-# the system has none (Varnish has no TLS).
+# the system has none (Varnish has no TLS, floor only HTTP/1.1).
 h1_port() {
 	case $1 in
 	accel) echo "$ACCEL_HTTP" ;; nginx) echo "$NGINX_HTTP" ;;
 	haproxy) echo "$HAPROXY_HTTP" ;; varnish) echo "$VARNISH_HTTP" ;;
+	floor) echo "$FLOOR_HTTP" ;;
 	esac
 }
 h2c_port() {
@@ -115,7 +120,7 @@ ulimit -n "$(ulimit -Hn)" # 10 000 idle connections: the client and every server
 HAPROXY_MAXCONN=$((IDLE_CONNS + 100))
 [ $(((HAPROXY_MAXCONN * 2) + 40)) -le "$(ulimit -n)" ] || HAPROXY_MAXCONN=$((($(ulimit -n) - 40) / 2))
 
-for p in $ORIGIN $ACCEL_HTTP $ACCEL_TLS $NGINX_HTTP $NGINX_H2C $NGINX_TLS $HAPROXY_HTTP $HAPROXY_TLS $VARNISH_HTTP; do
+for p in $ORIGIN $ACCEL_HTTP $ACCEL_TLS $NGINX_HTTP $NGINX_H2C $NGINX_TLS $HAPROXY_HTTP $HAPROXY_TLS $VARNISH_HTTP $FLOOR_HTTP; do
 	[ -z "$(ss -Hltn "sport = :$p")" ] || die "port $p is in use (set PORT_BASE)"
 done
 
@@ -170,7 +175,7 @@ fill() {
 
 # --- build and start ---
 log "building accel and the bench tools into $RUN/bin"
-(cd "$repo" && go build -o "$RUN/bin/" ./cmd/accel ./bench/origin ./bench/client)
+(cd "$repo" && go build -o "$RUN/bin/" ./cmd/accel ./bench/origin ./bench/client ./bench/floor)
 BIN=$RUN/bin
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -203,7 +208,10 @@ for s in "${systems[@]}"; do
 		start varnish varnishd -F -j none -n "$RUN/varnish" -T none -a "127.0.0.1:$VARNISH_HTTP" \
 			-f "$RUN/varnish.vcl" -s malloc,256m -p feature=+http2 -p timeout_idle=75
 		;;
-	*) die "unknown system $s (SYSTEMS: accel nginx haproxy varnish)" ;;
+	floor)
+		start floor "$BIN/floor" -listen "127.0.0.1:$FLOOR_HTTP" -origin "127.0.0.1:$ORIGIN"
+		;;
+	*) die "unknown system $s (SYSTEMS: accel nginx haproxy varnish floor)" ;;
 	esac
 	for port in $(h1_port "$s") $(h2c_port "$s") $(tls_port "$s"); do wait_port "$port" "$s"; done
 done
@@ -267,6 +275,7 @@ results=$RUN/results.tsv
 supports() {
 	case $1 in
 	h1tls-1k | h2tls-1k | hs*) [ -n "$(tls_port "$2")" ] ;;
+	h2c-1k) [ -n "$(h2c_port "$2")" ] ;;
 	*) return 0 ;;
 	esac
 }
@@ -376,7 +385,7 @@ for s in "${systems[@]}"; do
 	for path in /1k /16k /1m; do
 		for _ in 1 2; do
 			curl -fsS -o /dev/null "http://127.0.0.1:$(h1_port "$s")$path"
-			curl -fsS -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$(h2c_port "$s")$path"
+			[ -z "$(h2c_port "$s")" ] || curl -fsS -o /dev/null --http2-prior-knowledge "http://127.0.0.1:$(h2c_port "$s")$path"
 			[ -z "$(tls_port "$s")" ] || curl -fsSk -o /dev/null "https://127.0.0.1:$(tls_port "$s")$path"
 		done
 	done
@@ -403,6 +412,7 @@ done
 wanted coalescing && log "scenario coalescing: 200 concurrent cold requests for one URL"
 wanted coalescing && for r in $(seq "$ROUNDS"); do
 	for s in "${systems[@]}"; do
+		[ "$s" = floor ] && continue # not a cache: every request is a fetch
 		path=/slow/$s-$r-$RANDOM
 		out=$("$BIN/client" burst -addr "127.0.0.1:$(h1_port "$s")" -path "$path" -n 200 2>&1) || true
 		n=$(curl -fsS "http://127.0.0.1:$ORIGIN/_count?path=$path")
