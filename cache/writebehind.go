@@ -73,7 +73,7 @@ type queuedPut struct {
 // putOverhead is what a queued put costs beside its body and metadata.
 const putOverhead = 64
 
-// writeLinger is how long the writer waits, once something is queued,
+// writeLinger is how long a busy writer waits, once something is queued,
 // for more to join its batch: a body is in memory meanwhile (a crash
 // loses at most this much more), and under load the batch grows from a
 // few bodies to dozens, each written with one pwrite and one commit.
@@ -228,13 +228,17 @@ func (d *diskTier) writer() {
 	var writes []segWrite
 	linger := time.NewTimer(writeLinger)
 	defer linger.Stop()
+	// busy is set when the last wake found more than one body: only then
+	// do more come while one waits. A lone body, at a low rate of stores,
+	// is written at once rather than kept in memory for the linger.
+	busy := false
 	for closing := false; ; {
 		select {
 		case <-w.wake:
 		case <-d.closing:
 			closing = true
 		}
-		if !closing {
+		if !closing && busy {
 			// More bodies come while this one waits: one batch writes them
 			// all with one pwrite and one pebble commit.
 			linger.Reset(writeLinger)
@@ -244,11 +248,13 @@ func (d *diskTier) writer() {
 				closing = true
 			}
 		}
+		taken := 0
 		for {
 			batch = w.take(batch[:0], max(d.memtable/8, 1), closing)
 			if len(batch) == 0 {
 				break
 			}
+			taken += len(batch)
 			var size int64
 			for _, e := range batch {
 				size += e.size
@@ -298,6 +304,7 @@ func (d *diskTier) writer() {
 		if closing {
 			return
 		}
+		busy = taken > 1
 	}
 }
 
