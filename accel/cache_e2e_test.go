@@ -90,12 +90,13 @@ func TestCacheHitAgeRestart(t *testing.T) {
 	dir := t.TempDir()
 	// The key holds the Host with its port: a restart keeps the port.
 	cfg := strings.Replace(cacheConfig, "127.0.0.1:0", "127.0.0.1:"+strconv.Itoa(testproc.FreePort(t)), 1)
-	s := startAccelDir(t, cfg, o.addr, dir)
+	clk := &testClock{}
+	s := startAccelClock(t, cfg, o.addr, dir, nil, clk)
 	first := fetch(t, s, "GET", "/page")
 	if cs := first.header.Get("Cache-Status"); !strings.Contains(cs, "fwd=uri-miss") || !strings.Contains(cs, "stored") {
 		t.Errorf("first Cache-Status %q", cs)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 	second := fetch(t, s, "GET", "/page")
 	if second.body != "cached body" || o.requests.Load() != 1 {
 		t.Fatalf("second GET: %q, origin saw %d", second.body, o.requests.Load())
@@ -156,8 +157,12 @@ func TestCacheVary(t *testing.T) {
 // the 304 updated.
 func TestCacheRevalidate304(t *testing.T) {
 	var conditional atomic.Int64
+	clk := &testClock{}
 	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=1")
+		dateBy(w, clk)
+		// Two seconds: Date has a resolution of one, so a response just
+		// revalidated may already look almost a second old.
+		w.Header().Set("Cache-Control", "max-age=2")
 		w.Header().Set("ETag", `"v1"`)
 		if r.Header.Get("If-None-Match") == `"v1"` {
 			conditional.Add(1)
@@ -168,9 +173,9 @@ func TestCacheRevalidate304(t *testing.T) {
 		w.Header().Set("X-Revision", "1")
 		io.WriteString(w, "full body")
 	})
-	s := startAccel(t, cacheConfig, o.addr)
+	s := startAccelClock(t, cacheConfig, o.addr, t.TempDir(), nil, clk)
 	fetch(t, s, "GET", "/r")
-	time.Sleep(2100 * time.Millisecond)
+	clk.advance(3100 * time.Millisecond)
 	g := fetch(t, s, "GET", "/r")
 	if conditional.Load() != 1 {
 		t.Fatalf("origin saw %d conditional requests, want 1", conditional.Load())
@@ -190,17 +195,19 @@ func TestCacheRevalidate304(t *testing.T) {
 func TestCacheStaleWhileRevalidate(t *testing.T) {
 	var version atomic.Int64
 	hold := make(chan struct{})
+	clk := &testClock{}
 	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		v := version.Add(1)
 		if v > 1 {
 			<-hold
 		}
+		dateBy(w, clk)
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
 		io.WriteString(w, "version "+strconv.FormatInt(v, 10))
 	})
-	s := startAccel(t, cacheConfig, o.addr)
+	s := startAccelClock(t, cacheConfig, o.addr, t.TempDir(), nil, clk)
 	fetch(t, s, "GET", "/swr")
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 	for i := 0; i < 5; i++ {
 		// The origin is held: these answers can only come from the cache.
 		if g := fetch(t, s, "GET", "/swr"); g.body != "version 1" {
@@ -219,18 +226,22 @@ func TestCacheStaleWhileRevalidate(t *testing.T) {
 // TestCacheStaleIfError: with the origin stopped, the stale body is served
 // inside the stale-if-error window, and an error after it.
 func TestCacheStaleIfError(t *testing.T) {
+	clk := &testClock{}
 	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=1, stale-if-error=2")
 		io.WriteString(w, "last good")
 	})
-	s := startAccel(t, cacheConfig, o.addr)
+	// The refused connections are the answer at once: redialling an
+	// origin that restarts is another test's (upstream's).
+	cfg := strings.Replace(cacheConfig, "  - name: app\n", "  - name: app\n    redial_window: 1ms\n", 1)
+	s := startAccelClock(t, cfg, o.addr, t.TempDir(), nil, clk)
 	fetch(t, s, "GET", "/sie")
 	o.srv.Close()
-	time.Sleep(1200 * time.Millisecond)
+	clk.advance(1200 * time.Millisecond)
 	if g := fetch(t, s, "GET", "/sie"); g.status != 200 || g.body != "last good" {
 		t.Fatalf("inside the window: %d %q", g.status, g.body)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	clk.advance(2500 * time.Millisecond)
 	if g := fetch(t, s, "GET", "/sie"); g.status != 502 && g.status != 504 {
 		t.Errorf("after the window: %d %q, want 502 or 504", g.status, g.body)
 	}

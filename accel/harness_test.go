@@ -157,6 +157,27 @@ func startAccelDir(t testing.TB, yamlText string, originAddr, dir string) *Serve
 // when logw is not nil.
 func startAccelLog(t testing.TB, yamlText string, originAddr, dir string, logw io.Writer) *Server {
 	t.Helper()
+	return startAccelClock(t, yamlText, originAddr, dir, logw, nil)
+}
+
+// testClock is a settable clock for the cache: freshness tests move it
+// past a max-age instead of sleeping through it. An origin whose answers
+// are revalidated dates them by it too (dateBy), as a real origin's clock
+// agrees with accel's.
+type testClock struct{ off atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// dateBy sets the Date field of an origin's answer from clk.
+func dateBy(w http.ResponseWriter, clk *testClock) {
+	w.Header().Set("Date", clk.now().UTC().Format(http.TimeFormat))
+}
+
+// startAccelClock is startAccelLog with the cache's clock clk, when it is
+// not nil.
+func startAccelClock(t testing.TB, yamlText string, originAddr, dir string, logw io.Writer, clk *testClock) *Server {
+	t.Helper()
 	yamlText = strings.ReplaceAll(yamlText, "ORIGIN", originAddr)
 	yamlText = strings.ReplaceAll(yamlText, "DATADIR", dir)
 	file := filepath.Join(dir, "accel.yaml")
@@ -179,6 +200,10 @@ func startAccelLog(t testing.TB, yamlText string, originAddr, dir string, logw i
 		t.Fatal(err)
 	}
 	s.SetConfigSource(func() (*policy.Config, error) { return policy.Load(file) })
+	if clk != nil {
+		// Start opens the cache with the settings New wired.
+		s.state.Load().set.cache.Now = clk.now
+	}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
