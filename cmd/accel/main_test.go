@@ -86,21 +86,9 @@ func TestBinarySignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	waitFor(t, logs, "msg=listening")
 	url := "http://127.0.0.1:" + port + "/x"
-	get := func() string {
-		for i := 0; i < 100; i++ {
-			resp, err := http.Get(url)
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return string(b)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("accel did not answer; log:\n%s", logs)
-		return ""
-	}
-	if got := get(); got != "from a" {
+	if got := getText(t, url); got != "from a" {
 		t.Fatalf("got %q", got)
 	}
 
@@ -110,14 +98,14 @@ func TestBinarySignals(t *testing.T) {
 	if !strings.Contains(logs.String(), "bogus: unknown field") {
 		t.Errorf("refused reload does not name the field:\n%s", logs)
 	}
-	if got := get(); got != "from a" {
+	if got := getText(t, url); got != "from a" {
 		t.Fatalf("after a bad reload: %q", got)
 	}
 
 	os.WriteFile(file, []byte(config(originB)), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, logs, "config reloaded")
-	if got := get(); got != "from b" {
+	if got := getText(t, url); got != "from b" {
 		t.Fatalf("after reload: %q", got)
 	}
 

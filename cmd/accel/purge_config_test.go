@@ -33,9 +33,10 @@ func TestPurgeWithConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
+	waitFor(t, logs, "msg=listening")
 	url := "http://127.0.0.1:" + port + "/p1"
 	cacheStatus := func() string {
-		getText(t, url) // waits for the listener
+		getText(t, url)
 		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
