@@ -19,6 +19,7 @@ func TestBackgroundRefreshSurvivesReload(t *testing.T) {
 	hits := map[string]int{}
 	hold := make(chan struct{})
 	var heldA atomic.Bool
+	clk := &testClock{}
 	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hits[r.URL.Path]++
@@ -28,6 +29,7 @@ func TestBackgroundRefreshSurvivesReload(t *testing.T) {
 			heldA.Store(true)
 			<-hold
 		}
+		dateBy(w, clk)
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
 		io.WriteString(w, r.URL.Path+" version "+strconv.Itoa(n))
 	})
@@ -38,34 +40,28 @@ func TestBackgroundRefreshSurvivesReload(t *testing.T) {
 	}
 	cfg := strings.Replace(cacheConfig, "    servers:",
 		"    max_conns_per_server: 1\n    queue_size: 10\n    queue_timeout: 10s\n    servers:", 1)
-	s := startAccel(t, cfg, o.addr)
+	s := startAccelClock(t, cfg, o.addr, t.TempDir(), nil, clk)
 	fetch(t, s, "GET", "/a")
 	fetch(t, s, "GET", "/b")
-	time.Sleep(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 
 	// /a's refresh takes the pool's only connection and is held by the
 	// origin; /b's refresh queues behind it. Both clients are answered stale.
 	if g := fetch(t, s, "GET", "/a"); !strings.HasPrefix(g.body, "/a version 1") {
 		t.Fatalf("stale /a: %q", g.body)
 	}
-	for i := 0; !heldA.Load(); i++ {
-		if i > 200 {
-			t.Fatal("refresh of /a never reached the origin")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the refresh of /a to reach the origin", heldA.Load)
 	if g := fetch(t, s, "GET", "/b"); !strings.HasPrefix(g.body, "/b version 1") {
 		t.Fatalf("stale /b: %q", g.body)
 	}
-	time.Sleep(50 * time.Millisecond) // /b's refresh is queued now
+	pool := s.state.Load().pools["app"]
+	waitFor(t, "the refresh of /b to queue", func() bool { return pool.Stats().Queued == 1 })
 
 	// A reload (same file) retires the generation both refreshes use.
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	close(hold)
-	time.Sleep(500 * time.Millisecond)
-	if n := count("/b"); n != 2 {
-		t.Fatalf("origin saw /b %d times, want 2: the queued background refresh was dropped by the reload", n)
-	}
+	// Dropped, the refresh never comes: waitFor fails after its bound.
+	waitFor(t, "the queued refresh of /b, which the reload must not drop", func() bool { return count("/b") == 2 })
 }
