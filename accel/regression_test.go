@@ -30,6 +30,7 @@ func readReq(br *bufio.Reader) (string, error) {
 // body must not answer the next request on that connection (from another
 // client, for another URL) with them: such a connection is never reused.
 func TestOriginBytesPastBodyNeverReused(t *testing.T) {
+	poisoned := make(chan struct{})
 	addr := rawOrigin(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			path, err := readReq(br)
@@ -38,8 +39,10 @@ func TestOriginBytesPastBodyNeverReused(t *testing.T) {
 			}
 			if path == "/a" {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+				// "A moment after": once accel took the answer as whole.
 				time.Sleep(100 * time.Millisecond)
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON")
+				close(poisoned)
 				continue
 			}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
@@ -58,7 +61,7 @@ func TestOriginBytesPastBodyNeverReused(t *testing.T) {
 	if b := get("/a"); b != "hello" {
 		t.Fatalf("/a: %q", b)
 	}
-	time.Sleep(300 * time.Millisecond)
+	<-poisoned // on loopback, in accel's socket once written
 	if b := get("/b"); b != "good" {
 		t.Fatalf("/b got %q: the tail of /a's response was read as /b's (origin connection desync)", b)
 	}
@@ -119,11 +122,13 @@ limits:
 // (HTTP/1: accel watches the connection while a bodiless request runs).
 func TestH1ClientAbortCancelsOrigin(t *testing.T) {
 	canceled := make(chan bool, 1)
+	started := make(chan struct{})
 	o := startHTTPOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
 		select {
 		case <-r.Context().Done():
 			canceled <- true
-		case <-time.After(4 * time.Second):
+		case <-time.After(10 * time.Second):
 			canceled <- false
 		}
 	})
@@ -133,7 +138,9 @@ func TestH1ClientAbortCancelsOrigin(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(200 * time.Millisecond)
+	// Gone once the origin has the request, before the watch is armed
+	// (abortWatchDelay): it finds the end when it arms.
+	<-started
 	c.Close()
 	if !<-canceled {
 		t.Fatal("origin request ran to its end after the client closed its connection")
