@@ -217,9 +217,15 @@ func TestShutdownFinishesInFlightUpload(t *testing.T) {
 	s := startAccel(t, baseConfig, o.addr())
 	c := dialAccel(t, s)
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the upload to reach the origin", func() bool { return o.accepts.Load() == 1 })
 	go s.Shutdown(context.Background())
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the shutdown to close the listener", func() bool {
+		l, err := net.Dial("tcp", s.Addrs()[0].String())
+		if err == nil {
+			l.Close()
+		}
+		return err != nil
+	})
 	io.WriteString(c, "world")
 	out, _ := io.ReadAll(c)
 	if !strings.HasPrefix(string(out), "HTTP/1.1 200") {
@@ -236,17 +242,17 @@ func TestShutdownFinishesInFlightUpload(t *testing.T) {
 func TestSlowUploadNotBlamedOnOrigin(t *testing.T) {
 	o := startOrigin(t)
 	cfg := strings.Replace(baseConfig, `      - address: "ORIGIN"`, `      - address: "ORIGIN"
-    first_byte_timeout: 1s`, 1) + `
+    first_byte_timeout: 200ms`, 1) + `
 limits:
   read_timeout: 10s
 `
 	s := startAccel(t, cfg, o.addr())
 	c := dialAccel(t, s)
 	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 16384\r\nConnection: close\r\n\r\n"+strings.Repeat("a", 8192))
-	time.Sleep(2 * time.Second)
+	time.Sleep(400 * time.Millisecond) // the pause under test, twice first_byte_timeout
 	io.WriteString(c, strings.Repeat("b", 8192))
 	out, _ := io.ReadAll(c)
 	if !strings.HasPrefix(string(out), "HTTP/1.1 200") {
-		t.Fatalf("upload with a 2s pause (read_timeout 10s): got %q", out)
+		t.Fatalf("upload with a 400ms pause (first_byte_timeout 200ms, read_timeout 10s): got %q", out)
 	}
 }
