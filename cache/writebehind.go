@@ -39,6 +39,7 @@ type writeQueue struct {
 	keep      func(o *object, body []byte)
 	reclaimed func(objs []*object)
 	bg        *sync.WaitGroup
+	linger    time.Duration // writeLinger when the writer started
 	segSize   int64
 	wake      chan struct{} // capacity 1: something was queued
 	done      chan struct{} // closed when the writer returns; nil before it starts
@@ -76,8 +77,9 @@ const putOverhead = 64
 // writeLinger is how long a busy writer waits, once something is queued,
 // for more to join its batch: a body is in memory meanwhile (a crash
 // loses at most this much more), and under load the batch grows from a
-// few bodies to dozens, each written with one pwrite and one commit.
-const writeLinger = 2 * time.Millisecond
+// few bodies to dozens, each written with one pwrite and one commit. A
+// var, read when a writer is started, so that a test can make it long.
+var writeLinger = 2 * time.Millisecond
 
 // start runs the writer; keep receives the bodies the disk did not take,
 // reclaimed the objects whose bodies left with their segment. Writes go to
@@ -85,6 +87,7 @@ const writeLinger = 2 * time.Millisecond
 func (d *diskTier) start(keep func(*object, []byte), reclaimed func([]*object), bg *sync.WaitGroup) {
 	w := &d.wq
 	w.limit, w.keep, w.reclaimed, w.bg = d.memtable, keep, reclaimed, bg
+	w.linger = writeLinger
 	w.segSize, w.seg = segSize(d.bound), max(d.segs.last(), d.lastSeg)+1
 	w.wake, w.done = make(chan struct{}, 1), make(chan struct{})
 	w.byID = map[uint64]*queuedPut{}
@@ -226,7 +229,7 @@ func (d *diskTier) writer() {
 	var live []queuedPut
 	var key, meta, buf []byte
 	var writes []segWrite
-	linger := time.NewTimer(writeLinger)
+	linger := time.NewTimer(w.linger)
 	defer linger.Stop()
 	// busy is set when the last wake found more than one body: only then
 	// do more come while one waits. A lone body, at a low rate of stores,
@@ -241,7 +244,7 @@ func (d *diskTier) writer() {
 		if !closing && busy {
 			// More bodies come while this one waits: one batch writes them
 			// all with one pwrite and one pebble commit.
-			linger.Reset(writeLinger)
+			linger.Reset(w.linger)
 			select {
 			case <-linger.C:
 			case <-d.closing:

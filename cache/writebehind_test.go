@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // reopen closes e's cache and opens its directory again.
@@ -102,5 +103,41 @@ func TestDiskPurgeOfQueuedWrite(t *testing.T) {
 	}
 	if got := e.o.hits.Load() - before; got != 1 {
 		t.Errorf("origin saw %d requests, want 1", got)
+	}
+}
+
+// TestDiskWriterLoneBodyAtOnce: a body stored while the writer is idle is
+// written at once, not after the linger with which a busy writer gathers
+// a batch (a minute here; a test that failed would end when it does).
+// Each store is settled before the next, so the writer never finds two
+// bodies; after a restart all three are hits.
+func TestDiskWriterLoneBodyAtOnce(t *testing.T) {
+	defer func(d time.Duration) { writeLinger = d }(writeLinger)
+	writeLinger = time.Minute
+	dir := t.TempDir()
+	e := newEnv(t, Config{Dir: dir, DiskBytes: 16 << 20}, sizedBodies)
+	path := func(i int) string { return fmt.Sprintf("/1000/lone-%d", i) }
+	for i := range 3 {
+		e.getWhole(path(i), 1000)
+		settled := make(chan struct{})
+		go func() {
+			e.c.bg.Wait()
+			close(settled)
+		}()
+		select {
+		case <-settled:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s still queued after 20 s: the writer waits for company", path(i))
+		}
+	}
+	e.reopen(dir)
+	before := e.o.hits.Load()
+	for i := range 3 {
+		if r := e.getWhole(path(i), 1000); !hasStatus(r, "; hit") {
+			t.Errorf("%s not on disk after a restart: %q", path(i), r.get("Cache-Status"))
+		}
+	}
+	if got := e.o.hits.Load() - before; got != 0 {
+		t.Errorf("origin saw %d requests after the restart, want 0", got)
 	}
 }
