@@ -208,7 +208,7 @@ func Open(cfg Config) (*Cache, error) {
 			}
 		}
 	}
-	mem := newMemTier(bodyBudget(cfg.MemoryBytes), onDrop)
+	mem := newMemTier(cfg.MemoryBytes, &c.ix.meta, onDrop)
 	c.mem = mem
 	c.tiers = []tier{mem}
 	if c.disk != nil {
