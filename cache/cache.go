@@ -208,7 +208,7 @@ func Open(cfg Config) (*Cache, error) {
 			}
 		}
 	}
-	mem := newMemTier(cfg.MemoryBytes, &c.ix.meta, onDrop)
+	mem := newMemTier(bodyBudget(cfg.MemoryBytes), onDrop)
 	c.mem = mem
 	c.tiers = []tier{mem}
 	if c.disk != nil {

@@ -6,18 +6,14 @@ import "math/rand/v2"
 // keeps eviction O(1) per object without a global list to lock on hits.
 const evictSample = 8
 
-// The index (objectMeta) and the memory tier's bodies share
-// Config.MemoryBytes: bodies hold what the index leaves, and never less
-// than bodyFloor, so the index holds at most metaBudget. Without a bound
-// on the index, a disk tier of small objects grows the heap past the
-// memory setting (1 GiB of 1 KiB objects indexes a million of them), and
-// the soft memory limit derived from it makes the collector run without
-// end; with a fixed quarter for it, the default 256 MiB indexed 65 000
-// objects of 1 KiB while their bodies used a third of the rest, and a
-// crawl evicted from a disk tier twelve times larger than what it held.
-func bodyFloor(mem int64) int64 { return mem / 4 }
+// metaBudget is the part of Config.MemoryBytes the index may hold
+// (objectMeta), bodyBudget the memory tier's: without a bound on the
+// index, a disk tier of small objects grows the heap past the memory
+// setting (1 GiB of 1 KiB objects indexes a million of them), and the
+// soft memory limit derived from it makes the collector run without end.
+func metaBudget(mem int64) int64 { return mem / 4 }
 
-func metaBudget(mem int64) int64 { return mem - bodyFloor(mem) }
+func bodyBudget(mem int64) int64 { return mem - metaBudget(mem) }
 
 // evict drops the least recently used of sampled objects, never stored
 // (the one just stored), until the persistent tier's objects are back

@@ -208,7 +208,7 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 // takes reports whether a body of n bytes has a tier to go to now: the
 // memory tier takes what fits in it, the disk what it is writable for.
 func (c *Cache) takes(n int64) bool {
-	return n+memOverhead <= c.mem.budget() || c.disk != nil && diskState(c.disk.state.Load()) == diskOK
+	return n+memOverhead <= bodyBudget(c.cfg.MemoryBytes) || c.disk != nil && diskState(c.disk.state.Load()) == diskOK
 }
 
 // store indexes o with body in every tier, replacing its variant.
@@ -232,8 +232,6 @@ func (c *Cache) store(o *object, body []byte) {
 		}
 	}
 	c.evict(o)
-	// The index grew into the bodies' share.
-	c.mem.evict(o.id)
 }
 
 // notStored are the fields a stored response never keeps: the length is

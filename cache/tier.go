@@ -30,11 +30,7 @@ var (
 // shard's read lock and allocate nothing.
 type memTier struct {
 	shards [shardCount]memShard
-	// total is the memory the bodies share with the index, whose part of
-	// it meta counts (objectMeta): bodies may hold what the index leaves,
-	// and never less than bodyFloor(total).
-	total int64
-	meta  *atomic.Int64
+	budget int64
 	// onDrop is told of every body eviction drops (not of del): without
 	// a disk tier the object goes with it.
 	onDrop func(*object)
@@ -67,8 +63,8 @@ const memOverhead = 128
 // reads stop writing its entry's cache line on every hit.
 const maxReads = 255
 
-func newMemTier(total int64, meta *atomic.Int64, onDrop func(*object)) *memTier {
-	m := &memTier{total: total, meta: meta, onDrop: onDrop}
+func newMemTier(budget int64, onDrop func(*object)) *memTier {
+	m := &memTier{budget: budget, onDrop: onDrop}
 	for i := range m.shards {
 		m.shards[i].at = make(map[uint64]int)
 	}
@@ -76,9 +72,6 @@ func newMemTier(total int64, meta *atomic.Int64, onDrop func(*object)) *memTier 
 }
 
 func (m *memTier) shard(id uint64) *memShard { return &m.shards[id%shardCount] }
-
-// budget is what the bodies may hold now.
-func (m *memTier) budget() int64 { return max(m.total-m.meta.Load(), bodyFloor(m.total)) }
 
 func (m *memTier) get(o *object) ([]byte, bool) {
 	s := m.shard(o.id)
@@ -106,7 +99,7 @@ func (m *memTier) get(o *object) ([]byte, bool) {
 // returns, so the index may name it at once.
 func (m *memTier) put(o *object, body []byte) bool {
 	cost := int64(len(body)) + memOverhead
-	if cost > m.budget() {
+	if cost > m.budget {
 		return false
 	}
 	s := m.shard(o.id)
@@ -121,7 +114,7 @@ func (m *memTier) put(o *object, body []byte) bool {
 		m.objects.Add(1)
 	}
 	s.mu.Unlock()
-	if m.bytes.Add(cost) > m.budget() {
+	if m.bytes.Add(cost) > m.budget {
 		m.evict(o.id)
 	}
 	return true
@@ -131,7 +124,7 @@ func (m *memTier) put(o *object, body []byte) bool {
 // budget; a bounded number of fruitless samples ends it (the bodies over
 // the budget are being dropped by others).
 func (m *memTier) evict(keep uint64) {
-	for misses := 0; m.bytes.Load() > m.budget() && misses < 4*shardCount; {
+	for misses := 0; m.bytes.Load() > m.budget && misses < 4*shardCount; {
 		o := m.evictOne(keep)
 		if o == nil {
 			misses++
