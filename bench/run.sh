@@ -276,6 +276,7 @@ supports() {
 	case $1 in
 	h1tls-1k | h2tls-1k | hs*) [ -n "$(tls_port "$2")" ] ;;
 	h2c-1k) [ -n "$(h2c_port "$2")" ] ;;
+	coalescing) [ "$2" != floor ] ;; # not a cache: every request is a fetch
 	*) return 0 ;;
 	esac
 }
@@ -412,7 +413,7 @@ done
 wanted coalescing && log "scenario coalescing: 200 concurrent cold requests for one URL"
 wanted coalescing && for r in $(seq "$ROUNDS"); do
 	for s in "${systems[@]}"; do
-		[ "$s" = floor ] && continue # not a cache: every request is a fetch
+		supports coalescing "$s" || continue
 		path=/slow/$s-$r-$RANDOM
 		out=$("$BIN/client" burst -addr "127.0.0.1:$(h1_port "$s")" -path "$path" -n 200 2>&1) || true
 		n=$(curl -fsS "http://127.0.0.1:$ORIGIN/_count?path=$path")

@@ -87,14 +87,13 @@ func (s *server) serve(c net.Conn) {
 				return
 			}
 		} else {
+			var err error
 			if o == nil {
-				var err error
 				if o, err = net.Dial("tcp", s.origin); err != nil {
 					log.Print(err)
 					return
 				}
 			}
-			var err error
 			if resp, err = exchange(o, head, resp[:0]); err != nil {
 				log.Print(err)
 				return

@@ -128,7 +128,7 @@ func TestCheckBesideRunningInstance(t *testing.T) {
 	defer cmd.Process.Kill()
 	// "listening" comes after the hand-over socket exists, which is part of
 	// the data dir the check must leave alone.
-	waitFor(t, logs, "msg=listening")
+	waitFor(t, logs, testproc.Listening)
 	// The default data dir is beside the config file, whatever the
 	// working directory.
 	if _, err := os.Stat(filepath.Join(dir, "accel-data", "cache")); err != nil {

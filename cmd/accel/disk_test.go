@@ -46,7 +46,7 @@ func TestBinaryFullDisk(t *testing.T) {
 			cmd.Process.Kill()
 			cmd.Wait()
 		})
-		waitFor(t, logs, "listening")
+		waitFor(t, logs, testproc.Listening)
 		return cmd, logs
 	}
 	base := "http://127.0.0.1:" + port

@@ -86,7 +86,7 @@ func TestBinarySignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, logs, "msg=listening")
+	waitFor(t, logs, testproc.Listening)
 	url := "http://127.0.0.1:" + port + "/x"
 	if got := getText(t, url); got != "from a" {
 		t.Fatalf("got %q", got)
@@ -181,7 +181,7 @@ func TestBinaryOutOfDescriptors(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	waitFor(t, logs, "listening")
+	waitFor(t, logs, testproc.Listening)
 	if !strings.Contains(logs.String(), "nofile=48") {
 		t.Errorf("the descriptor limit is not logged:\n%s", logs)
 	}
@@ -239,7 +239,7 @@ func TestBinarySignalsWhileStarting(t *testing.T) {
 	a := testproc.StartAccelUntil(t, bin, file, "file descriptor limit")
 	a.Signal(syscall.SIGHUP)
 	a.Signal(syscall.SIGUSR1)
-	a.WaitLog(30*time.Second, "msg=listening")
+	a.WaitLog(30*time.Second, testproc.Listening)
 	a.WaitLog(30*time.Second, "config reloaded")
 	a.WaitLog(30*time.Second, "access log reopened")
 	resp, err := http.Get("http://127.0.0.1:" + port + "/x")

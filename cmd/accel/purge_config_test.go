@@ -33,7 +33,7 @@ func TestPurgeWithConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, logs, "msg=listening")
+	waitFor(t, logs, testproc.Listening)
 	url := "http://127.0.0.1:" + port + "/p1"
 	cacheStatus := func() string {
 		getText(t, url)

@@ -29,7 +29,7 @@ func TestSIGUSR1ReopensAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, logs, "msg=listening")
+	waitFor(t, logs, testproc.Listening)
 	url := "http://127.0.0.1:" + port
 	getText(t, url+"/before")
 	logPath := filepath.Join(dir, "access.log") // relative to the config file

@@ -65,15 +65,15 @@ type Accel struct {
 	err  error         // the run's exit, once done is closed
 }
 
-// listening is in the line accel logs once it serves.
-const listening = "msg=listening"
+// Listening is in the line accel logs once it serves.
+const Listening = "msg=listening"
 
 // StartAccel runs bin -config config and waits until it listens (after
 // everything accel does before it serves, such as a fleet's purge
 // replay). The process is killed when the test ends.
 func StartAccel(t testing.TB, bin, config string) *Accel {
 	t.Helper()
-	return StartAccelUntil(t, bin, config, listening)
+	return StartAccelUntil(t, bin, config, Listening)
 }
 
 // StartAccelUntil is StartAccel waiting only until accel logs a line
@@ -97,7 +97,7 @@ func StartAccelUntil(t testing.TB, bin, config string, parts ...string) *Accel {
 // Start (re)starts the process and waits until it logs that it listens.
 func (a *Accel) Start() {
 	a.t.Helper()
-	a.start(listening)
+	a.start(Listening)
 }
 
 func (a *Accel) start(until ...string) {
