@@ -18,7 +18,8 @@
 # reference for what accel costs above the Go runtime and the kernel),
 # SCENARIOS (subset of the scenario
 # names below, with coalescing and idle; all by default), IDLE_CONNS
-# (10000), PORT_BASE (24000:
+# (10000), PIN (1: servers and load on separate cores, see below; 0:
+# shared), PORT_BASE (24000:
 # the run uses PORT_BASE..PORT_BASE+445), KEEP=1 keeps the work directory.
 # Progress goes to stderr, the tables to stdout. Not part of CI.
 set -euo pipefail
@@ -124,6 +125,23 @@ for p in $ORIGIN $ACCEL_HTTP $ACCEL_TLS $NGINX_HTTP $NGINX_H2C $NGINX_TLS $HAPRO
 	[ -z "$(ss -Hltn "sport = :$p")" ] || die "port $p is in use (set PORT_BASE)"
 done
 
+# --- cores: the servers on one half, the load on the other ---
+# Each server is bound to the upper half of the cores, as a load
+# generator runs on a machine of its own: wrk, h2load, the bench client
+# and the origin are bound to the lower half. Sharing every core, a
+# server's rate also measured how its scheduler yielded to wrk. Go's
+# GOMAXPROCS, HAProxy's nbthread and Varnish's pools follow the binding;
+# nginx's worker_processes auto counts every core online, so it is given
+# the number. PIN=0 shares every core as the first runs did.
+server_on=() load_on=() NGINX_WORKERS=$(nproc)
+if [ "${PIN:-1}" = 1 ]; then
+	ncpu=$(nproc)
+	[ "$ncpu" -ge 2 ] || die "PIN=1 needs two cores or more (PIN=0 shares one)"
+	half=$((ncpu / 2))
+	load_on=(taskset -c "0-$((half - 1))") server_on=(taskset -c "$half-$((ncpu - 1))")
+	NGINX_WORKERS=$((ncpu - half))
+fi
+
 # --- work directory, processes, cleanup ---
 RUN=$(mktemp -d /tmp/accel-bench.XXXXXX)
 chmod 755 "$RUN"
@@ -170,7 +188,7 @@ fill() {
 		-e "s|@ACCEL_HTTP@|$ACCEL_HTTP|g" -e "s|@ACCEL_TLS@|$ACCEL_TLS|g" \
 		-e "s|@NGINX_HTTP@|$NGINX_HTTP|g" -e "s|@NGINX_H2C@|$NGINX_H2C|g" -e "s|@NGINX_TLS@|$NGINX_TLS|g" \
 		-e "s|@HAPROXY_HTTP@|$HAPROXY_HTTP|g" -e "s|@HAPROXY_TLS@|$HAPROXY_TLS|g" \
-		-e "s|@HAPROXY_MAXCONN@|$HAPROXY_MAXCONN|g" "$1"
+		-e "s|@HAPROXY_MAXCONN@|$HAPROXY_MAXCONN|g" -e "s|@NGINX_WORKERS@|$NGINX_WORKERS|g" "$1"
 }
 
 # --- build and start ---
@@ -183,7 +201,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
 cat "$RUN/cert.pem" "$RUN/key.pem" >"$RUN/haproxy.pem"
 
-start origin "$BIN/origin" -listen "127.0.0.1:$ORIGIN"
+start origin "${load_on[@]}" "$BIN/origin" -listen "127.0.0.1:$ORIGIN"
 wait_port "$ORIGIN" origin
 
 for s in "${systems[@]}"; do
@@ -191,25 +209,25 @@ for s in "${systems[@]}"; do
 	accel)
 		mkdir -p "$RUN/accel"
 		fill "$bench/accel.yaml" >"$RUN/accel.yaml"
-		start accel "$BIN/accel" -config "$RUN/accel.yaml"
+		start accel "${server_on[@]}" "$BIN/accel" -config "$RUN/accel.yaml"
 		;;
 	nginx)
 		mkdir -p "$RUN/nginx/cache"
 		fill "$bench/peers/nginx.conf" >"$RUN/nginx.conf"
-		start nginx nginx -p "$RUN/nginx" -e "$RUN/nginx/error.log" -c "$RUN/nginx.conf" -g 'daemon off;'
+		start nginx "${server_on[@]}" nginx -p "$RUN/nginx" -e "$RUN/nginx/error.log" -c "$RUN/nginx.conf" -g 'daemon off;'
 		;;
 	haproxy)
 		fill "$bench/peers/haproxy.cfg" >"$RUN/haproxy.cfg"
-		start haproxy haproxy -db -f "$RUN/haproxy.cfg"
+		start haproxy "${server_on[@]}" haproxy -db -f "$RUN/haproxy.cfg"
 		;;
 	varnish)
 		mkdir -p "$RUN/varnish"
 		fill "$bench/peers/varnish.vcl" >"$RUN/varnish.vcl"
-		start varnish varnishd -F -j none -n "$RUN/varnish" -T none -a "127.0.0.1:$VARNISH_HTTP" \
+		start varnish "${server_on[@]}" varnishd -F -j none -n "$RUN/varnish" -T none -a "127.0.0.1:$VARNISH_HTTP" \
 			-f "$RUN/varnish.vcl" -s malloc,256m -p feature=+http2 -p timeout_idle=75
 		;;
 	floor)
-		start floor "$BIN/floor" -listen "127.0.0.1:$FLOOR_HTTP" -origin "127.0.0.1:$ORIGIN"
+		start floor "${server_on[@]}" "$BIN/floor" -listen "127.0.0.1:$FLOOR_HTTP" -origin "127.0.0.1:$ORIGIN"
 		;;
 	*) die "unknown system $s (SYSTEMS: accel nginx haproxy varnish floor)" ;;
 	esac
@@ -321,14 +339,14 @@ measure() {
 			;;
 		esac
 		[ ${#args[@]} = 0 ] && args=("$url")
-		out=$(wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 10s "${args[@]}" 2>&1) || true
+		out=$("${load_on[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 10s "${args[@]}" 2>&1) || true
 		requests=$(awk '/requests in/ {print $1}' <<<"$out")
 		rate=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
 		errors=$(awk '/Socket errors:/ {gsub(",", ""); e += $4 + $6 + $8 + $10} /Non-2xx/ {e += $NF} END {print e + 0}' <<<"$out")
 		;;
 	h2c-1k | h2tls-1k)
 		if [ "$sc" = h2c-1k ]; then url="http://127.0.0.1:$(h2c_port "$s")/1k"; else url=$tls/1k; fi
-		out=$(h2load -c16 -m32 -D "$DURATION" "$url" 2>&1) || true
+		out=$("${load_on[@]}" h2load -c16 -m32 -D "$DURATION" "$url" 2>&1) || true
 		requests=$(awk '/^requests:/ {print $8}' <<<"$out")
 		rate=$(awk '/^finished in/ {printf "%.0f", $4}' <<<"$out")
 		errors=$(awk '/^requests:/ {f = $10 + $12 + $14} /^status codes:/ {n = $5 + $7 + $9} END {print f + n}' <<<"$out")
@@ -336,7 +354,7 @@ measure() {
 	hs12-full | hs12-resumed | hs13-full | hs13-resumed)
 		local v=1.${sc:3:1} resume=()
 		[[ $sc = *resumed ]] && resume=(-resume)
-		out=$("$BIN/client" handshake -addr "127.0.0.1:$(tls_port "$s")" -tls "$v" "${resume[@]}" -c 16 -d "${DURATION}s" 2>&1) || true
+		out=$("${load_on[@]}" "$BIN/client" handshake -addr "127.0.0.1:$(tls_port "$s")" -tls "$v" "${resume[@]}" -c 16 -d "${DURATION}s" 2>&1) || true
 		requests=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$out")
 		rate=$(sed -n 's/.*rate=\([0-9]*\).*/\1/p' <<<"$out")
 		errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
@@ -415,7 +433,7 @@ wanted coalescing && for r in $(seq "$ROUNDS"); do
 	for s in "${systems[@]}"; do
 		supports coalescing "$s" || continue
 		path=/slow/$s-$r-$RANDOM
-		out=$("$BIN/client" burst -addr "127.0.0.1:$(h1_port "$s")" -path "$path" -n 200 2>&1) || true
+		out=$("${load_on[@]}" "$BIN/client" burst -addr "127.0.0.1:$(h1_port "$s")" -path "$path" -n 200 2>&1) || true
 		n=$(curl -fsS "http://127.0.0.1:$ORIGIN/_count?path=$path")
 		coalesce[$s]="${coalesce[$s]:-} $n"
 		log "  $s round $r: $n origin fetches ($out)"
@@ -427,7 +445,7 @@ wanted idle && for s in "${systems[@]}"; do
 	# The cache holds what the miss scenarios stored: the idle row is read
 	# against this one.
 	rss_pre_idle[$s]=$(rss_mb "$s")
-	"$BIN/client" idle -addr "127.0.0.1:$(h1_port "$s")" -n "$IDLE_CONNS" -hold 5s >"$RUN/idle-$s.out" 2>&1 &
+	"${load_on[@]}" "$BIN/client" idle -addr "127.0.0.1:$(h1_port "$s")" -n "$IDLE_CONNS" -hold 5s >"$RUN/idle-$s.out" 2>&1 &
 	idle_pid=$!
 	pids+=("$idle_pid")
 	for _ in $(seq 1200); do
@@ -553,8 +571,10 @@ header() {
 	echo
 	scen=
 	[ "$SCENARIOS" = "$all_scenarios" ] || scen="SCENARIOS=\"$SCENARIOS\" "
-	echo "Command: \`QUICK=${QUICK:-0} ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS SYSTEMS=\"$SYSTEMS\" ${scen}bench/run.sh\`,"
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); measured in ${elapsed}s; $(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Command: \`PIN=${PIN:-1} QUICK=${QUICK:-0} ROUNDS=$ROUNDS DURATION=$DURATION IDLE_CONNS=$IDLE_CONNS SYSTEMS=\"$SYSTEMS\" ${scen}bench/run.sh\`,"
+	cores="every core shared by the servers and the load"
+	[ ${#server_on[@]} = 0 ] || cores="servers on cores ${server_on[2]}, load and origin on ${load_on[2]}"
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); measured in ${elapsed}s; $(nproc) cores ($cores), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo "Versions: accel $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') ($(go version | awk '{print $3}')), $(nginx -v 2>&1 | sed 's|nginx version: ||'),"
 	echo "HAProxy $(haproxy -v | awk 'NR == 1 {print $3}'), $(varnishd -V 2>&1 | awk 'NR == 1 {gsub(/[()]/, ""); print $2}'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), $(h2load --version | head -1), $(openssl version | awk '{print $1, $2}')."
 }
