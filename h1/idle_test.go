@@ -2,20 +2,15 @@ package h1
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/accel-proxy/accel/internal/testproc"
 	"github.com/accel-proxy/accel/parser"
 )
 
@@ -149,26 +144,12 @@ func TestHeadAfterIdle(t *testing.T) {
 		testHeadAfterIdle(t, dial(t, start(t, &handler{})))
 	})
 	t.Run("tls", func(t *testing.T) {
-		cert := selfSigned(t)
+		cert := testproc.SelfSigned(t)
 		addr := startTLS(t, &handler{}, &tls.Config{Certificates: []tls.Certificate{cert}})
 		c := dial(t, addr)
 		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
 		testHeadAfterIdle(t, tc)
 	})
-}
-
-// selfSigned makes a throwaway certificate for the TLS tests.
-func selfSigned(t *testing.T) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"a.example"}, NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func testHeadAfterIdle(t *testing.T, c net.Conn) {

@@ -29,7 +29,9 @@ const (
 // without waiting for the end of its body.
 const flushThreshold = 64 << 10
 
-// maxSpare is the largest output buffer a connection keeps between writes.
+// maxSpare is the largest output buffer a connection keeps between writes,
+// and the most body bytes one write copies: a peer's window, which it
+// sets up to 2 GiB, does not size the copy of a body over TLS.
 const maxSpare = 128 << 10
 
 // maxQueuedControl bounds the control frames (SETTINGS and PING acks,
@@ -130,6 +132,10 @@ type conn struct {
 	werr       error
 	// queuedControl counts control frames queued since the last write.
 	queuedControl int
+	// heldBack is set when body bytes that the windows allowed wait for
+	// room in out (sendDataLocked): the write that empties out sends
+	// them next.
+	heldBack bool
 	// rdl is the read deadline set; zero for none.
 	rdl time.Time
 	// rewait is set with a deadline of now when the last stream ends
@@ -264,11 +270,11 @@ func (c *conn) serve() {
 // it needs no read: the batch goes on.
 func (c *conn) frameReady() bool {
 	n := c.br.Buffered()
-	if n < 9 {
+	if n < frameHeaderLen {
 		return false
 	}
-	h, _ := c.br.Peek(9)
-	return n >= 9+int(uint32(h[0])<<16|uint32(h[1])<<8|uint32(h[2]))
+	h, _ := c.br.Peek(frameHeaderLen)
+	return n >= frameHeaderLen+int(uint32(h[0])<<16|uint32(h[1])<<8|uint32(h[2]))
 }
 
 // endBatch starts the streams that must wait and writes out everything the
@@ -528,15 +534,27 @@ func (c *conn) lastStreamIDLocked() uint32 { return c.lastStreamID }
 func (c *conn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	for {
+		more, err := c.writeOut()
+		if !more || err != nil {
+			return err
+		}
+	}
+}
+
+// writeOut writes out what is queued, in one write, and reports whether
+// that queued more: body bytes held back for room, which it then sends.
+// wmu is held.
+func (c *conn) writeOut() (more bool, err error) {
 	c.mu.Lock()
 	if c.werr != nil {
 		err := c.werr
 		c.mu.Unlock()
-		return err
+		return false, err
 	}
 	if len(c.out) == 0 {
 		c.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	buf := c.out
 	// The spliced segments move to wvec, owned by the writer (wmu), so
@@ -556,7 +574,6 @@ func (c *conn) flush() error {
 		c.wdl = now.Add(c.cfg.WriteTimeout)
 		c.nc.SetWriteDeadline(c.wdl)
 	}
-	var err error
 	if len(c.wvec) > 0 {
 		keep := c.wvec
 		_, err = c.wvec.WriteTo(c.nc)
@@ -582,8 +599,13 @@ func (c *conn) flush() error {
 				"peer", c.info.Remote.String(), "limit", "write_timeout", "max", c.cfg.WriteTimeout)
 		}
 	}
+	if err == nil && c.heldBack {
+		c.heldBack = false
+		c.pushAllLocked()
+		more = len(c.out) > 0
+	}
 	c.mu.Unlock()
-	return err
+	return more, err
 }
 
 // appendBody appends body bytes for a DATA frame: written from where they
@@ -601,6 +623,9 @@ func (c *conn) appendBody(p []byte, inPlace bool) {
 var errConnClosed = errors.New("h2: connection closed")
 
 // Frame encoding. Every append holds mu.
+
+// frameHeaderLen is the length of every frame's header (RFC 9113 §4.1).
+const frameHeaderLen = 9
 
 func appendFrameHeader(b []byte, length int, t http2.FrameType, flags http2.Flags, id uint32) []byte {
 	return append(b, byte(length>>16), byte(length>>8), byte(length), byte(t), byte(flags),

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/accel-proxy/accel/internal/testproc"
 	"github.com/accel-proxy/accel/parser"
 )
 
@@ -33,16 +36,7 @@ func TestH2StoredBodyFollowsWindow(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, http2.ClientPreface)
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	fr := getRoot(c, "http", 1000)
 	var got []byte
 	var status, length string
 	for {
@@ -80,6 +74,26 @@ func TestH2StoredBodyFollowsWindow(t *testing.T) {
 			t.Fatalf("server sent %v", f)
 		}
 	}
+}
+
+// getRoot starts an HTTP/2 client on c whose streams and connection
+// take window bytes (the connection at least its initial 65 535), asks
+// for / on stream 1, and returns its framer.
+func getRoot(c net.Conn, scheme string, window uint32) *http2.Framer {
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	if window > 65535 {
+		fr.WriteWindowUpdate(0, window-65535)
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", scheme}, {":authority", "x"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	return fr
 }
 
 // A client that opens no window for a response answered inline costs no
@@ -513,5 +527,98 @@ func TestShutdownUnackedPing(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// writeSizes records the largest write made to its connection.
+type writeSizes struct {
+	net.Conn
+	max atomic.Int64
+}
+
+func (w *writeSizes) Write(p []byte) (int, error) {
+	if n := int64(len(p)); n > w.max.Load() {
+		w.max.Store(n)
+	}
+	return w.Conn.Write(p)
+}
+
+// A client on TLS that opens windows of 16 MiB gets a 1 MiB stored body
+// byte for byte, and the connection never writes more than maxSpare at
+// once: the copy that TLS needs is sized by the buffer a connection keeps,
+// not by the window a peer opens (up to 2 GiB, for every connection). The
+// body goes out the same whether answered inline or from the stream's
+// goroutine.
+func TestH2TLSBodyInBoundedWrites(t *testing.T) {
+	h := newStoredHit()
+	h.body = make([]byte, 1<<20)
+	for i := range h.body {
+		h.body[i] = byte(i * 7)
+	}
+	release := make(chan struct{})
+	close(release)
+	for _, c := range []struct {
+		name string
+		h    Handler
+	}{
+		{"inline", h},
+		{"goroutine", waitingHit{storedHit: h, inside: make(chan struct{}, 1), release: release}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			s := New(Config{}, c.h)
+			defer s.Shutdown(context.Background())
+			ws := &writeSizes{}
+			served := make(chan error, 1)
+			go func() {
+				nc, err := ln.Accept()
+				if err != nil {
+					served <- err
+					return
+				}
+				tc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{testproc.SelfSigned(t)}, NextProtos: []string{"h2"}})
+				if err := tc.Handshake(); err != nil {
+					served <- err
+					return
+				}
+				ws.Conn = tc
+				served <- s.Serve(ws, nil, true)
+			}()
+			tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tc.Close()
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			fr := getRoot(tc, "https", 16<<20)
+			var got []byte
+			for ended := false; !ended; {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", len(got), err)
+				}
+				switch f := f.(type) {
+				case *http2.DataFrame:
+					got = append(got, f.Data()...)
+					ended = f.StreamEnded()
+				case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+					t.Fatalf("server sent %v", f)
+				}
+			}
+			if !bytes.Equal(got, h.body) {
+				t.Fatalf("body differs from the stored one (%d bytes, want %d)", len(got), len(h.body))
+			}
+			if m := ws.max.Load(); m > maxSpare {
+				t.Errorf("largest write %d bytes, want at most %d", m, maxSpare)
+			}
+			tc.Close()
+			if err := <-served; err != nil && !errors.Is(err, io.EOF) {
+				t.Logf("serve: %v", err)
+			}
+		})
 	}
 }

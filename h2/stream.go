@@ -171,12 +171,18 @@ func (c *conn) endLocalLocked(st *stream) {
 
 // sendDataLocked appends DATA frames for as much of p as the windows and
 // the peer's frame size allow, END_STREAM on the last when end is set, and
-// returns how much went.
+// returns how much went. Bytes it copies (over TLS, or from a writer that
+// reuses p) stop at maxSpare of output; the rest is held back for the
+// next write.
 func (c *conn) sendDataLocked(st *stream, p []byte, end, inPlace bool) int {
 	n := 0
+	copies, full := !inPlace || c.isTLS, false
 	for {
 		chunk := int64(len(p) - n)
 		allowed := min(st.sendWindow, c.outflow, int64(c.peerMaxFrame))
+		if room := int64(maxSpare - frameHeaderLen - len(c.out)); copies && room < min(chunk, allowed) {
+			allowed, full = max(room, 0), true
+		}
 		chunk = min(chunk, allowed)
 		if chunk < 0 {
 			chunk = 0
@@ -202,10 +208,16 @@ func (c *conn) sendDataLocked(st *stream, p []byte, end, inPlace bool) int {
 			break
 		}
 	}
-	if n < len(p) && st.stalledSince.IsZero() {
-		st.stalledSince = time.Now()
-	} else if n == len(p) {
+	switch {
+	case n == len(p):
 		st.stalledSince = time.Time{}
+	case full:
+		// Not stalled on flow control: the write that makes room sends
+		// the rest.
+		c.heldBack = true
+		st.stalledSince = time.Time{}
+	case st.stalledSince.IsZero():
+		st.stalledSince = time.Now()
 	}
 	return n
 }
