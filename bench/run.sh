@@ -138,7 +138,8 @@ if [ "${PIN:-1}" = 1 ]; then
 	ncpu=$(nproc)
 	[ "$ncpu" -ge 2 ] || die "PIN=1 needs two cores or more (PIN=0 shares one)"
 	half=$((ncpu / 2))
-	load_on=(taskset -c "0-$((half - 1))") server_on=(taskset -c "$half-$((ncpu - 1))")
+	cores() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
+	load_on=(taskset -c "$(cores 0 $((half - 1)))") server_on=(taskset -c "$(cores "$half" $((ncpu - 1)))")
 	NGINX_WORKERS=$((ncpu - half))
 fi
 
