@@ -499,6 +499,21 @@ func (c *conn) goAway(code http2.ErrCode) {
 	c.out = appendGoAway(c.out, c.lastStreamIDLocked(), code)
 }
 
+// endedOutsideLocked is called where streams may end outside the loop (a
+// stream's goroutine, a write sending held-back bytes): once none is left,
+// the loop, maybe waiting without a deadline and with its read buffer,
+// must end at once when going away, or wait again as idle (waitReadable)
+// and then time out as idle.
+func (c *conn) endedOutsideLocked() {
+	if len(c.streams) > 0 {
+		return
+	}
+	if !c.goingAway && c.waiting {
+		c.rewait = true
+	}
+	c.wakeLocked()
+}
+
 // wakeLocked makes a loop waiting in waitRead look again now. A loop that
 // is reading or handling frames looks again before its next wait anyway.
 func (c *conn) wakeLocked() {
@@ -602,6 +617,7 @@ func (c *conn) writeOut() (more bool, err error) {
 	if err == nil && c.heldBack {
 		c.heldBack = false
 		c.pushAllLocked()
+		c.endedOutsideLocked()
 		more = len(c.out) > 0
 	}
 	c.mu.Unlock()

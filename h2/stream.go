@@ -317,15 +317,7 @@ func (c *conn) endStream(st *stream) {
 	}
 	st.running = false
 	c.maybeFreeLocked(st)
-	if len(c.streams) == 0 {
-		// No work left: the loop, maybe waiting without a deadline and
-		// with its read buffer, must end at once when going away, or
-		// wait again as idle (waitReadable) and then time out as idle.
-		if !c.goingAway && c.waiting {
-			c.rewait = true
-		}
-		c.wakeLocked()
-	}
+	c.endedOutsideLocked()
 	c.mu.Unlock()
 	c.flush()
 }
