@@ -211,7 +211,7 @@ func (c *conn) sendDataLocked(st *stream, p []byte, end, inPlace bool) int {
 	switch {
 	case n == len(p):
 		st.stalledSince = time.Time{}
-	case full:
+	case full && st.sendWindow > 0 && c.outflow > 0:
 		// Not stalled on flow control: the write that makes room sends
 		// the rest.
 		c.heldBack = true
