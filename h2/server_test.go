@@ -622,3 +622,30 @@ func TestH2TLSBodyInBoundedWrites(t *testing.T) {
 		})
 	}
 }
+
+// A body cut short where the output buffer is full is held back for the
+// next write, not stalled; one whose window closed at the same frame is
+// stalled on flow control, so that write_timeout resets it if the peer
+// never opens the window again.
+func TestH2HeldBackOnlyWhileWindowOpen(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		window   int64
+		heldBack bool
+	}{
+		{"window open", 1000, true},
+		{"window closed with the buffer", 100, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cn := &conn{isTLS: true, outflow: 1 << 20, peerMaxFrame: 16384}
+			cn.out = make([]byte, maxSpare-frameHeaderLen-100)
+			st := &stream{id: 1, sendWindow: c.window}
+			if n := cn.sendDataLocked(st, make([]byte, 1000), true, true); n != 100 {
+				t.Fatalf("sent %d bytes, want the 100 that fit", n)
+			}
+			if cn.heldBack != c.heldBack || st.stalledSince.IsZero() != c.heldBack {
+				t.Errorf("held back %v, stalled %v; want held back %v", cn.heldBack, !st.stalledSince.IsZero(), c.heldBack)
+			}
+		})
+	}
+}
