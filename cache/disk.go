@@ -340,6 +340,13 @@ func dirUsage(dir string) (all, logs int64) {
 	return all, logs
 }
 
+// ballastZeros is what the ballast is written from, a piece at a time. A
+// buffer the ballast's size (8 MiB for a 1 GiB tier) was live in the
+// collector's first cycle after start, which then let the heap grow to
+// twice that before the next: 9 MB of garbage in the RSS of an idle
+// process. Untouched, it is no resident memory.
+var ballastZeros [64 << 10]byte
+
 // placeBallastLocked writes the ballast file, of zeros so that the blocks
 // are really taken on filesystems without fallocate.
 func (d *diskTier) placeBallastLocked() error {
@@ -352,7 +359,11 @@ func (d *diskTier) placeBallastLocked() error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(make([]byte, size))
+	for left := size; left > 0 && err == nil; {
+		n := min(left, int64(len(ballastZeros)))
+		_, err = f.Write(ballastZeros[:n])
+		left -= n
+	}
 	if err == nil {
 		err = f.Sync()
 	}

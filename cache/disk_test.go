@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -359,5 +360,28 @@ func TestDiskDamagedDirectory(t *testing.T) {
 	}
 	if errs := logs.errors(); len(errs) != 1 {
 		t.Errorf("want one ERROR line, got:\n%s", logs)
+	}
+}
+
+// Opening a 1 GiB tier writes its 8 MiB ballast without a buffer of that
+// size: the heap such a buffer made live at the collector's first cycle
+// set the pace of the next, and an idle process then gathered as much
+// garbage in its RSS before collecting it.
+func TestBallastWrittenWithoutItsSize(t *testing.T) {
+	dir := t.TempDir()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d, err := openDisk(dir, defaultDiskBytes, slog.Default(), time.Now)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	_, ballast := diskSizes(d.bound)
+	if fi, err := os.Stat(filepath.Join(dir, ballastName)); err != nil || fi.Size() != ballast {
+		t.Fatalf("ballast: %v, want %d bytes", err, ballast)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(ballast)/4 {
+		t.Errorf("opening the tier allocated %d bytes of heap, want under a quarter of its %d-byte ballast", n, ballast)
 	}
 }
