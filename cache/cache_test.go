@@ -1,7 +1,9 @@
 package cache
 
 import (
+	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,33 @@ func TestCorruptMetadataDropped(t *testing.T) {
 	defer c.Close()
 	if n := c.Stats().Objects; n != 0 {
 		t.Fatalf("%d objects indexed from a corrupt record", n)
+	}
+}
+
+// Bodies that come without a length (chunked) are kept at their size: the
+// buffer they were read into grows by doubling, and the memory tier, which
+// counts a body by its length, held up to twice what it counted (32 KiB
+// for each of these 20 KiB bodies).
+func TestChunkedBodyKeptAtItsSize(t *testing.T) {
+	const n, size = 200, 20 << 10
+	e := newEnv(t, Config{MemoryBytes: 16 << 20}, serveBody(strings.Repeat("c", size), "Cache-Control", "max-age=600"))
+	if got := e.get("/warm").body.Len(); got != size {
+		t.Fatalf("body of %d bytes, want %d", got, size)
+	}
+	e.settle()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		e.get(fmt.Sprintf("/c%d", i))
+	}
+	e.settle()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if st := e.c.Stats(); st.Objects != n+1 {
+		t.Fatalf("%d objects stored, want %d", st.Objects, n+1)
+	}
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > n*size*5/4 {
+		t.Errorf("the heap grew by %d bytes for %d bodies of %d bytes, want at most a quarter more than their %d", grown, n, size, n*size)
 	}
 }

@@ -196,7 +196,14 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 			c.fl.setPass(f.key, c.now().Add(hfp))
 		}
 	case c.purgeGen.Load() == gen:
-		c.store(o, buf[:n:n])
+		body := buf[:n:n]
+		if length < 0 && cap(buf)-len(buf) > len(buf)/8 {
+			// A body of unknown length was read into a buffer grown by
+			// doubling (16 KiB for the first bytes): kept as it is, it
+			// would hold up to twice what the memory tier counts.
+			body = bytes.Clone(body)
+		}
+		c.store(o, body)
 	}
 	s.publish(buf)
 	s.finish(err)
