@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,5 +265,33 @@ func TestCodedHitSelectionAllocatesNothing(t *testing.T) {
 	}
 	if decode(t, "br", body) != page {
 		t.Error("wrong body")
+	}
+}
+
+// A coded sibling is stored at its size: the coder's buffer, sized for a
+// third of the identity body, held 80 KB for each of these bodies that
+// code to a few hundred bytes, while the memory tier counted their length.
+func TestCodedSiblingKeptAtItsSize(t *testing.T) {
+	const n = 20
+	big := strings.Repeat(page, 40)
+	e, _ := compressEnv(t, big)
+	for i := range n {
+		e.get("/p" + strconv.Itoa(i))
+	}
+	e.settle()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		r := e.get("/p"+strconv.Itoa(i), "Accept-Encoding", "br")
+		if r.get("Content-Encoding") != "br" || decode(t, "br", r.body.Bytes()) != big {
+			t.Fatalf("/p%d: coding %q", i, r.get("Content-Encoding"))
+		}
+	}
+	e.settle()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > n*16<<10 {
+		t.Errorf("the heap grew by %d bytes for %d coded siblings of %d-byte bodies, want under 16 KiB each", grown, n, len(big))
 	}
 }

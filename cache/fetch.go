@@ -196,20 +196,25 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 			c.fl.setPass(f.key, c.now().Add(hfp))
 		}
 	case c.purgeGen.Load() == gen:
-		body := buf[:n:n]
-		if length < 0 && cap(buf)-len(buf) > len(buf)/8 {
-			// A body of unknown length was read into a buffer grown by
-			// doubling (16 KiB for the first bytes): kept as it is, it
-			// would hold up to twice what the memory tier counts.
-			body = bytes.Clone(body)
-		}
-		c.store(o, body)
+		// A body of unknown length was read into a buffer grown by
+		// doubling, 16 KiB for the first bytes.
+		c.store(o, fitted(buf[:n]))
 	}
 	s.publish(buf)
 	s.finish(err)
 	if registered {
 		c.fl.done(f)
 	}
+}
+
+// fitted is b, or a copy of it at its size where b's buffer is more than
+// an eighth larger: the memory tier counts a body by its length, and a
+// buffer grown while reading or coding it would hold up to twice that.
+func fitted(b []byte) []byte {
+	if cap(b)-len(b) > len(b)/8 {
+		return bytes.Clone(b)
+	}
+	return b[:len(b):len(b)]
 }
 
 // takes reports whether a body of n bytes has a tier to go to now: the
