@@ -222,7 +222,6 @@ func (c *Cache) encoded(o *object, enc string, r *policy.CompressRules) (e *obje
 	if err != nil {
 		return nil, nil, false
 	}
-	out = fitted(out)
 	c.stats.codings.Add(1)
 	e = o.clone()
 	e.variant, e.src, e.enc = string(key), o.id, enc

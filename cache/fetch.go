@@ -196,9 +196,7 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 			c.fl.setPass(f.key, c.now().Add(hfp))
 		}
 	case c.purgeGen.Load() == gen:
-		// A body of unknown length was read into a buffer grown by
-		// doubling, 16 KiB for the first bytes.
-		c.store(o, fitted(buf[:n]))
+		c.store(o, buf[:n])
 	}
 	s.publish(buf)
 	s.finish(err)
@@ -208,8 +206,9 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 }
 
 // fitted is b, or a copy of it at its size where b's buffer is more than
-// an eighth larger: the memory tier counts a body by its length, and a
-// buffer grown while reading or coding it would hold up to twice that.
+// an eighth larger: the memory tier counts a body by its length, and the
+// buffer a body of unknown length was read into (grown by doubling from
+// 16 KiB), a range captured or a coding made would hold up to twice that.
 func fitted(b []byte) []byte {
 	if cap(b)-len(b) > len(b)/8 {
 		return bytes.Clone(b)
@@ -225,6 +224,7 @@ func (c *Cache) takes(n int64) bool {
 
 // store indexes o with body in every tier, replacing its variant.
 func (c *Cache) store(o *object, body []byte) {
+	body = fitted(body)
 	now := c.now().UnixNano()
 	o.id = c.nextID.Add(1)
 	o.size, o.sum = int64(len(body)), crc32.Checksum(body, castagnoli)
