@@ -97,6 +97,8 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 	if opens {
 		c.lastStreamID = id
 	}
+	// Read under the lock: the stream's goroutine may be closing it.
+	closed := st != nil && (st.reset || st.remoteClosed)
 	c.mu.Unlock()
 	switch {
 	case opens:
@@ -107,7 +109,7 @@ func (c *conn) onHeaders(fh http2.FrameHeader, p []byte) error {
 		}
 	case st != nil:
 		switch {
-		case st.reset || st.remoteClosed:
+		case closed:
 			h.mode, h.errCode, h.errWhy = blockDiscard, http2.ErrCodeStreamClosed, "stream_closed"
 		case !h.endStream:
 			// Trailers end the stream (RFC 9113 §8.1).
