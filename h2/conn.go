@@ -364,6 +364,7 @@ func (c *conn) waitReadable(idle bool) error {
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
 	c.br = nil
+	c.shrinkWriteBufs()
 	n, err := c.nc.Read(c.first[:])
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.pr = preReader{pre: c.first[:n], r: c.nc}
@@ -622,6 +623,31 @@ func (c *conn) writeOut() (more bool, err error) {
 	}
 	c.mu.Unlock()
 	return more, err
+}
+
+// idleKeep is the largest output buffer an idle connection keeps: what a
+// batch of small answers needs, so that going idle between batches costs
+// no allocation. Buffers grown by large bodies (up to maxSpare each, 256
+// KiB for the two) are dropped.
+const idleKeep = 64 << 10
+
+// shrinkWriteBufs drops the output buffers larger than idleKeep while the
+// connection waits idle: not while frames are queued (a GOAWAY from
+// Shutdown) or a write is under way (a stream's goroutine sending its
+// last bytes).
+func (c *conn) shrinkWriteBufs() {
+	if !c.wmu.TryLock() {
+		return
+	}
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.out) == 0 && cap(c.out) > idleKeep {
+		c.out = nil
+	}
+	if cap(c.spare) > idleKeep {
+		c.spare = nil
+	}
 }
 
 // appendBody appends body bytes for a DATA frame: written from where they

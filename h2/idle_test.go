@@ -124,3 +124,30 @@ func TestReadBufferBurstIsReturned(t *testing.T) {
 }
 
 var _ net.Conn = (*net.TCPConn)(nil)
+
+// TestIdleConnGivesBackWriteBuffers: a connection that sent large bodies
+// copied into its output buffers (from a stream's goroutine, as over TLS)
+// waits idle without them, up to 2 × maxSpare, and answers when the next
+// request comes.
+func TestIdleConnGivesBackWriteBuffers(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what the heap holds")
+	}
+	const n = 50
+	h := newStoredHit()
+	h.body = make([]byte, 1<<20)
+	release := make(chan struct{})
+	close(release)
+	addr := serveLoopback(t, waitingHit{storedHit: h, inside: make(chan struct{}, 4*n), release: release}, Config{})
+	cs := idleClients(t, addr, n)
+	before := liveHeap()
+	for _, rc := range cs {
+		rc.round(t, 1)
+	}
+	if per := idleCost(before, n, idleKeep); per >= idleKeep {
+		t.Errorf("an idle connection holds %d bytes, want less than %d (its output buffers are up to %d each)", per, idleKeep, maxSpare)
+	}
+	for _, rc := range cs {
+		rc.round(t, 1)
+	}
+}
