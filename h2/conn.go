@@ -600,8 +600,7 @@ func (c *conn) writeOut() (more bool, err error) {
 	}
 	c.mu.Lock()
 	if cap(buf) <= maxSpare {
-		// A buffer grown by a large body is not kept for an idle
-		// connection.
+		// A buffer grown past maxSpare is not kept.
 		c.spare = buf[:0]
 	}
 	if err != nil && c.werr == nil {
@@ -650,11 +649,16 @@ func (c *conn) shrinkWriteBufs() {
 	}
 }
 
+// copies reports whether body bytes go into out, copied, rather than
+// written from where they are: over TLS, which copies anyway while
+// encrypting (and one buffer makes fewer records), or from a writer that
+// may reuse them.
+func (c *conn) copies(inPlace bool) bool { return !inPlace || c.isTLS }
+
 // appendBody appends body bytes for a DATA frame: written from where they
-// are when the writer allows it and they are large, copied otherwise. TLS
-// copies anyway while encrypting, and one buffer makes fewer records.
+// are when they may be and are large, copied otherwise.
 func (c *conn) appendBody(p []byte, inPlace bool) {
-	if inPlace && !c.isTLS && len(p) >= 2048 {
+	if !c.copies(inPlace) && len(p) >= 2048 {
 		c.vec = append(c.vec, c.out[c.mark:], p)
 		c.mark = len(c.out)
 		return

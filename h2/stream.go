@@ -176,7 +176,7 @@ func (c *conn) endLocalLocked(st *stream) {
 // next write.
 func (c *conn) sendDataLocked(st *stream, p []byte, end, inPlace bool) int {
 	n := 0
-	copies, full := !inPlace || c.isTLS, false
+	copies, full := c.copies(inPlace), false
 	for {
 		chunk := int64(len(p) - n)
 		allowed := min(st.sendWindow, c.outflow, int64(c.peerMaxFrame))
