@@ -133,9 +133,9 @@ done
 # GOMAXPROCS, HAProxy's nbthread and Varnish's pools follow the binding;
 # nginx's worker_processes auto counts every core online, so it is given
 # the number. PIN=0 shares every core as the first runs did.
-server_on=() load_on=() NGINX_WORKERS=$(nproc)
+ncpu=$(nproc)
+server_on=() load_on=() NGINX_WORKERS=$ncpu
 if [ "${PIN:-1}" = 1 ]; then
-	ncpu=$(nproc)
 	[ "$ncpu" -ge 2 ] || die "PIN=1 needs two cores or more (PIN=0 shares one)"
 	half=$((ncpu / 2))
 	cores() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
