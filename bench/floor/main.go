@@ -21,6 +21,8 @@ import (
 	"net"
 	"strconv"
 	"sync"
+
+	"github.com/accel-proxy/accel/bench/internal/reqhead"
 )
 
 func main() {
@@ -64,24 +66,15 @@ func (s *server) serve(c net.Conn) {
 			o.Close()
 		}
 	}()
-	in := make([]byte, 8<<10)
+	heads := reqhead.New(c)
 	var resp []byte
-	n := 0
 	for {
-		end := bytes.Index(in[:n], endOfHead)
-		if end < 0 {
-			if n == len(in) {
-				return
-			}
-			k, err := c.Read(in[n:])
-			if err != nil {
-				return
-			}
-			n += k
-			continue
+		head, err := heads.Next()
+		if err != nil {
+			return
 		}
-		head := in[:end+4]
-		path := requestPath(head)
+		_, target := reqhead.Target(head)
+		path := string(target)
 		if v, ok := s.kept.Load(path); ok {
 			if _, err := c.Write(v.([]byte)); err != nil {
 				return
@@ -105,18 +98,7 @@ func (s *server) serve(c net.Conn) {
 				return
 			}
 		}
-		n = copy(in, in[end+4:n])
 	}
-}
-
-// requestPath is the target of a request line, "" when there is none.
-func requestPath(head []byte) string {
-	_, rest, ok := bytes.Cut(head, []byte(" "))
-	if !ok {
-		return ""
-	}
-	target, _, _ := bytes.Cut(rest, []byte(" "))
-	return string(target)
 }
 
 // exchange sends a request head to the origin and appends its whole

@@ -28,11 +28,12 @@ var rank = map[string]int{
 	"github.com/accel-proxy/accel/cmd/demo-origin": 4,
 	"github.com/accel-proxy/accel/internal/house":  4,
 	// bench/'s programs (the benchmark origin, clients and floor) import
-	// nothing of ours: they measure accel from outside, as they measure its
-	// peers.
-	"github.com/accel-proxy/accel/bench/origin": 4,
-	"github.com/accel-proxy/accel/bench/client": 4,
-	"github.com/accel-proxy/accel/bench/floor":  4,
+	// nothing of ours but reqhead, the head reader of the origin and the
+	// floor: they measure accel from outside, as they measure its peers.
+	"github.com/accel-proxy/accel/bench/origin":           4,
+	"github.com/accel-proxy/accel/bench/client":           4,
+	"github.com/accel-proxy/accel/bench/floor":            4,
+	"github.com/accel-proxy/accel/bench/internal/reqhead": 0,
 	// testproc starts real servers for tests; anything may use it.
 	"github.com/accel-proxy/accel/internal/testproc": 1,
 	// rendezvous hashing, shared by tlsstore and accel.
