@@ -3,6 +3,7 @@ package h1
 import (
 	"io"
 	"net"
+	"runtime"
 	"time"
 )
 
@@ -87,8 +88,23 @@ func (b *rbuf) fillBorrowed() error {
 // fill reads more head bytes, growing the buffer up to one byte past the
 // head limit so that the parser can tell an oversized head. A released
 // buffer is borrowed again first (fillIdle).
+//
+// A wait for the next request (the buffer released) first lets the
+// other goroutines run. A client that does not pipeline sends its next
+// request only after it read our answer, so a read right after the
+// answer finds nothing; and it costs more than nothing, because Go's
+// poller tries the socket before it waits: a read that fails (EAGAIN),
+// then a park, then a wake-up through the poller. On a busy server the
+// other goroutines' turns take about as long as the client's round trip,
+// so after the yield the request is mostly there and one read takes it.
+// With accel on one core of its own and wrk -c64 on another, reads per
+// request fell from 2.00 to 1.29 on 1 KiB hits and from 2.65 to 1.80 on
+// no-store misses (client and origin reads), and CPU per request by 5 to
+// 10 %. On an idle server the yield returns at once: the cost is a turn
+// of the scheduler, a fraction of a microsecond, per request.
 func (b *rbuf) fill() error {
 	if b.buf == nil {
+		runtime.Gosched()
 		return b.fillIdle()
 	}
 	if b.w == len(b.buf) {
