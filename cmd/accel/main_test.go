@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,15 +143,7 @@ func startTextOrigin(t *testing.T, text string) string {
 	return ln.Addr().String()
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
+func freePort(t *testing.T) string { return strconv.Itoa(testproc.FreePort(t)) }
 
 // waitFor waits until the child's log has a line holding text.
 func waitFor(t *testing.T, logs *testproc.Log, text string) {

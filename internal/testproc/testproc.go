@@ -8,6 +8,7 @@ package testproc
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -28,15 +29,49 @@ type Proc struct {
 	cmd  *exec.Cmd
 }
 
-// FreePort asks the kernel for a loopback port that is free right now.
+// FreePort returns a loopback port that is free right now, for a process
+// the test starts to listen on. It is taken below the kernel's ephemeral
+// range: a port from there (what listening on port 0 gives) may be
+// handed, before the process binds it, to any outgoing connection of the
+// tests running beside it, and the process then fails with "address
+// already in use" (it did in CI). Below the range only another pick like
+// this one can take it, one in twelve thousand.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 100 {
+		port := freePortBase + rand.IntN(low-freePortBase)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free loopback port between %d and %d", freePortBase, low)
+	return 0
+}
+
+// freePortBase is the lowest port FreePort picks: above the ports
+// services are commonly configured on.
+const freePortBase = 20000
+
+// ephemeralLow is where the kernel's ephemeral ports begin (Linux's
+// default when it cannot be read, or when it leaves too little room).
+func ephemeralLow() int {
+	const linuxDefault = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return linuxDefault
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return linuxDefault
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low < freePortBase+1000 {
+		return linuxDefault
+	}
+	return low
 }
 
 func lookBinary(t testing.TB, name, pkg string) string {
