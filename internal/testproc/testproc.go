@@ -1,8 +1,9 @@
 // Package testproc starts the real servers accel's tests talk to
 // (redis-server, memcached, haproxy, and the accel binary itself) as
 // processes on loopback addresses of their own, stopped when the test
-// ends, and makes the certificates of their TLS servers. A missing binary fails the test with the
-// package to install: these tests never quietly skip.
+// ends, and makes the certificates of their TLS servers. A missing
+// binary fails the test with the package to install: these tests never
+// quietly skip.
 package testproc
 
 import (
