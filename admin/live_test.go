@@ -31,12 +31,16 @@ func TestTopKFindsHeavyKeys(t *testing.T) {
 			t.Errorf("top %d: %s counted %d, want %s counted %d to %d", i, e.Key, e.Count, want[i], hot[want[i]], hot[want[i]]+n/size)
 		}
 	}
-	if len(tk.heap) != size || len(tk.at) != size {
-		t.Errorf("keeps %d entries, %d places; want %d", len(tk.heap), len(tk.at), size)
+	if len(tk.slots) != size || len(tk.heap) != size || len(tk.at) != size {
+		t.Errorf("keeps %d entries, %d in the heap, %d places; want %d", len(tk.slots), len(tk.heap), len(tk.at), size)
 	}
-	for i, e := range tk.heap {
-		if tk.at[e.key] != i {
-			t.Errorf("%s at %d, placed at %d", e.key, i, tk.at[e.key])
+	for i, s := range tk.heap {
+		e := tk.slots[s]
+		if tk.at[e.key] != s || e.pos != int32(i) {
+			t.Errorf("%s in slot %d at %d, mapped to slot %d, placed at %d", e.key, s, i, tk.at[e.key], e.pos)
+		}
+		if i > 0 && tk.count((i-1)/2) > e.n {
+			t.Errorf("%s at %d counted %d, below its parent's %d", e.key, i, e.n, tk.count((i-1)/2))
 		}
 	}
 	if a := testing.AllocsPerRun(100, func() { topAdd(&tk, []byte("/hot/a")) }); a != 0 {
