@@ -334,12 +334,13 @@ func (m *Metrics) IncHandshake(resumed bool) {
 // IncSessionStoreError counts a failed TLS session store operation.
 func (m *Metrics) IncSessionStoreError() { m.storeErrs.Inc() }
 
+// IncFleetFetch counts a miss fetched from the fleet member owning its key
+// ("peer") or from the origin after that member failed ("fallback").
+func (m *Metrics) IncFleetFetch(result string) { m.fleetFetch.WithLabelValues(result).Inc() }
+
 // IncRejection counts a refused connection or request. reason is a fixed
 // name from the code (parser.Error.Name, "tls_handshake", ...), never
 // anything a client sent, which keeps the label's values few.
-func (m *Metrics) IncFleetFetch(result string) { m.fleetFetch.WithLabelValues(result).Inc() }
-
-// IncRejection counts a refused connection or request (see above).
 func (m *Metrics) IncRejection(reason string) { m.rejects.WithLabelValues(reason).Inc() }
 
 // IncHTTP2Error counts an HTTP/2 refusal: a stream reset or refused, or a

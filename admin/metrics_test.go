@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -320,6 +322,57 @@ func TestRequestDurationBuckets(t *testing.T) {
 	} {
 		if v := value(fams, "accel_requests_total", c.labels); v != c.want {
 			t.Errorf("accel_requests_total%v = %v, want %v", c.labels, v, c.want)
+		}
+	}
+}
+
+// TestMetricsDocumented keeps docs/admin.md's table and /metrics in step:
+// every accel_* family the table names is exported with the type it
+// gives, and every exported accel_* family is in the table. A metrics
+// object with every series touched once stands for a running server.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/admin.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]string{} // name: type
+	names := regexp.MustCompile("`(accel_[a-z0-9_]+)`")
+	for line := range strings.Lines(string(doc)) {
+		cells := strings.Split(line, "|")
+		if !strings.HasPrefix(line, "| `accel_") || len(cells) < 4 {
+			continue
+		}
+		for _, n := range names.FindAllStringSubmatch(cells[1], -1) {
+			documented[n[1]] = strings.TrimSpace(cells[2])
+		}
+	}
+	if len(documented) < 30 {
+		t.Fatalf("found %d families in docs/admin.md's table; is it still a table?", len(documented))
+	}
+
+	m := NewMetrics()
+	m.InitPool("web", []string{"a:80"})
+	m.InitRejections("cl_te")
+	m.ObserveRequest("h1", 200, "hit", 1, 2, time.Millisecond)
+	m.ObserveUpstream("web", "a:80", 3*time.Millisecond, 200, nil)
+	m.IncFleetFetch("peer")
+	m.IncHTTP2Error("too_many_resets")
+	m.SetPoolStatsFunc("web", func() PoolStats { return PoolStats{Servers: 1} })
+	m.SetServersFunc("web", func() []ServerState { return []ServerState{{Addr: "a:80", Up: true}} })
+	m.SetCacheStatsFunc(func() CacheStats { return CacheStats{DiskState: "ok"} })
+	_, base := startServer(t, Config{Token: testToken}, m, Options{})
+	fams := scrape(t, base)
+	for name, typ := range documented {
+		f := fams[name]
+		if f == nil {
+			t.Errorf("%s is documented but not exported", name)
+		} else if got := strings.ToLower(f.GetType().String()); got != typ {
+			t.Errorf("%s is a %s, documented as a %s", name, got, typ)
+		}
+	}
+	for name := range fams {
+		if _, ok := documented[name]; !ok && strings.HasPrefix(name, "accel_") {
+			t.Errorf("%s is exported but not in docs/admin.md's table", name)
 		}
 	}
 }
