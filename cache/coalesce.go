@@ -25,14 +25,19 @@ type stream struct {
 	// storing allocates per object and per wake-up, not per read from the
 	// origin, and a body read whole before anyone waits makes none.
 	wake chan struct{}
+	// end is where the filler reads the end of a body of known length,
+	// past buf, which holds exactly that length; here rather than on the
+	// filler's stack, which a Read through an interface would move to
+	// the heap.
+	end [1]byte
 }
 
 // init readies s for a body of length bytes (-1: unknown). A known
-// length gets its whole buffer at once, and one byte more, so that the
-// read which sees the origin's end of body needs no buffer of its own.
+// length gets its whole buffer at once, exactly: fill reads the end of
+// the body past it.
 func (s *stream) init(length int64) {
 	if length >= 0 {
-		s.buf = make([]byte, 0, length+1)
+		s.buf = make([]byte, 0, length)
 	}
 }
 

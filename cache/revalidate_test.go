@@ -2,6 +2,8 @@ package cache
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -196,5 +198,51 @@ func TestFetchHeadPooled(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { putFetchHead(k.fetchHead(nil)) }); n != 0 {
 		t.Errorf("a fetch head allocates %v times", n)
+	}
+}
+
+// A body of known length is read into a buffer of exactly that length,
+// its end read past it: a body longer than its Content-Length (a Fetch
+// the upstream package does not make, but whose contract allows) is
+// neither stored nor served as whole, and an empty body is stored.
+func TestBodyLengthExact(t *testing.T) {
+	c, err := Open(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name, body string
+		length     int64
+		stored     bool
+	}{
+		{"longer", "abcdef", 4, false},
+		{"exact", "abcd", 4, true},
+		{"empty", "", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fetches := 0
+			fetch := func(ctx context.Context, h *parser.Request) (*Response, error) {
+				fetches++
+				return &Response{Status: 200, ContentLength: tc.length, Body: &memBody{b: []byte(tc.body)}, Buffered: true,
+					Fields: parser.Fields{}.Add("Cache-Control", "max-age=60").Add("Date", time.Now().UTC().Format(http.TimeFormat))}, nil
+			}
+			rules := policy.CacheRules{Enabled: true}
+			h := &parser.Request{Method: []byte("GET"), Host: []byte("example.com"), Target: []byte("/len/" + tc.name), Major: 1, Minor: 1}
+			for range 2 {
+				w := &discard{}
+				out, err := c.Serve(context.Background(), &Request{Scheme: "http", Head: h}, &rules, Fetch(fetch), w)
+				c.bg.Wait()
+				if tc.stored && (err != nil || w.n != len(tc.body)) {
+					t.Fatalf("%+v, %v: %d body bytes written, want %d", out, err, w.n, len(tc.body))
+				}
+				if !tc.stored && !errors.Is(err, errTooLong) {
+					t.Fatalf("%+v: err %v, want %v", out, err, errTooLong)
+				}
+			}
+			if want := map[bool]int{true: 1, false: 2}[tc.stored]; fetches != want {
+				t.Errorf("%d fetches for two requests, want %d", fetches, want)
+			}
+		})
 	}
 }

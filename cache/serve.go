@@ -527,8 +527,12 @@ func (k *call) passRequest(invalidate bool) (Outcome, error) {
 	return Outcome{Status: "pass", Fwd: fwd}, err
 }
 
-// errTruncated reports a body shorter than its Content-Length.
-var errTruncated = errors.New("cache: origin body shorter than its Content-Length")
+// errTruncated reports a body shorter than its Content-Length, errTooLong
+// one longer: neither is stored nor served as whole.
+var (
+	errTruncated = errors.New("cache: origin body shorter than its Content-Length")
+	errTooLong   = errors.New("cache: origin body longer than its Content-Length")
+)
 
 // relayBufs are the buffers writeOrigin copies bodies through: one per
 // response would be 32 KiB of garbage per pass.
