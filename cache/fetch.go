@@ -163,30 +163,22 @@ func (c *Cache) fill(f *flight, resp *Response, o *object, limit int64, hfp time
 	buf := s.buf
 	var err error
 	for {
-		room := buf[len(buf):cap(buf)]
-		if len(room) == 0 && length >= 0 && int64(len(buf)) == length {
-			// The whole body is in: the read that sees its end needs no
-			// room of the body's, and a byte more would have put a 1 KiB
-			// body in the allocator's 1152-byte class.
-			m, rerr := resp.Body.Read(s.end[:])
-			if m > 0 {
-				err = errTooLong
-				break
-			}
-			if rerr == io.EOF {
-				break
-			}
-			if rerr != nil {
-				err = rerr
-				break
-			}
-			continue
-		}
-		if len(room) == 0 {
+		room, whole := buf[len(buf):cap(buf)], length >= 0 && int64(len(buf)) == length
+		switch {
+		case whole:
+			// The read that sees the end of the body needs no room of
+			// the body's: a byte more would have put a 1 KiB body in the
+			// allocator's 1152-byte class.
+			room = s.end[:]
+		case len(room) == 0:
 			buf = slices.Grow(buf, max(len(buf), 16<<10))
 			room = buf[len(buf):cap(buf)]
 		}
 		m, rerr := resp.Body.Read(room)
+		if whole && m > 0 {
+			err = errTooLong
+			break
+		}
 		buf = buf[:len(buf)+m]
 		// The bytes that complete a body of known length are published
 		// only once the object is stored, so that a client holding the
