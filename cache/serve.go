@@ -165,9 +165,13 @@ func (k *call) forward(attempt int, fwd string, candidate *object, now time.Time
 		return out, err, false
 	}
 	direct := attempt > 0 || k.cc.NoStore || passing
-	f, leader := newFlight(key), true
-	if !direct {
-		f, leader = c.fl.join(key, f)
+	var f *flight
+	leader := true
+	if direct {
+		f = getDirectFlight(key)
+		defer f.recycle()
+	} else {
+		f, leader = c.fl.join(key, newFlight(key))
 		if !leader && int(f.waiters.Add(1)) > k.rules.Coalesce.MaxWaiters {
 			f.waiters.Add(-1)
 			f, leader = newFlight(key), true
