@@ -87,7 +87,11 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	var o *object
 	var fields parser.Fields
 	if ok {
-		fields = withDate(resp.Fields.Clone(), received)
+		// fields alias the origin's head until its body is closed, which
+		// a body at hand is before the leader answers: newObject copies
+		// what it keeps, and the leader's head is made of that copy or
+		// of one of its own (leaderFields).
+		fields = withDate(resp.Fields, received)
 		o, ok = k.newObject(resp.Status, fields, cc, requested, received)
 	}
 	if !ok {
@@ -101,10 +105,7 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	}
 	c.fl.clearPass(f.key)
 	f.kind = resultStream
-	own := ownFields(fields, k.rules.TargetedField)
-	if o.status == 200 && k.rules.Compress.Enabled && compressibleFields(o.fields, -1, &k.rules.Compress) {
-		own = withVaryEncoding(own)
-	}
+	own := k.leaderFields(o, fields, cc)
 	f.hd = head{status: resp.Status, fields: o.fields, own: own, length: resp.ContentLength,
 		vary: o.vary, variant: o.variant, initialAge: o.initialAge, lifetime: o.lifetime,
 		received: received, storable: resp.ContentLength >= 0 && c.takes(resp.ContentLength)}
@@ -144,7 +145,7 @@ func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheContro
 		status: status, tags: tagsOf(fields)}
 	o.setFields(stored)
 	if own := k.rules.TargetedField; own != "" {
-		o.targeted = fields.Get(own)
+		o.targeted = bytes.Clone(fields.Get(own))
 	}
 	o.setFreshness(k.rules, cc, fields.Get("age"), requested, received)
 	ok = o.lifetime > 0 || o.swr > 0 || o.sie > 0 || fields.Has("etag") || fields.Has("last-modified")
@@ -295,6 +296,26 @@ func withDate(fs parser.Fields, received time.Time) parser.Fields {
 	}
 	return append(fs[:len(fs):len(fs)], parser.Field{Name: []byte("Date"),
 		Value: []byte(received.UTC().Format(policy.IMFFixdate))})
+}
+
+// leaderFields is the head the fetching client gets for o, stored from
+// fields with policy cc. It is o's own stored fields when they are the
+// same list, which they are unless a field is kept from the store but not
+// from this client (Set-Cookie, the fields a qualified private or no-cache
+// names) or the origin sent a Content-Encoding (which decides the added
+// Vary otherwise for the two): a store then copies the origin's head once,
+// not twice.
+func (k *call) leaderFields(o *object, fields parser.Fields, cc policy.CacheControl) parser.Fields {
+	compress := k.rules.Compress.Enabled
+	if !fields.Has("set-cookie") && len(cc.PrivateFields) == 0 && len(cc.NoCacheFields) == 0 &&
+		(!compress || fields.Get("content-encoding") == nil) {
+		return o.fields
+	}
+	own := ownFields(fields.Clone(), k.rules.TargetedField)
+	if o.status == 200 && compress && compressibleFields(o.fields, -1, &k.rules.Compress) {
+		own = withVaryEncoding(own)
+	}
+	return own
 }
 
 // ownFields is the head the fetching client gets: what the origin sent,

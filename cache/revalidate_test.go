@@ -246,3 +246,123 @@ func TestBodyLengthExact(t *testing.T) {
 		})
 	}
 }
+
+// recycledBody is an origin body whose Close overwrites the head it came
+// with, as upstream's Close hands the connection's buffer to the next
+// request.
+type recycledBody struct {
+	memBody
+	head []byte
+}
+
+func (b *recycledBody) Close() error {
+	for i := range b.head {
+		b.head[i] = 'X'
+	}
+	return nil
+}
+
+// TestStoredHeadOutlivesOrigin: a stored response's head, and the one
+// its fetching client gets, are copies: the origin's head may be reused
+// once its body is closed. With a field the store keeps from other
+// clients (Set-Cookie, a qualified private) the fetching client still
+// gets it, from a copy of its own.
+func TestStoredHeadOutlivesOrigin(t *testing.T) {
+	c, err := Open(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name, cc    string
+		extra       []string // a field only the fetching client gets
+		compress    bool
+		contentCode string
+	}{
+		{name: "stored fields", cc: "max-age=60"},
+		{name: "set-cookie", cc: "max-age=60", extra: []string{"Set-Cookie", "sid=1"}},
+		{name: "qualified private", cc: `max-age=60, private="X-Secret"`, extra: []string{"X-Secret", "s"}},
+		{name: "compressing", cc: "max-age=60", compress: true},
+		{name: "compressing, coded", cc: "max-age=60", compress: true, contentCode: "identity"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := tc.cc
+			date := time.Now().UTC().Format(http.TimeFormat)
+			want := [][2]string{{"Cache-Control", cc}, {"Content-Type", "text/plain"}, {"Date", date}, {"X-A", "1"}}
+			if tc.contentCode != "" {
+				want = append(want, [2]string{"Content-Encoding", tc.contentCode})
+			}
+			fetch := func(ctx context.Context, h *parser.Request) (*Response, error) {
+				// The fields' bytes all live in one buffer, as a parsed
+				// origin head's do.
+				var head []byte
+				var spans [][4]int
+				add := func(n, v string) {
+					s := len(head)
+					head = append(head, n...)
+					spans = append(spans, [4]int{s, len(head), len(head), len(head) + len(v)})
+					head = append(head, v...)
+				}
+				for _, f := range want {
+					add(f[0], f[1])
+				}
+				for i := 0; i+1 < len(tc.extra); i += 2 {
+					add(tc.extra[i], tc.extra[i+1])
+				}
+				var fs parser.Fields
+				for _, s := range spans {
+					fs = append(fs, parser.Field{Name: head[s[0]:s[1]], Value: head[s[2]:s[3]]})
+				}
+				return &Response{Status: 200, Fields: fs, ContentLength: 4, Buffered: true,
+					Body: &recycledBody{memBody: memBody{b: []byte("body")}, head: head}}, nil
+			}
+			rules := policy.CacheRules{Enabled: true, StoreSetCookie: true}
+			if tc.compress {
+				rules.Compress.Enabled = true
+				rules.Compress.Types = []string{"text/plain"}
+			}
+			rules = *rules.Full()
+			h := &parser.Request{Method: []byte("GET"), Host: []byte("example.com"), Target: []byte("/head/" + tc.name), Major: 1, Minor: 1}
+			check := func(r *recorder, leader bool) {
+				t.Helper()
+				for _, f := range want {
+					if got := r.get(f[0]); got != f[1] {
+						t.Errorf("leader %v: %s %q, want %q", leader, f[0], got, f[1])
+					}
+				}
+				for i := 0; i+1 < len(tc.extra); i += 2 {
+					got, w := r.get(tc.extra[i]), ""
+					if leader {
+						w = tc.extra[i+1]
+					}
+					if got != w {
+						t.Errorf("leader %v: %s %q, want %q", leader, tc.extra[i], got, w)
+					}
+				}
+				if r.body.String() != "body" {
+					t.Errorf("leader %v: body %q", leader, r.body.String())
+				}
+			}
+			first := newRecorder()
+			if _, err := c.Serve(context.Background(), &Request{Scheme: "http", Head: h}, &rules, Fetch(fetch), first); err != nil {
+				t.Fatal(err)
+			}
+			c.bg.Wait()
+			check(first, true)
+			hit := newRecorder()
+			if _, err := c.Serve(context.Background(), &Request{Scheme: "http", Head: h}, &rules, Fetch(fetch), hit); err != nil {
+				t.Fatal(err)
+			}
+			if !hasStatus(hit, "; hit") {
+				t.Fatalf("second request: Cache-Status %q", hit.get("Cache-Status"))
+			}
+			check(hit, false)
+			// Compressing, the cache tells the fetching client that the
+			// answer varies with Accept-Encoding, an identity coding the
+			// origin sent included.
+			if tc.compress && first.get("Vary") != "Accept-Encoding" {
+				t.Errorf("Vary %q for the fetching client", first.get("Vary"))
+			}
+		})
+	}
+}
