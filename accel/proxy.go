@@ -201,9 +201,9 @@ type pass struct {
 
 // headBufs is the storage of a pass's two heads: the forwarded one, used
 // while serve runs, and the origin's answer, whose fields live until its
-// body is closed (cache.Response). Both are 1.7 KiB that every miss
-// allocated and the collector swept, in the no-store miss two thirds of
-// what a request allocated; pooled, they are reused once both let go.
+// body is closed (cache.Response). Together 1.7 KiB that every miss
+// allocated and the collector swept, two thirds of what a no-store miss
+// allocated; pooled, they are reused once both heads are done with.
 type headBufs struct {
 	fields    [16]parser.Field
 	vals      [160]byte
@@ -299,9 +299,16 @@ func (p *pass) Fetch(ctx context.Context, h *parser.Request) (*cache.Response, e
 	// resp dies with its body; the log line is written later.
 	*use = upstreamUse{addr: resp.Server, took: time.Since(t0)}
 	p.server.Store(use)
-	out, body, fields, bufs := &p.resp, &p.body, p.bufs.outFields[:0], p.bufs
-	if !own {
-		out, body, fields, bufs = new(cache.Response), new(pinnedBody), nil, nil
+	// Only a fetch that took the storage touches p.bufs: after serve ended
+	// they may be another request's.
+	var out *cache.Response
+	var body *pinnedBody
+	var fields parser.Fields
+	var bufs *headBufs
+	if own {
+		out, body, fields, bufs = &p.resp, &p.body, p.bufs.outFields[:0], p.bufs
+	} else {
+		out, body = new(cache.Response), new(pinnedBody)
 	}
 	*body = pinnedBody{ReadCloser: resp.Body, s: s, st: g, client: p.client, limit: limit, bufs: bufs}
 	*out = cache.Response{

@@ -87,10 +87,10 @@ func (k *call) settle(f *flight, candidate *object, resp *Response, err error, r
 	var o *object
 	var fields parser.Fields
 	if ok {
-		// fields alias the origin's head until its body is closed, which
-		// a body at hand is before the leader answers: newObject copies
-		// what it keeps, and the leader's head is made of that copy or
-		// of one of its own (leaderFields).
+		// fields alias the origin's head, which closing its body
+		// recycles (a body at hand is closed before the leader answers):
+		// newObject copies what it keeps, and the leader's head is that
+		// copy or one of its own (leaderFields).
 		fields = withDate(resp.Fields, received)
 		o, ok = k.newObject(resp.Status, fields, cc, requested, received)
 	}
