@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -152,5 +153,86 @@ func TestCoalescingBufferedBody(t *testing.T) {
 	}
 	if n := e.o.hits.Load(); n != 1 {
 		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
+// goneClient is a recorder whose client went away once it had the head:
+// every body write fails.
+type goneClient struct{ *recorder }
+
+func (goneClient) Write([]byte) (int, error) { return 0, errors.New("client gone") }
+
+// closeNotifier closes closed when the body is closed.
+type closeNotifier struct {
+	io.ReadCloser
+	closed chan struct{}
+}
+
+func (c closeNotifier) Close() error {
+	err := c.ReadCloser.Close()
+	close(c.closed)
+	return err
+}
+
+// Two hit-for-pass keys whose origin turns cacheable: each fetch, which
+// no request joins (its flight would come from a pool), streams the body
+// to its client while a goroutine stores it. The first one's client goes
+// away after the head, and its store goes on while the second fetch
+// streams: the flight the first store fills is not the second's, and
+// each body reaches its client and its store whole. A flight reused under
+// its fill is also a data race, which -race (CI) reports.
+func TestPassKeysTurnStorable(t *testing.T) {
+	held := map[string]chan struct{}{"/a": make(chan struct{}), "/b": make(chan struct{})}
+	e := newEnv(t, Config{}, serveBody("not stored", "Cache-Control", "no-store"))
+	for p := range held {
+		if r := e.get(p); r.body.String() != "not stored" {
+			t.Fatalf("%s: first answer %q", p, r.body.String())
+		}
+	}
+	e.o.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", "11")
+		w.WriteHeader(200)
+		io.WriteString(w, r.URL.Path+" head")
+		w.(http.Flusher).Flush()
+		<-held[r.URL.Path]
+		io.WriteString(w, " end")
+	})
+	// aRead is closed when /a's store has read its body to the end.
+	aRead := make(chan struct{})
+	fetch := e.fetch
+	e.fetch = func(ctx context.Context, h *parser.Request) (*Response, error) {
+		resp, err := fetch(ctx, h)
+		if err == nil && string(h.Target) == "/a" {
+			resp.Body = closeNotifier{resp.Body, aRead}
+		}
+		return resp, err
+	}
+	serve := func(w ResponseWriter, path string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			h := &parser.Request{Method: []byte("GET"), Target: []byte(path), Host: []byte("example.com"), Major: 1, Minor: 1}
+			_, err := e.c.Serve(context.Background(), &Request{Scheme: "http", Head: h}, &e.rules, e.fetch, w)
+			done <- err
+		}()
+		return done
+	}
+	if err := <-serve(goneClient{newRecorder()}, "/a"); err == nil {
+		t.Fatal("/a: the client went away, and Serve reported no error")
+	}
+	b := newRecorder()
+	doneB := serve(b, "/b")
+	<-b.firstByte
+	close(held["/a"])
+	<-aRead
+	close(held["/b"])
+	if err := <-doneB; err != nil || b.body.String() != "/b head end" {
+		t.Fatalf("/b streamed %q, %v", b.body.String(), err)
+	}
+	e.settle()
+	for p := range held {
+		if r := e.get(p); !hasStatus(r, "; hit") || r.body.String() != p+" head end" {
+			t.Fatalf("%s after the store: %q %q", p, r.get("Cache-Status"), r.body.String())
+		}
 	}
 }
