@@ -131,7 +131,7 @@ func compressibleFields(fs parser.Fields, size int64, r *policy.CompressRules) b
 	if !r.Enabled || (size >= 0 && size < int64(r.MinSize)) {
 		return false
 	}
-	if ce := fs.Get("content-encoding"); ce != nil && !parser.EqualFold(bytes.TrimSpace(ce), "identity") {
+	if coded(fs) {
 		return false
 	}
 	if fs.Has("content-range") || !policy.Compressible(fs.Get("content-type"), r.Types) {
@@ -143,6 +143,16 @@ func compressibleFields(fs parser.Fields, size int64, r *policy.CompressRules) b
 		}
 	}
 	return true
+}
+
+// coded reports whether fs say their body is in a content coding. An
+// identity Content-Encoding, which RFC 9110 §8.4.1 reserves for
+// Accept-Encoding but some origins send, is no coding: such a body is the
+// cache's to compress, and its stored and served heads vary as an
+// uncoded one's do.
+func coded(fs parser.Fields) bool {
+	ce := fs.Get("content-encoding")
+	return ce != nil && !parser.EqualFold(bytes.TrimSpace(ce), "identity")
 }
 
 // withVaryEncoding is fs with Accept-Encoding in its Vary, for a

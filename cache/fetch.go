@@ -133,7 +133,7 @@ func (k *call) newObject(status int, fields parser.Fields, cc policy.CacheContro
 	// stack for the usual number of fields.
 	var buf [24]parser.Field
 	stored := storedFields(buf[:0], fields, cc, k.rules.TargetedField)
-	if k.rules.Compress.Enabled && fields.Get("content-encoding") == nil {
+	if k.rules.Compress.Enabled && !coded(fields) {
 		// Asked without Accept-Encoding, the origin sent what every
 		// client gets; the cache picks the coding (compress.go).
 		vary = withoutAcceptEncoding(vary)
@@ -302,13 +302,12 @@ func withDate(fs parser.Fields, received time.Time) parser.Fields {
 // fields with policy cc. It is o's own stored fields when they are the
 // same list, which they are unless a field is kept from the store but not
 // from this client (Set-Cookie, the fields a qualified private or no-cache
-// names) or the origin sent a Content-Encoding (which decides the added
-// Vary otherwise for the two): a store then copies the origin's head once,
-// not twice.
+// names) or the body is coded (which decides the added Vary otherwise for
+// the two): a store then copies the origin's head once, not twice.
 func (k *call) leaderFields(o *object, fields parser.Fields, cc policy.CacheControl) parser.Fields {
 	compress := k.rules.Compress.Enabled
 	if !fields.Has("set-cookie") && len(cc.PrivateFields) == 0 && len(cc.NoCacheFields) == 0 &&
-		(!compress || fields.Get("content-encoding") == nil) {
+		(!compress || !coded(fields)) {
 		return o.fields
 	}
 	own := ownFields(fields.Clone(), k.rules.TargetedField)
