@@ -403,3 +403,57 @@ const typicalGET = "GET /static/app.js?v=3 HTTP/1.1\r\n" +
 	"Cookie: session=abc123; theme=dark\r\n" +
 	"If-None-Match: \"5d8c72a5-1a2b\"\r\n" +
 	"\r\n"
+
+// TestFieldValueEveryByteEveryPlace: every byte value at every place of
+// a value: controls and DEL are refused wherever they sit, a bare CR or
+// LF too, and HTAB, SP, VCHAR and obs-text are kept as sent (less OWS at
+// either end), in requests and responses alike. A value scanner that
+// skips ahead (a word at a time, say) must keep this.
+func TestFieldValueEveryByteEveryPlace(t *testing.T) {
+	base := []byte("abcdefghijklmnopqrstuvwx")
+	for c := 0; c < 256; c++ {
+		for at := range base {
+			v := append([]byte(nil), base...)
+			v[at] = byte(c)
+			var want error
+			switch {
+			case c == '\r':
+				want = ErrBareCR
+			case c == '\n':
+				want = ErrBareLF
+			case c < 0x20 && c != '\t' || c == 0x7f:
+				want = ErrCtl
+			}
+			heads := map[string]string{
+				"request":  "GET / HTTP/1.1\r\nHost: a\r\nX-V: " + string(v) + "\r\n\r\n",
+				"response": "HTTP/1.1 200 OK\r\nX-V: " + string(v) + "\r\nContent-Length: 0\r\n\r\n",
+			}
+			for kind, head := range heads {
+				var fs Fields
+				var err error
+				if kind == "request" {
+					r := Request{}
+					_, err = ParseRequest([]byte(head), &r, Limits{})
+					fs = r.Fields
+				} else {
+					r := Response{}
+					_, err = ParseResponse([]byte(head), &r, Limits{})
+					fs = r.Fields
+				}
+				if want != nil {
+					if !errors.Is(err, want) {
+						t.Fatalf("%s, byte %#x at %d: %v, want %v", kind, c, at, err, want)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s, byte %#x at %d: %v", kind, c, at, err)
+				}
+				// OWS at either end is not part of the value.
+				if got, w := string(fs.Get("x-v")), strings.Trim(string(v), " \t"); got != w {
+					t.Fatalf("%s, byte %#x at %d: value %q, want %q", kind, c, at, got, w)
+				}
+			}
+		}
+	}
+}
