@@ -265,8 +265,13 @@ func (c *Cache) store(o *object, body []byte) {
 // another), and tag fields are for the cache. An upstream cache's
 // Cache-Status is kept: RFC 9211 §2 has each cache add its own member after
 // those of the caches closer to the origin.
-var notStored = []string{"content-length", "transfer-encoding", "age", "set-cookie",
-	"surrogate-key", "cache-tag"}
+var notStored = append([]string{"set-cookie"}, notOwn...)
+
+// notOwn are the fields the fetching client's head never has: what the
+// cache recomputes, and the tags, which are for the cache. They are all
+// in notStored too, so the stored fields are the client's less Set-Cookie
+// and what a qualified private or no-cache names (leaderFields).
+var notOwn = []string{"content-length", "transfer-encoding", "age", "surrogate-key", "cache-tag"}
 
 // storedFields appends to dst the fields of fs that are stored.
 func storedFields(dst, fs parser.Fields, cc policy.CacheControl, own string) parser.Fields {
@@ -301,17 +306,15 @@ func withDate(fs parser.Fields, received time.Time) parser.Fields {
 // leaderFields is the head the fetching client gets for o, stored from
 // fields with policy cc. It is o's own stored fields when they are the
 // same list, which they are unless a field is kept from the store but not
-// from this client (Set-Cookie, the fields a qualified private or no-cache
-// names) or the body is coded (which decides the added Vary otherwise for
-// the two): a store then copies the origin's head once, not twice.
+// from this client (see notOwn): a store then copies the origin's head
+// once, not twice. Both lists get the Vary of compression under the same
+// condition (compressibleFields, which a stored coded body fails).
 func (k *call) leaderFields(o *object, fields parser.Fields, cc policy.CacheControl) parser.Fields {
-	compress := k.rules.Compress.Enabled
-	if !fields.Has("set-cookie") && len(cc.PrivateFields) == 0 && len(cc.NoCacheFields) == 0 &&
-		(!compress || !coded(fields)) {
+	if !fields.Has("set-cookie") && len(cc.PrivateFields) == 0 && len(cc.NoCacheFields) == 0 {
 		return o.fields
 	}
 	own := ownFields(fields.Clone(), k.rules.TargetedField)
-	if o.status == 200 && compress && compressibleFields(o.fields, -1, &k.rules.Compress) {
+	if o.status == 200 && compressibleFields(o.fields, -1, &k.rules.Compress) {
 		own = withVaryEncoding(own)
 	}
 	return own
@@ -322,7 +325,7 @@ func (k *call) leaderFields(o *object, fields parser.Fields, cc policy.CacheCont
 // own copy, which it filters in place.
 func ownFields(fs parser.Fields, own string) parser.Fields {
 	out := consumeTargeted(fs, own)
-	for _, n := range []string{"content-length", "transfer-encoding", "age", "surrogate-key", "cache-tag"} {
+	for _, n := range notOwn {
 		out = out.Del(n)
 	}
 	return out
