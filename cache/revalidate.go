@@ -17,6 +17,13 @@ var fetchHeads = sync.Pool{New: func() any { return new(parser.Request) }}
 
 var methodGET = []byte("GET")
 
+// notFetched are the client's fields a fetch leaves out: the
+// conditionals and ranges the cache answers itself.
+var (
+	notFetched            = []string{"if-none-match", "if-modified-since", "range", "if-range"}
+	notFetchedCompressing = append(slices.Clip(notFetched), "accept-encoding")
+)
+
 // fetchHead is the GET the cache sends for k: the client's fields without
 // its own conditionals, which the cache answers itself, and with the
 // stored candidate's validators (RFC 9111 §4.3.1). It is pooled: the
@@ -32,11 +39,12 @@ func (k *call) fetchHead(candidate *object) *parser.Request {
 	}
 	// The whole object is fetched for a Range: the cache answers the
 	// range from it, and stores it for the next.
-	fs := append(fh.Fields, h.Fields...).Del("if-none-match").Del("if-modified-since").Del("range").Del("if-range")
+	drop := notFetched
 	if k.rules.Compress.Enabled {
 		// The cache compresses the identity body itself, for every coding.
-		fs = fs.Del("accept-encoding")
+		drop = notFetchedCompressing
 	}
+	fs := append(fh.Fields, h.Fields...).Del(drop...)
 	if candidate != nil {
 		if v := candidate.fields.Get("etag"); v != nil {
 			fs = append(fs, parser.Field{Name: []byte("If-None-Match"), Value: v})

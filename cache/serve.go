@@ -551,7 +551,7 @@ func (k *call) writeOrigin(resp *Response, a answer) error {
 	// keeps nothing of a head once WriteHead returns.
 	sc := getScratch()
 	defer putScratch(sc)
-	fields := append(sc.fields[:0], resp.Fields...).Del("content-length").Del("transfer-encoding")
+	fields := append(sc.fields[:0], resp.Fields...).Del("content-length", "transfer-encoding")
 	fields = consumeTargeted(fields, k.rules.TargetedField)
 	sc.status = appendCacheStatus(sc.status[:0], a)
 	status := parser.Field{Name: cacheStatusName, Value: sc.status}

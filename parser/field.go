@@ -33,16 +33,26 @@ func (fs Fields) Has(name string) bool {
 	return false
 }
 
-// Del removes every field named name, keeping the order of the others.
-func (fs Fields) Del(name string) Fields {
+// Del removes every field with one of the names, keeping the order of
+// the others, in one pass over fs.
+func (fs Fields) Del(names ...string) Fields {
 	out := fs[:0]
 	for _, f := range fs {
-		if !equalFold(f.Name, name) {
+		if !f.named(names) {
 			out = append(out, f)
 		}
 	}
 	clear(fs[len(out):])
 	return out
+}
+
+func (f *Field) named(names []string) bool {
+	for _, n := range names {
+		if equalFold(f.Name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Add appends a field.
