@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -154,7 +155,10 @@ func TestParseHTTPDate(t *testing.T) {
 }
 
 // The allocation-free reading of IMF-fixdate agrees with time.Parse's on
-// every day of a span of years and at every second of a day.
+// every day of a span of years, of the years its calendar arithmetic
+// turns on (the first and last four-digit years, centuries with and
+// without a leap day), and at every second of a day. Both refuse a date
+// with the next day's weekday, and the day after a month's last.
 func TestParseIMFFixdateAgrees(t *testing.T) {
 	check := func(at time.Time) {
 		s := at.Format(IMFFixdate)
@@ -163,9 +167,30 @@ func TestParseIMFFixdateAgrees(t *testing.T) {
 		if !ok || !sok || !fast.Equal(slow) || !fast.Equal(at) {
 			t.Fatalf("%q: fast %v %v, time.Parse %v %v", s, fast, ok, slow, sok)
 		}
+		wrong := at.AddDate(0, 0, 1).Format(IMFFixdate)[:3] + s[3:]
+		if _, ok := parseIMFFixdate([]byte(wrong)); ok {
+			t.Fatalf("%q (a %v) taken", wrong, at.Weekday())
+		}
+		if _, ok := parseHTTPDateLayouts([]byte(wrong)); ok {
+			t.Fatalf("time.Parse took %q (a %v)", wrong, at.Weekday())
+		}
+		if next := at.AddDate(0, 0, 1); next.Day() == 1 && at.Day() < 31 {
+			// A month's last day: the day after it is no day.
+			none := fmt.Sprintf("%s, %02d%s", next.Format(IMFFixdate)[:3], at.Day()+1, s[7:])
+			_, ok := parseIMFFixdate([]byte(none))
+			_, sok := parseHTTPDateLayouts([]byte(none))
+			if ok || sok {
+				t.Fatalf("%q taken: %v, by time.Parse: %v", none, ok, sok)
+			}
+		}
 	}
 	for d := time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2030; d = d.AddDate(0, 0, 1) {
 		check(d)
+	}
+	for _, y := range []int{0, 1, 1600, 1700, 1900, 1969, 1970, 2100, 2400, 9999} {
+		for d := time.Date(y, 1, 1, 23, 59, 59, 0, time.UTC); d.Year() == y; d = d.AddDate(0, 0, 1) {
+			check(d)
+		}
 	}
 	for d := time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC); d.Day() == 29; d = d.Add(time.Second) {
 		check(d)
