@@ -2,9 +2,9 @@ package policy
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/accel-proxy/accel/parser"
 )
@@ -96,8 +96,9 @@ func (cc *CacheControl) parse(v []byte) {
 			continue
 		}
 		// name and arg live only in this loop (nothing keeps them), so
-		// a short one is lowered and converted on the stack: parsing a
-		// response's Cache-Control allocates nothing.
+		// a short name is lowered on the stack and both are read as
+		// strings in place: parsing a response's Cache-Control allocates
+		// and copies nothing.
 		var lower [24]byte
 		if len(nb) <= len(lower) {
 			for i, c := range nb {
@@ -108,7 +109,7 @@ func (cc *CacheControl) parse(v []byte) {
 			}
 			nb = lower[:len(nb)]
 		}
-		name, arg := string(nb), string(ab)
+		name, arg := inPlace(nb), inPlace(ab)
 		if len(nb) > len(lower) {
 			name = strings.ToLower(name)
 		}
@@ -149,6 +150,10 @@ func (cc *CacheControl) parse(v []byte) {
 		}
 	}
 }
+
+// inPlace reads b as a string without copying it, for a string that is
+// dropped before b changes.
+func inPlace(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // flag is the field of a boolean directive that Cache-Control and the
 // targeted fields (RFC 9213) share; nil for any other name. Each grammar
@@ -196,7 +201,9 @@ func (cc *CacheControl) delta(name string) *time.Duration {
 // which no delta-seconds parses, and is never quoted, so "max-age= 60" is
 // invalid (stale, §4.2.1) and "no-cache= \"a\"" unqualified.
 func nextDirective(v []byte) (name, arg, quoted, rest []byte) {
-	v = bytes.TrimLeft(v, " \t,")
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t' || v[0] == ',') {
+		v = v[1:]
+	}
 	i := 0
 	for i < len(v) && v[i] != '=' && v[i] != ',' {
 		i++
@@ -269,14 +276,16 @@ func parseDelta(arg string) time.Duration {
 	if arg == "" {
 		return 0
 	}
+	var n int64
 	for i := 0; i < len(arg); i++ {
-		if arg[i] < '0' || arg[i] > '9' {
+		c := arg[i]
+		if c < '0' || c > '9' {
 			return 0
 		}
+		// Past the cap the rest is only checked to be digits.
+		if n <= deltaCap {
+			n = n*10 + int64(c-'0')
+		}
 	}
-	n, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || n > deltaCap {
-		n = deltaCap
-	}
-	return time.Duration(n) * time.Second
+	return time.Duration(min(n, deltaCap)) * time.Second
 }
