@@ -239,7 +239,7 @@ func (c *Cache) takes(n int64) bool {
 func (c *Cache) store(o *object, body []byte) {
 	body = fitted(body)
 	now := c.now().UnixNano()
-	o.id = c.nextID.Add(1)
+	o.id, o.place = c.nextID.Add(1), new(memPlace)
 	o.size, o.sum = int64(len(body)), crc32.Checksum(body, castagnoli)
 	o.inserted = now
 	o.used.Store(now)

@@ -14,7 +14,7 @@ import (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // object is one stored response. It is immutable once indexed, except
-// for used: an update (a 304, a soft purge) indexes a modified copy under
+// for used (and its place, which the memory tier keeps): an update (a 304, a soft purge) indexes a modified copy under
 // the same id, so a reader holding an object never sees it change.
 type object struct {
 	id      uint64
@@ -55,6 +55,9 @@ type object struct {
 	checked uint64
 
 	used atomic.Int64 // unix ns of the last hit, for disk eviction
+	// place is where the memory tier holds the id's body: made with the
+	// id, shared by its copies (clone).
+	place *memPlace
 	// slot is o's place in its shard's objs while indexed; the shard's
 	// lock guards it.
 	slot int
@@ -76,7 +79,7 @@ func (o *object) clone() *object {
 		fields: o.fields, wire: o.wire, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
 		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, enc: o.enc, src: o.src, seg: o.seg, off: o.off,
-		checked: o.checked}
+		checked: o.checked, place: o.place}
 	n.used.Store(o.used.Load())
 	return n
 }
@@ -184,7 +187,7 @@ func decodeObject(b []byte) (*object, error) {
 		return nil, errCorrupt
 	}
 	d := decoder{b: body[1:]}
-	o := &object{}
+	o := &object{place: new(memPlace)}
 	o.id = d.uvarint()
 	o.uri = d.string()
 	o.variant = d.string()

@@ -272,7 +272,9 @@ func TestMemoryTierKeepsReadBodies(t *testing.T) {
 // TestMemoryTierConcurrent: stores, reads, purges and evictions of one
 // small tier at once (run under -race) leave its counts true: the bytes
 // and objects it reports are those of the bodies it holds, within its
-// budget, and every body read is the one stored for its object.
+// budget, and every body read is the one stored for its object. Each
+// operation goes through a new copy of its object, as updates make them,
+// and the copies of one id share one entry.
 func TestMemoryTierConcurrent(t *testing.T) {
 	const budget = 64 << 10
 	m := newMemTier(budget, nil)
@@ -281,10 +283,14 @@ func TestMemoryTierConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var objs [300]*object
+			for i := range objs {
+				id := uint64(g*2000 + i + 1)
+				objs[i] = &object{id: id, place: new(memPlace), size: int64(1<<10 + id%7)}
+			}
 			for i := range 2000 {
-				o := &object{id: uint64(g*2000 + i%300 + 1)}
-				body := []byte(strings.Repeat(strconv.Itoa(int(o.id%10)), 1<<10+int(o.id%7)))
-				o.size = int64(len(body))
+				o := objs[i%300].clone()
+				body := []byte(strings.Repeat(strconv.Itoa(int(o.id%10)), int(o.size)))
 				switch i % 4 {
 				case 0, 1:
 					if !m.put(o, body) {
@@ -306,14 +312,18 @@ func TestMemoryTierConcurrent(t *testing.T) {
 	var objects, bytes int64
 	for i := range m.shards {
 		for j := range m.shards[i].ents {
+			e := &m.shards[i].ents[j]
 			objects++
-			bytes += int64(len(m.shards[i].ents[j].body)) + memOverhead
+			bytes += int64(len(e.body)) + memOverhead
+			if int(e.place.at) != j+1 || e.o.place != e.place {
+				t.Errorf("entry %d of shard %d: its place names entry %d; its object's place is its own: %v", j, i, e.place.at-1, e.o.place == e.place)
+			}
 		}
 	}
 	if objects != m.objects.Load() || bytes != m.bytes.Load() || bytes > budget {
 		t.Errorf("tier holds %d objects, %d bytes (budget %d); reports %d objects, %d bytes", objects, bytes, budget, m.objects.Load(), m.bytes.Load())
 	}
-	if m.put(&object{id: 1 << 40, size: budget}, make([]byte, budget)) {
+	if m.put(&object{id: 1 << 40, place: new(memPlace), size: budget}, make([]byte, budget)) {
 		t.Error("a body larger than the whole budget was taken")
 	}
 }
