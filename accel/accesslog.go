@@ -146,7 +146,7 @@ func (ex *exchange) keyedHost() string {
 		b = bytes.TrimSuffix(b, []byte(":80"))
 	}
 	ex.logHost = b
-	return aliasString(b)
+	return parser.Alias(b)
 }
 
 // logRefused writes the access log line of a request a front refused

@@ -2,9 +2,9 @@ package accel
 
 import (
 	"bytes"
-	"unsafe"
 
 	"github.com/accel-proxy/accel/cache"
+	"github.com/accel-proxy/accel/parser"
 )
 
 // serveFast answers ex when the answer needs no wait: a fresh hit whose
@@ -23,14 +23,14 @@ func (s *Server) serveFast(ex *exchange) bool {
 	st := s.acquire()
 	defer st.release()
 	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
-	host, target := aliasString(ex.hostBuf), req.Target
+	host, target := parser.Alias(ex.hostBuf), req.Target
 	path := target
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
 	cw := &ex.cw
 	*cw = countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
-	route := st.cfg.Match(host, aliasString(path))
+	route := st.cfg.Match(host, parser.Alias(path))
 	ex.route = route
 	if route == nil {
 		writeErrorBody(cw, 404, noRouteBody, nil)
@@ -69,11 +69,4 @@ func appendRouteHost(dst, h []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
-}
-
-// aliasString views b as a string without copying it. Only for values
-// that live no longer than the exchange and whose bytes do not change
-// meanwhile: route matching and the access log line of a fast answer.
-func aliasString(b []byte) string {
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

@@ -103,7 +103,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	// The host is made in the exchange's buffer, as serveFast does (which
 	// may have made it already): it is not kept past this request.
 	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
-	host := aliasString(ex.hostBuf)
+	host := parser.Alias(ex.hostBuf)
 	target := originForm(req.Target)
 	p := &pass{s: s, st: st, reqBody: ex.body, bufs: getHeadBufs()}
 	cw := &p.cw
@@ -116,7 +116,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		p.end()
 	}()
 
-	route := st.cfg.Match(host, aliasString(pathOf(target)))
+	route := st.cfg.Match(host, parser.Alias(pathOf(target)))
 	ex.route = route
 	if route == nil {
 		result = "error"

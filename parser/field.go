@@ -1,6 +1,9 @@
 package parser
 
-import "bytes"
+import (
+	"bytes"
+	"unsafe"
+)
 
 // Field is one header field line. Name and Value alias whatever buffer the
 // field was parsed from or built in; Value carries no leading or trailing
@@ -126,3 +129,8 @@ func HasToken(value []byte, token string) bool {
 	}
 	return false
 }
+
+// Alias views b as a string without copying it, for a string that is
+// dropped before b's bytes change: a key looked up, a name matched, a
+// field of a head that lives as long as its buffer.
+func Alias(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

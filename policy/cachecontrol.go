@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/accel-proxy/accel/parser"
 )
@@ -109,7 +108,7 @@ func (cc *CacheControl) parse(v []byte) {
 			}
 			nb = lower[:len(nb)]
 		}
-		name, arg := inPlace(nb), inPlace(ab)
+		name, arg := parser.Alias(nb), parser.Alias(ab)
 		if len(nb) > len(lower) {
 			name = strings.ToLower(name)
 		}
@@ -150,10 +149,6 @@ func (cc *CacheControl) parse(v []byte) {
 		}
 	}
 }
-
-// inPlace reads b as a string without copying it, for a string that is
-// dropped before b changes.
-func inPlace(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // flag is the field of a boolean directive that Cache-Control and the
 // targeted fields (RFC 9213) share; nil for any other name. Each grammar
