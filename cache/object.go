@@ -14,8 +14,9 @@ import (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // object is one stored response. It is immutable once indexed, except
-// for used (and its place, which the memory tier keeps): an update (a 304, a soft purge) indexes a modified copy under
-// the same id, so a reader holding an object never sees it change.
+// for used (and its place, which the memory tier keeps): an update (a
+// 304, a soft purge) indexes a modified copy under the same id, so a
+// reader holding an object never sees it change.
 type object struct {
 	id      uint64
 	uri     string // primary key

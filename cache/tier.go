@@ -51,8 +51,8 @@ type memShard struct {
 
 // memPlace is where the memory tier holds the body of an id: at is the
 // entry's index in its shard's ents plus one, 0 while the tier holds no
-// body for it. It is made with the id and shared by the id's
-// copies; the shard's lock guards at.
+// body for it. It is made with the id and shared by the id's copies; the
+// shard's lock guards at.
 type memPlace struct{ at int32 }
 
 type memEntry struct {
