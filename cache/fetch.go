@@ -275,18 +275,10 @@ var notOwn = []string{"content-length", "transfer-encoding", "age", "surrogate-k
 
 // storedFields appends to dst the fields of fs that are stored.
 func storedFields(dst, fs parser.Fields, cc policy.CacheControl, own string) parser.Fields {
-	out := consumeTargeted(append(dst, fs...), own)
-	for _, n := range notStored {
-		out = out.Del(n)
-	}
+	out := consumeTargeted(append(dst, fs...), own).Del(notStored...)
 	// RFC 9111 §5.2.2.7 and §5.2.2.4: a qualified private or no-cache
 	// keeps only the named fields from being stored and reused.
-	for _, n := range cc.PrivateFields {
-		out = out.Del(n)
-	}
-	for _, n := range cc.NoCacheFields {
-		out = out.Del(n)
-	}
+	out = out.Del(cc.PrivateFields...).Del(cc.NoCacheFields...)
 	// The bytes still alias fs: setFields copies them.
 	return out
 }
@@ -324,11 +316,7 @@ func (k *call) leaderFields(o *object, fields parser.Fields, cc policy.CacheCont
 // minus what the cache recomputes and its tag fields. fs is the caller's
 // own copy, which it filters in place.
 func ownFields(fs parser.Fields, own string) parser.Fields {
-	out := consumeTargeted(fs, own)
-	for _, n := range notOwn {
-		out = out.Del(n)
-	}
-	return out
+	return consumeTargeted(fs, own).Del(notOwn...)
 }
 
 // tagsOf reads Surrogate-Key and Cache-Tag, space- or comma-separated.

@@ -39,6 +39,9 @@ func (fs Fields) Has(name string) bool {
 // Del removes every field with one of the names, keeping the order of
 // the others, in one pass over fs.
 func (fs Fields) Del(names ...string) Fields {
+	if len(names) == 0 {
+		return fs
+	}
 	out := fs[:0]
 	for _, f := range fs {
 		if !f.named(names) {
