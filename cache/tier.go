@@ -55,10 +55,11 @@ type memShard struct {
 // shard's lock guards at.
 type memPlace struct{ at int32 }
 
+// memEntry holds the body of e.o's id; e.o is the copy last stored, and
+// its place is the id's.
 type memEntry struct {
-	o     *object
-	place *memPlace
-	body  []byte
+	o    *object
+	body []byte
 	// reads counts gets since the entry was last sampled, halved by each
 	// sample that keeps it; atomic because gets share the read lock.
 	reads atomic.Uint32
@@ -115,7 +116,7 @@ func (m *memTier) put(o *object, body []byte) bool {
 		cost -= int64(len(e.body)) + memOverhead
 		e.o, e.body = o, body
 	} else {
-		s.ents = append(s.ents, memEntry{o: o, place: o.place, body: body})
+		s.ents = append(s.ents, memEntry{o: o, body: body})
 		o.place.at = int32(len(s.ents))
 		m.objects.Add(1)
 	}
@@ -168,12 +169,12 @@ func (m *memTier) evictOne(keep *memPlace) *object {
 				break
 			}
 			e := &s.ents[rand.IntN(len(s.ents))]
-			if e.place == keep || slices.ContainsFunc(sample[:n], func(c candidate) bool { return c.place == e.place }) {
+			if e.o.place == keep || slices.ContainsFunc(sample[:n], func(c candidate) bool { return c.place == e.o.place }) {
 				continue
 			}
 			r := e.reads.Load()
 			e.reads.Store(r / 2)
-			sample[n] = candidate{s: s, place: e.place, reads: r, used: e.o.used.Load()}
+			sample[n] = candidate{s: s, place: e.o.place, reads: r, used: e.o.used.Load()}
 			n++
 		}
 		s.mu.RUnlock()
@@ -202,15 +203,15 @@ func (m *memTier) evictOne(keep *memPlace) *object {
 // place.
 func (m *memTier) removeLocked(s *memShard, i int) {
 	e := &s.ents[i]
-	e.place.at = 0
+	e.o.place.at = 0
 	m.bytes.Add(-int64(len(e.body)) - memOverhead)
 	m.objects.Add(-1)
 	last := len(s.ents) - 1
 	if i != last {
 		l := &s.ents[last]
-		e.o, e.place, e.body = l.o, l.place, l.body
+		e.o, e.body = l.o, l.body
 		e.reads.Store(l.reads.Load())
-		e.place.at = int32(i + 1)
+		e.o.place.at = int32(i + 1)
 	}
 	s.ents[last] = memEntry{}
 	s.ents = s.ents[:last]
