@@ -21,7 +21,7 @@ var _ h1.Handler = h1Handler{}
 // (the request id, the log record) would keep the connection's read
 // buffer, which h1 gives back between requests, from being collected.
 func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool {
-	ex := fastExchange(c)
+	ex := &slotOf(c).ex
 	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
 	ok := h.s.serveFast(ex)
 	// A request left to Serve keeps the time serveFast took it up at.
@@ -30,16 +30,20 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 }
 
 // Serve runs the pipeline for a request that must wait, in the
-// connection's exchange too: the cache's background work, which may
-// outlive the request, keeps no pointer to it (see pass).
+// connection's exchange and pass too: the cache's background work, which
+// may outlive the request, keeps no pointer to them (see pass).
 func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h1.Writer, c *h1.Conn) {
-	ex := fastExchange(c)
+	sl := slotOf(c)
+	ex := &sl.ex
 	if ex.client == "" {
 		ex.remote = c.Remote
 		ex.clientIP()
 	}
-	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began}
+	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, pass: &sl.p}
 	h.s.serve(ctx, ex)
+	// Cleared, an idle connection keeps no config generation, route or
+	// request body alive.
+	sl.p = pass{}
 	*ex = exchange{hostBuf: ex.hostBuf[:0], client: ex.client, logHost: ex.logHost[:0]}
 }
 
@@ -51,12 +55,12 @@ func (h h1Handler) Refused(remote net.Addr, status int, reason string) {
 	}
 }
 
-// fastExchange is the exchange a connection keeps for serveFast.
-func fastExchange(c *h1.Conn) *exchange {
-	ex, _ := c.Fast.(*exchange)
-	if ex == nil {
-		ex = &exchange{}
-		c.Fast = ex
+// slotOf is the slot the connection keeps from one request to the next.
+func slotOf(c *h1.Conn) *slot {
+	sl, _ := c.Fast.(*slot)
+	if sl == nil {
+		sl = &slot{}
+		c.Fast = sl
 	}
-	return ex
+	return sl
 }

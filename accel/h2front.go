@@ -29,7 +29,9 @@ func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool
 
 // Serve runs the pipeline for a request that must wait.
 func (h h2Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h2.Writer, c h2.Conn) {
-	h.s.serve(ctx, &exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w})
+	sl := &slot{}
+	sl.ex = exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, pass: &sl.p}
+	h.s.serve(ctx, &sl.ex)
 }
 
 // Refused logs a stream the front turned away before the pipeline saw it

@@ -69,6 +69,16 @@ type exchange struct {
 	// which times the request from there instead of reading the clock
 	// again (a mono reading); zero otherwise.
 	began time.Duration
+	// pass, when set, is the storage of serve's pass, which a front that
+	// reuses it saves an allocation per request with; serve makes one
+	// otherwise.
+	pass *pass
+}
+
+// slot is an exchange with the storage of its pass, in one allocation.
+type slot struct {
+	ex exchange
+	p  pass
 }
 
 // monoBase anchors mono.
@@ -105,7 +115,11 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
 	host := parser.Alias(ex.hostBuf)
 	target := originForm(req.Target)
-	p := &pass{s: s, st: st, reqBody: ex.body, bufs: getHeadBufs()}
+	p := ex.pass
+	if p == nil {
+		p = new(pass)
+	}
+	*p = pass{s: s, st: st, reqBody: ex.body, bufs: getHeadBufs()}
 	cw := &p.cw
 	*cw = countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
 	result := "pass"
@@ -161,14 +175,13 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	}
 }
 
-// pass is what serve keeps for a request that may go to an origin, in one
-// allocation: the head the origin receives, the storage of the first
-// origin answer, and what fetch needs. The cache may call fetch after the
-// request ended (a background refresh), so a pass lives as long as the
-// cache holds its fetch; only the first fetch uses the storage, and only
-// while serve runs. The field arrays, most of the bytes, are pooled
-// (headBufs). It keeps no pointer to the exchange, which a front may reuse
-// once serve returned.
+// pass is what serve keeps for a request that may go to an origin: the
+// head the origin receives and what fetch needs. It is valid only while
+// serve runs, so that a front may reuse its storage: a fetch the cache
+// runs later (a background refresh) goes through a copy (Detach). The
+// head's fields and the first origin answer are in pooled buffers
+// (headBufs), which the answer holds until its body is closed. It keeps no
+// pointer to the exchange, which a front may reuse once serve returned.
 type pass struct {
 	s      *Server
 	st     *state
@@ -183,8 +196,7 @@ type pass struct {
 	// request once serve returned.
 	reqBody io.Reader
 	cw      countingWriter
-	// server is set by fetch, which the cache may also run in the
-	// background after this request ended.
+	// server is set by fetch, for the log.
 	server   atomic.Pointer[upstreamUse]
 	bodySent atomic.Bool
 	// taken is set by the fetch that uses the storage below, or by end
@@ -194,20 +206,20 @@ type pass struct {
 
 	creq cache.Request
 	head parser.Request
-	resp cache.Response
-	body pinnedBody
 	use  upstreamUse
 }
 
 // headBufs is the storage of a pass's two heads: the forwarded one, used
-// while serve runs, and the origin's answer, whose fields live until its
-// body is closed (cache.Response). Together 1.7 KiB that every miss
-// allocated and the collector swept, two thirds of what a no-store miss
-// allocated; pooled, they are reused once both heads are done with.
+// while serve runs, and the origin's answer, which lives until its body is
+// closed (cache.Response). Together 1.9 KiB that every miss allocated and
+// the collector swept; pooled, they are reused once both heads are done
+// with.
 type headBufs struct {
 	fields    [16]parser.Field
 	vals      [160]byte
 	outFields [16]parser.Field
+	resp      cache.Response
+	body      pinnedBody
 	refs      atomic.Int32
 }
 
@@ -241,6 +253,15 @@ func (p *pass) end() {
 		p.bufs.release()
 	}
 	p.bufs.release()
+}
+
+// Detach is p for a fetch after serve returned: a copy on the heap that
+// sends no request body, takes no storage and drops 1xx heads.
+func (p *pass) Detach() cache.Fetcher {
+	d := &pass{s: p.s, st: p.st, route: p.route, reqOps: p.reqOps, vars: p.vars, retryable: p.retryable, client: p.client}
+	d.cw.final = true
+	d.taken.Store(true)
+	return d
 }
 
 // Fetch is the cache's way to the origin for this request.
@@ -306,7 +327,7 @@ func (p *pass) Fetch(ctx context.Context, h *parser.Request) (*cache.Response, e
 	var fields parser.Fields
 	var bufs *headBufs
 	if own {
-		out, body, fields, bufs = &p.resp, &p.body, p.bufs.outFields[:0], p.bufs
+		out, body, fields, bufs = &p.bufs.resp, &p.bufs.body, p.bufs.outFields[:0], p.bufs
 	} else {
 		out, body = new(cache.Response), new(pinnedBody)
 	}
@@ -322,30 +343,31 @@ func (p *pass) Fetch(ctx context.Context, h *parser.Request) (*cache.Response, e
 }
 
 // pinnedBody holds a config generation, the client's fetch count and the
-// head buffers its fields are in (nil when not the pass's) until the
-// origin body is closed.
+// head buffers it lives in (nil when not the pass's) until the origin body
+// is closed.
 type pinnedBody struct {
 	io.ReadCloser
-	s      *Server
-	st     *state
-	client netip.Addr
-	limit  int
-	bufs   *headBufs
-	once   sync.Once
+	s        *Server
+	st       *state
+	client   netip.Addr
+	limit    int
+	bufs     *headBufs
+	released atomic.Bool
 }
 
+// Close lets go of the buffers last: the body may be in them, and the
+// cache closes a body once and uses nothing of its Response after.
 func (b *pinnedBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
-	return err
-}
-
-func (b *pinnedBody) release() {
+	if b.released.Swap(true) {
+		return err
+	}
 	b.s.fetches.release(b.client, b.limit)
 	b.st.release()
 	if b.bufs != nil {
 		b.bufs.release()
 	}
+	return err
 }
 
 // passThrough answers from the origin without the cache.

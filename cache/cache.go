@@ -74,11 +74,12 @@ type Cache struct {
 }
 
 // Response is an origin's response to a Fetch: hop-by-hop fields already
-// removed. The cache closes Body.
+// removed. The cache closes Body once, and uses nothing of the Response
+// after: a Fetcher may recycle it, its fields included, on Close.
 type Response struct {
 	Status int
-	// Fields may alias buffers that Body.Close recycles: the cache clones
-	// what it keeps before closing the body.
+	// Fields go with the Response: the cache clones what it keeps
+	// before closing the body.
 	Fields parser.Fields
 	// ContentLength is the body length, -1 when unknown.
 	ContentLength int64
@@ -108,14 +109,11 @@ type Request struct {
 // value made per request is an allocation on every miss.
 type Fetcher interface {
 	Fetch(ctx context.Context, head *parser.Request) (*Response, error)
-}
-
-// Fetch is a Fetcher that is a func.
-type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
-
-// Fetch calls f.
-func (f Fetch) Fetch(ctx context.Context, head *parser.Request) (*Response, error) {
-	return f(ctx, head)
+	// Detach returns a Fetcher for a fetch that runs after Serve
+	// returned (a background revalidation). The one given to Serve is
+	// valid only during Serve, so that a front may keep it in storage it
+	// reuses for its next request.
+	Detach() Fetcher
 }
 
 // ResponseWriter is how Serve answers; accel's HTTP/1 and HTTP/2 fronts

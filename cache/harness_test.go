@@ -21,6 +21,15 @@ import (
 
 // origin is a real HTTP server on loopback whose handler a test sets,
 // counting the requests that reach it.
+// Fetch is a Fetcher that is a func, valid after Serve too.
+type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
+
+func (f Fetch) Fetch(ctx context.Context, head *parser.Request) (*Response, error) {
+	return f(ctx, head)
+}
+
+func (f Fetch) Detach() Fetcher { return f }
+
 type origin struct {
 	*httptest.Server
 	hits    atomic.Int32

@@ -211,6 +211,7 @@ func (k *call) revalidateInBackground(o *object) {
 	}
 	bk := *k
 	bk.ctx = context.WithoutCancel(k.ctx)
+	bk.fetch = k.fetch.Detach()
 	bk.w = nil
 	bk.head = false
 	h := *k.req
