@@ -96,7 +96,10 @@ func (s *Server) logAccess(st *state, ex *exchange, target []byte, cw *countingW
 		return
 	}
 	req := ex.req
-	r := &ex.rec
+	r := ex.rec
+	if r == nil {
+		r = new(accesslog.Record)
+	}
 	*r = accesslog.Record{
 		End:          time.Now(),
 		Client:       ex.clientIP(),
@@ -125,6 +128,8 @@ func (s *Server) logAccess(st *state, ex *exchange, target []byte, cw *countingW
 		r.Err = err.Error()
 	}
 	al.Write(r)
+	// The line points into the request's head, which the front recycles.
+	*r = accesslog.Record{}
 }
 
 // keyedHost is the request's host as the cache keys it and a purge names

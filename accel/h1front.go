@@ -15,14 +15,15 @@ type h1Handler struct{ s *Server }
 var _ h1.Handler = h1Handler{}
 
 // ServeFast answers on the connection's goroutine what needs no waiting
-// (serveFast). The connection keeps one exchange in c.Fast for the
+// (serveFast). The connection keeps one slot in c.Fast for the
 // requests answered so, which then allocate nothing. Once answered, the
 // exchange keeps only its own buffers: what pointed into the request head
-// (the request id, the log record) would keep the connection's read
-// buffer, which h1 gives back between requests, from being collected.
+// (the request id) would keep the connection's read buffer, which h1
+// gives back between requests, from being collected.
 func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool {
-	ex := &slotOf(c).ex
-	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
+	sl := slotOf(c)
+	ex := &sl.ex
+	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost, rec: &sl.rec}
 	ok := h.s.serveFast(ex)
 	// A request left to Serve keeps the time serveFast took it up at.
 	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost, began: ex.began}
@@ -39,7 +40,7 @@ func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reade
 		ex.remote = c.Remote
 		ex.clientIP()
 	}
-	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, pass: &sl.p}
+	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, pass: &sl.p, rec: &sl.rec}
 	h.s.serve(ctx, ex)
 	// Cleared, an idle connection keeps no config generation, route or
 	// request body alive.

@@ -15,22 +15,23 @@ type h2Handler struct{ s *Server }
 var _ h2.Handler = h2Handler{}
 
 // ServeFast answers on the connection's goroutine what needs no waiting
-// (serveFast). The connection keeps one exchange in c.Fast for the
+// (serveFast). The connection keeps one slot in c.Fast for the
 // requests answered so, which then allocate nothing.
 func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool {
-	ex, _ := c.Fast.(*exchange)
-	if ex == nil {
-		ex = &exchange{}
-		c.Fast = ex
+	sl, _ := c.Fast.(*slot)
+	if sl == nil {
+		sl = &slot{}
+		c.Fast = sl
 	}
-	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost}
+	ex := &sl.ex
+	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost, rec: &sl.rec}
 	return h.s.serveFast(ex)
 }
 
 // Serve runs the pipeline for a request that must wait.
 func (h h2Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h2.Writer, c h2.Conn) {
 	sl := &slot{}
-	sl.ex = exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, pass: &sl.p}
+	sl.ex = exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, pass: &sl.p, rec: &sl.rec}
 	h.s.serve(ctx, &sl.ex)
 }
 

@@ -55,9 +55,10 @@ type exchange struct {
 	// access log writes it.
 	idBuf   [32]byte
 	logHost []byte
-	// rec is the access log line being written, here so that it costs
-	// no allocation.
-	rec accesslog.Record
+	// rec, when set, is where logAccess writes the access log line:
+	// storage the front reuses, outside the exchange, which is reset by
+	// value twice a request; logAccess makes one otherwise.
+	rec *accesslog.Record
 	// cw and hostBuf are serveFast's, kept here so that a front which
 	// reuses its exchange answers a hit without allocating.
 	cw      countingWriter
@@ -75,10 +76,12 @@ type exchange struct {
 	pass *pass
 }
 
-// slot is an exchange with the storage of its pass, in one allocation.
+// slot is an exchange with the storage of its pass and log line, in one
+// allocation.
 type slot struct {
-	ex exchange
-	p  pass
+	ex  exchange
+	p   pass
+	rec accesslog.Record
 }
 
 // monoBase anchors mono.
