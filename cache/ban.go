@@ -268,20 +268,20 @@ func (c *Cache) settleBan(b *ban, objs []*object) {
 
 // lookup is index.lookup with the bans applied: a banned object is
 // dropped and missed, a soft-banned one replaced by a stale copy.
-func (c *Cache) lookup(uri, extras string, fs parser.Fields) (*object, bool) {
+func (c *Cache) lookup(uri, extras string, fs parser.Fields) (o *object, vary []string, uriKnown bool) {
 	sec := []byte(extras)
 	return c.find(uri, &sec, fs)
 }
 
 // find is lookup with the secondary key built in *sec, which holds the
 // extras on entry (see index.lookup).
-func (c *Cache) find(uri string, sec *[]byte, fs parser.Fields) (*object, bool) {
-	o, uriKnown, v := c.ix.lookup(uri, sec, fs)
+func (c *Cache) find(uri string, sec *[]byte, fs parser.Fields) (*object, []string, bool) {
+	o, vary, uriKnown, v := c.ix.lookup(uri, sec, fs)
 	switch {
 	case o == nil:
 	case v.hard:
 		c.drop(o)
-		return nil, uriKnown
+		return nil, vary, uriKnown
 	case v.soft != nil:
 		n := o.clone()
 		n.lifetime = min(o.lifetime, o.age(time.Unix(0, v.soft.at)))
@@ -289,9 +289,9 @@ func (c *Cache) find(uri string, sec *[]byte, fs parser.Fields) (*object, bool) 
 		// If o was replaced meanwhile, n is still a right answer to
 		// this request; the next lookup sees the replacement.
 		c.ix.replace(o, n)
-		return n, uriKnown
+		return n, vary, uriKnown
 	}
-	return o, uriKnown
+	return o, vary, uriKnown
 }
 
 const banVersion = 1

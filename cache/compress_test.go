@@ -247,7 +247,7 @@ func TestCodedHitSelectionAllocatesNothing(t *testing.T) {
 	e.settle()
 	e.get("/a", "Accept-Encoding", "br")
 	rules := e.rules.WithDefaults()
-	o, _ := e.c.lookup("http://example.com/a", "", nil)
+	o, _, _ := e.c.lookup("http://example.com/a", "", nil)
 	if o == nil {
 		t.Fatal("not stored")
 	}

@@ -17,7 +17,7 @@ import (
 // response with no validator proves nothing about the body: stale too.
 func (k *call) headUpdate(fs parser.Fields, requested, received time.Time) {
 	c := k.c
-	o, _ := c.lookup(k.uri, k.extras, k.req.Fields)
+	o, _, _ := c.lookup(k.uri, k.extras, k.req.Fields)
 	if o == nil {
 		return
 	}

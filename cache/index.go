@@ -172,16 +172,16 @@ func (ix *index) shardIndex(uri string) uint64 {
 // and what the bans do to it. *sec holds the route's extras on entry and
 // the whole secondary key on return, built in place so that a hit with a
 // reused buffer allocates nothing. uriKnown distinguishes a vary-miss from
-// a uri-miss. The bans are read under the shard's lock: a sweep retires a
+// a uri-miss; vary is the known uri's Vary names. The bans are read under the shard's lock: a sweep retires a
 // ban only after taking that lock to remove the ban's objects, so an
 // object found here is never checked against too few.
-func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, uriKnown bool, v verdict) {
+func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, vary []string, uriKnown bool, v verdict) {
 	s := ix.shard(uri)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.uris[uri]
 	if !ok {
-		return nil, false, v
+		return nil, nil, false, v
 	}
 	if len(e.vary) > 0 {
 		*sec = appendVaryKey(*sec, e.vary, fs)
@@ -190,7 +190,7 @@ func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, u
 	if bs := ix.bans.Load(); o != nil && bs != nil {
 		v = bs.check(o)
 	}
-	return o, true, v
+	return o, e.vary, true, v
 }
 
 // sibling returns the object stored under uri and the exact secondary
@@ -221,17 +221,6 @@ func (ix *index) latest(uri string) *object {
 		}
 	}
 	return last
-}
-
-// varyOf returns the Vary names under which uri's variants are selected.
-func (ix *index) varyOf(uri string) (vary []string, ok bool) {
-	s := ix.shard(uri)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if e, ok := s.uris[uri]; ok {
-		return e.vary, true
-	}
-	return nil, false
 }
 
 // objectBytes estimates what o costs on disk: its body and its metadata.

@@ -106,7 +106,7 @@ func (k *call) partialObject(resp *Response, requested, received time.Time) (*ob
 	if ok, _ := policy.Storable(k.req.Fields, k.cc, 200, fields, cc, k.rules); !ok {
 		return nil, nil
 	}
-	if cur, _ := k.c.lookup(k.uri, k.extras, k.req.Fields); cur != nil && cur.status != 206 {
+	if cur, _, _ := k.c.lookup(k.uri, k.extras, k.req.Fields); cur != nil && cur.status != 206 {
 		return nil, nil
 	}
 	o, ok := k.newObject(206, fields, cc, requested, received)

@@ -153,10 +153,10 @@ func TestTagPurgeServesDuringSweep(t *testing.T) {
 			defer close(done)
 			for j := range probes {
 				i := (shard*probes + j) * 2 % n
-				if o, _ := e.c.lookup(itemURI(i+1), "", nil); o != nil {
+				if o, _, _ := e.c.lookup(itemURI(i+1), "", nil); o != nil {
 					hits++
 				}
-				if o, _ := e.c.lookup(itemURI(i), "", nil); o == nil {
+				if o, _, _ := e.c.lookup(itemURI(i), "", nil); o == nil {
 					misses++
 				}
 			}
@@ -224,7 +224,7 @@ func TestPurgeRestartMidSweep(t *testing.T) {
 			check := func() {
 				t.Helper()
 				for i := range n {
-					o, _ := c.lookup(itemURI(i), "", nil)
+					o, _, _ := c.lookup(itemURI(i), "", nil)
 					switch {
 					case o == nil && tc.purged(i) && tc.name == "tag":
 					case o != nil && tc.purged(i) && tc.name != "tag" && o.lifetime < 10*time.Minute:

@@ -421,7 +421,7 @@ func TestDiskPutRefusedLeavesNoPlace(t *testing.T) {
 	e := newEnv(t, Config{Dir: t.TempDir(), DiskBytes: 16 << 20, Log: slog.New(&logSink{})}, sizedBodies)
 	e.getWhole("/100/a", 100)
 	e.settle()
-	o, _ := e.c.lookup("http://example.com/100/a", "", nil)
+	o, _, _ := e.c.lookup("http://example.com/100/a", "", nil)
 	if o == nil || !onDisk(o) {
 		t.Fatalf("stored object %+v not on disk", o)
 	}

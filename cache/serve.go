@@ -81,7 +81,7 @@ func (k *call) serveCached() (Outcome, error) {
 	// unless a fresh stored response answers them whole.
 	special := h.Fields.Has("if-match") || h.Fields.Has("if-unmodified-since")
 	for attempt := 0; attempt < 4; attempt++ {
-		o, uriKnown := c.lookup(k.uri, k.extras, h.Fields)
+		o, vary, uriKnown := c.lookup(k.uri, k.extras, h.Fields)
 		now := c.now()
 		if k.at.IsZero() {
 			k.at = now
@@ -137,7 +137,7 @@ func (k *call) serveCached() (Outcome, error) {
 				}
 			}
 		}
-		out, err, again := k.forward(attempt, fwd, candidate, now)
+		out, err, again := k.forward(attempt, fwd, vary, candidate, now)
 		if !again {
 			return out, err
 		}
@@ -148,14 +148,11 @@ func (k *call) serveCached() (Outcome, error) {
 // forward fetches through a flight: joining one in progress for the same
 // key, or leading a new one. again asks the caller to look up once more: a
 // waiter released because the response was not for it. now is the time of
-// the lookup, moments ago: a miss reads the clock no more than it must.
-func (k *call) forward(attempt int, fwd string, candidate *object, now time.Time) (out Outcome, err error, again bool) {
+// the lookup, moments ago, and vary the Vary names it found for the URI: a
+// miss reads the clock and the index no more than it must.
+func (k *call) forward(attempt int, fwd string, vary []string, candidate *object, now time.Time) (out Outcome, err error, again bool) {
 	c := k.c
-	secondary := k.extras
-	if vary, ok := c.ix.varyOf(k.uri); ok {
-		secondary = secondaryKey(k.extras, vary, k.req.Fields)
-	}
-	key := flightKey{k.uri, secondary}
+	key := flightKey{k.uri, secondaryKey(k.extras, vary, k.req.Fields)}
 	passing := c.fl.passing(key, now)
 	if passing && (k.head || k.hasRange) {
 		// Fetching a body nobody will store is waste: a HEAD or a Range
