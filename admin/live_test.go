@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"hash/maphash"
 	"strconv"
 	"testing"
 )
@@ -19,7 +20,7 @@ func TestTopKFindsHeavyKeys(t *testing.T) {
 		n++
 		for k, c := range hot {
 			if uint64(i)%(60_000/c) == 0 {
-				topAdd(&tk, k)
+				topAdd(&tk, []byte(k))
 				n++
 			}
 		}
@@ -31,19 +32,55 @@ func TestTopKFindsHeavyKeys(t *testing.T) {
 			t.Errorf("top %d: %s counted %d, want %s counted %d to %d", i, e.Key, e.Count, want[i], hot[want[i]], hot[want[i]]+n/size)
 		}
 	}
-	if len(tk.slots) != size || len(tk.heap) != size || len(tk.at) != size {
-		t.Errorf("keeps %d entries, %d in the heap, %d places; want %d", len(tk.slots), len(tk.heap), len(tk.at), size)
+	checkTopK(t, &tk, size)
+	if a := testing.AllocsPerRun(100, func() { topAdd(&tk, []byte("/hot/a")) }); a != 0 {
+		t.Errorf("counting a known key allocates %.1f times", a)
+	}
+}
+
+// checkTopK checks that tk keeps size entries, each found from its key in
+// the slot the heap names, and no other, in heap order.
+func checkTopK(t *testing.T, tk *topK, size int) {
+	t.Helper()
+	used := 0
+	for _, p := range tk.places {
+		if p != 0 {
+			used++
+		}
+	}
+	if len(tk.slots) != size || len(tk.heap) != size || used != size {
+		t.Errorf("keeps %d entries, %d in the heap, %d places; want %d", len(tk.slots), len(tk.heap), used, size)
 	}
 	for i, s := range tk.heap {
 		e := tk.slots[s]
-		if tk.at[e.key] != s || e.pos != int32(i) {
-			t.Errorf("%s in slot %d at %d, mapped to slot %d, placed at %d", e.key, s, i, tk.at[e.key], e.pos)
+		p, found := tk.find([]byte(e.key), e.hash)
+		if !found || tk.places[p] != s+1 || e.pos != int32(i) {
+			t.Errorf("%s in slot %d at %d, found %v at a place naming slot %d, placed at %d", e.key, s, i, found, tk.places[p]-1, e.pos)
 		}
 		if i > 0 && tk.count((i-1)/2) > e.n {
 			t.Errorf("%s at %d counted %d, below its parent's %d", e.key, i, e.n, tk.count((i-1)/2))
 		}
 	}
-	if a := testing.AllocsPerRun(100, func() { topAdd(&tk, []byte("/hot/a")) }); a != 0 {
-		t.Errorf("counting a known key allocates %.1f times", a)
+}
+
+// TestTopKTableAfterChurn: with a table as small as it gets (size 3, four
+// places), a stream of new keys among a few returning ones replaces entries
+// whose probe runs wrap around the table's end and cross each other; after
+// every call each kept key is still found, and a replaced one is not.
+func TestTopKTableAfterChurn(t *testing.T) {
+	tk := newTopK(3)
+	for i := 0; i < 5000; i++ {
+		k := "/k/" + strconv.Itoa(i)
+		if i%3 == 0 {
+			k = "/back/" + strconv.Itoa(i%7)
+		}
+		topAdd(&tk, []byte(k))
+		if _, found := tk.find([]byte(k), maphash.Bytes(tk.seed, []byte(k))); !found {
+			t.Fatalf("call %d: %s just counted is not found", i, k)
+		}
+		checkTopK(t, &tk, min(i+1, 3))
+		if t.Failed() {
+			t.Fatalf("after call %d (%s)", i, k)
+		}
 	}
 }
