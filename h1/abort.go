@@ -11,10 +11,17 @@ import (
 
 // abortWatchDelay is how long a bodiless request runs before the
 // connection is watched for an aborting client. Most answers are done
-// sooner and pay for the watch only a timer reset: no goroutine, read or
-// deadline change. A client that leaves is noticed this much later at
-// worst, which matters only for origin requests that run longer.
+// sooner and pay for the watch only a clock reading: no goroutine, read,
+// deadline or timer change. A client that leaves is noticed this much
+// later at worst, which matters only for origin requests that run longer.
 var abortWatchDelay = 50 * time.Millisecond
+
+// watchClock is the watch's clock: the time since the process started,
+// from the monotonic clock alone (time.Since reads nothing else). Tests
+// skew it.
+var watchClock = func() time.Duration { return time.Since(watchBase) }
+
+var watchBase = time.Now()
 
 // reqCtx is the context of the request a connection serves. The
 // connection keeps one and reuses it for every request, so that a request
@@ -122,14 +129,24 @@ func (c *reqCtx) end() {
 // arrives meanwhile is the start of the next request and is kept. The
 // connection keeps one; its reading starts only once the request has run
 // for abortWatchDelay, on the timer's goroutine.
+//
+// The timer is not reset for every request nor stopped after it: once
+// set, it stays set, and when it fires it sets itself again for the
+// request then running, if that one is younger than the delay. A
+// connection busy with short requests pays a timer change per delay, not
+// two per request.
 type abortWatch struct {
 	c     net.Conn
 	ctx   *reqCtx
 	timer *time.Timer
-	// mu guards state and done: the timer's goroutine and the
-	// connection's meet here.
+	// mu guards timer and the fields below up to b: the timer's
+	// goroutine and the connection's meet here.
 	mu    sync.Mutex
 	state watchState
+	// since is when the request now watched was armed (watchClock);
+	// set is whether the timer is set.
+	since time.Duration
+	set   bool
 	done  chan struct{} // closed when the read of a started watch ends
 	// b, n and err are the read's, owned by its goroutine until done.
 	b   [1]byte
@@ -147,22 +164,34 @@ const (
 
 // arm starts the delay before the watch reads.
 func (a *abortWatch) arm() {
+	now := watchClock()
 	a.mu.Lock()
-	a.state = watchArmed
-	a.mu.Unlock()
-	if a.timer == nil {
+	defer a.mu.Unlock()
+	a.state, a.since = watchArmed, now
+	switch {
+	case a.set:
+	case a.timer == nil:
 		a.timer = time.AfterFunc(abortWatchDelay, a.read)
-		return
+	default:
+		a.timer.Reset(abortWatchDelay)
 	}
-	a.timer.Reset(abortWatchDelay)
+	a.set = true
 }
 
 // read runs on the timer's goroutine: it waits for a byte or the end of
 // the connection, and cancels the request on the end.
 func (a *abortWatch) read() {
 	a.mu.Lock()
+	a.set = false
 	if a.state != watchArmed {
-		// stop came first.
+		// No request runs: the one it was set for ended.
+		a.mu.Unlock()
+		return
+	}
+	if wait := a.since + abortWatchDelay - watchClock(); wait > 0 {
+		// The timer was set for an earlier request.
+		a.set = true
+		a.timer.Reset(wait)
 		a.mu.Unlock()
 		return
 	}
@@ -182,7 +211,6 @@ func (a *abortWatch) read() {
 // whether the connection is still good for another request, and moved
 // whether the read deadline was changed.
 func (a *abortWatch) stop(rb *rbuf) (good, moved bool) {
-	a.timer.Stop()
 	a.mu.Lock()
 	st := a.state
 	a.state = watchIdle

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,10 +19,14 @@ type ctxHandler struct {
 	handler
 	ended   chan error
 	release chan struct{}
+	started chan struct{} // told when /wait starts waiting, when set
 }
 
 func (h *ctxHandler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *Writer, c *Conn) {
 	if string(req.Target) == "/wait" {
+		if h.started != nil {
+			h.started <- struct{}{}
+		}
 		select {
 		case <-ctx.Done():
 			h.ended <- ctx.Err()
@@ -60,6 +65,43 @@ func TestAbortWatchCancels(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request's context did not end after the client closed")
+	}
+}
+
+// A request that waits after a short one on the same connection is
+// watched too: the timer set for the first fires while the second runs,
+// younger than the delay, and is set again for it. The watch's clock runs
+// 100 ms ahead while the second request is armed, so that it is that much
+// younger when the timer fires, whatever the machine's pace.
+func TestAbortWatchAfterShortRequest(t *testing.T) {
+	oldDelay, oldClock := abortWatchDelay, watchClock
+	t.Cleanup(func() { abortWatchDelay, watchClock = oldDelay, oldClock })
+	abortWatchDelay = 200 * time.Millisecond
+	var skew atomic.Int64
+	watchClock = func() time.Duration { return oldClock() + time.Duration(skew.Load()) }
+	started := make(chan struct{}, 1)
+	h := &ctxHandler{ended: make(chan error, 1), release: make(chan struct{}), started: started}
+	c := dial(t, start(t, h))
+	if _, err := io.WriteString(c, "GET /now HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, newReader(c)); got != "live" {
+		t.Fatalf("first answer %q", got)
+	}
+	skew.Store(int64(100 * time.Millisecond))
+	if _, err := io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	skew.Store(0)
+	c.Close()
+	select {
+	case err := <-h.ended:
+		if err != context.Canceled {
+			t.Fatalf("context ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second request's context did not end after the client closed")
 	}
 }
 
