@@ -58,14 +58,7 @@ func TestAbortWatchCancels(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	select {
-	case err := <-h.ended:
-		if err != context.Canceled {
-			t.Fatalf("context ended with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request's context did not end after the client closed")
-	}
+	h.waitCanceled(t)
 }
 
 // A request that waits after a short one on the same connection is
@@ -95,13 +88,20 @@ func TestAbortWatchAfterShortRequest(t *testing.T) {
 	<-started
 	skew.Store(0)
 	c.Close()
+	h.waitCanceled(t)
+}
+
+// waitCanceled waits for the context of the request at /wait to end, as
+// it must once its client closed the connection.
+func (h *ctxHandler) waitCanceled(t *testing.T) {
+	t.Helper()
 	select {
 	case err := <-h.ended:
 		if err != context.Canceled {
 			t.Fatalf("context ended with %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the second request's context did not end after the client closed")
+		t.Fatal("the waiting request's context did not end after the client closed")
 	}
 }
 
