@@ -95,6 +95,14 @@ func mono() time.Duration {
 	return time.Since(monoBase) + time.Second
 }
 
+// tookSince is the time since t0, a mono reading; zero when t0 is.
+func tookSince(t0 time.Duration) time.Duration {
+	if t0 == 0 {
+		return 0
+	}
+	return mono() - t0
+}
+
 // clientIP is the client's address as the access log and X-Forwarded-For
 // write it.
 func (ex *exchange) clientIP() string {
@@ -315,7 +323,12 @@ func (p *pass) Fetch(ctx context.Context, h *parser.Request) (*cache.Response, e
 		s.metrics.IncRejection("origin_fetches_per_client")
 		return nil, errClientLimit
 	}
-	t0 := time.Now()
+	// Only the access log reads the time to the answer's head: without
+	// it, the clock is not read for it.
+	var t0 time.Duration
+	if p.st.access.On() {
+		t0 = mono()
+	}
 	resp, err := s.fleetDo(ctx, g, route, &ureq, pool)
 	own := p.taken.CompareAndSwap(false, true)
 	use := &p.use
@@ -330,13 +343,13 @@ func (p *pass) Fetch(ctx context.Context, h *parser.Request) (*cache.Response, e
 		g.release()
 		// The log names the server whose try failed, when one did.
 		if ue := (*upstream.Error)(nil); errors.As(err, &ue) {
-			*use = upstreamUse{addr: ue.Server, took: time.Since(t0)}
+			*use = upstreamUse{addr: ue.Server, took: tookSince(t0)}
 			p.server.Store(use)
 		}
 		return nil, err
 	}
 	// resp dies with its body; the log line is written later.
-	*use = upstreamUse{addr: resp.Server, took: time.Since(t0)}
+	*use = upstreamUse{addr: resp.Server, took: tookSince(t0)}
 	p.server.Store(use)
 	// Only a fetch that took the storage touches p.bufs: after serve ended
 	// they may be another request's.
