@@ -24,7 +24,7 @@ func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool
 		c.Fast = sl
 	}
 	ex := &sl.ex
-	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, logHost: ex.logHost, rec: &sl.rec}
+	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, rec: &sl.rec}
 	return h.s.serveFast(ex)
 }
 

@@ -63,9 +63,11 @@ type exchange struct {
 	// reuses its exchange answers a hit without allocating.
 	cw      countingWriter
 	hostBuf []byte
-	// client is the remote IP as text, made once: a front that reuses
-	// its exchange, or copies this, pays for it once per connection.
+	// client is the remote IP as text and addr the IP, made once: a
+	// front that reuses its exchange, or copies these, pays for them once
+	// per connection.
 	client string
+	addr   netip.Addr
 	// began is when serveFast took up a request it then left to serve,
 	// which times the request from there instead of reading the clock
 	// again (a mono reading); zero otherwise.
@@ -107,9 +109,16 @@ func tookSince(t0 time.Duration) time.Duration {
 // write it.
 func (ex *exchange) clientIP() string {
 	if ex.client == "" {
-		ex.client = clientIP(ex.remote)
+		ex.addr = addrOf(ex.remote)
+		ex.client = ipText(ex.addr)
 	}
 	return ex.client
+}
+
+// clientAddr is the client's IP address, made with clientIP.
+func (ex *exchange) clientAddr() netip.Addr {
+	ex.clientIP()
+	return ex.addr
 }
 
 // serve is the pipeline: route, then cache or origin, then the answer.
@@ -166,7 +175,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 		p.vars = newHeaderVars(ex)
 	}
 	p.retryable = idempotent(req.Method, route.RetryUnsafe)
-	p.client = addrOf(ex.remote)
+	p.client = ex.clientAddr()
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
 		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head}
@@ -624,12 +633,14 @@ func appendList(list, v []byte) []byte {
 	return append(list, v...)
 }
 
-func clientIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap().String()
+func clientIP(a net.Addr) string { return ipText(addrOf(a)) }
+
+// ipText is ip as the log writes it, "" for none (a Unix socket).
+func ipText(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
 	}
-	return ""
+	return ip.String()
 }
 
 func schemeOf(ex *exchange) string {
