@@ -260,23 +260,10 @@ func (b *headBufs) release() {
 		// The fields point into buffers of past requests and
 		// connections, the answer into a config generation and an
 		// origin connection: cleared, the pool keeps none of them alive.
-		clearNamed(b.fields[:])
-		clearNamed(b.outFields[:])
+		parser.ClearUsed(b.fields[:])
+		parser.ClearUsed(b.outFields[:])
 		b.resp, b.body = cache.Response{}, pinnedBody{}
 		headBufPool.Put(b)
-	}
-}
-
-// clearNamed clears the fields in use, a prefix of fs: they are appended
-// from the start, each has a name, and the rest is clear already. Most
-// of the arrays is never used, and clearing all of it read a dozen cold
-// cache lines each per request.
-func clearNamed(fs []parser.Field) {
-	for i := range fs {
-		if fs[i].Name == nil {
-			return
-		}
-		fs[i] = parser.Field{}
 	}
 }
 
@@ -633,6 +620,7 @@ func appendList(list, v []byte) []byte {
 	return append(list, v...)
 }
 
+// clientIP is a's IP as the log writes it.
 func clientIP(a net.Addr) string { return ipText(addrOf(a)) }
 
 // ipText is ip as the log writes it, "" for none (a Unix socket).

@@ -29,8 +29,8 @@ var scratchPool = sync.Pool{New: func() any {
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
 func putScratch(sc *scratch) {
-	clear(sc.fields[:cap(sc.fields)])
-	clear(sc.extra[:cap(sc.extra)])
+	parser.ClearUsed(sc.fields[:cap(sc.fields)])
+	parser.ClearUsed(sc.extra[:cap(sc.extra)])
 	scratchPool.Put(sc)
 }
 

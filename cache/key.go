@@ -13,10 +13,8 @@ import (
 // lower-cased host without the scheme's default port, and the target with
 // the route's query options applied.
 func primaryKey(scheme string, host, target []byte, ko *policy.KeyOptions) string {
-	sc := getScratch()
-	defer putScratch(sc)
-	sc.uri = appendPrimaryKey(sc.uri[:0], scheme, host, target, ko)
-	return string(sc.uri)
+	var buf [256]byte
+	return string(appendPrimaryKey(buf[:0], scheme, host, target, ko))
 }
 
 // appendPrimaryKey appends the primary key to dst. The common case, an

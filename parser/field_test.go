@@ -42,3 +42,22 @@ func TestFieldsDel(t *testing.T) {
 		}
 	}
 }
+
+// A buffer that fields were appended to, some deleted, comes out of
+// ClearUsed as clear as a new one, whether or not it was used whole.
+func TestClearUsed(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 4} {
+		buf := make([]Field, 4)
+		fs := Fields(buf[:0])
+		for i := 0; i < n; i++ {
+			fs = fs.Add("X-"+string(rune('a'+i)), "v")
+		}
+		fs = fs.Del("x-b")
+		ClearUsed(buf)
+		for i, f := range buf {
+			if f.Name != nil || f.Value != nil {
+				t.Errorf("%d fields used: field %d left as %q: %q", n, i, f.Name, f.Value)
+			}
+		}
+	}
+}
