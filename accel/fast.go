@@ -44,7 +44,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	cw.rules = responseRules(route, ex)
 	out, ok, err := s.cache.ServeFresh(&cache.Request{Scheme: schemeOf(ex), Head: req}, &route.Cache, cw)
 	if !ok {
-		ex.began = start
+		ex.began, ex.unstored = start, out.Unstored
 		return false
 	}
 	if err != nil {

@@ -25,8 +25,9 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 	ex := &sl.ex
 	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, rec: &sl.rec}
 	ok := h.s.serveFast(ex)
-	// A request left to Serve keeps the time serveFast took it up at.
-	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, began: ex.began}
+	// A request left to Serve keeps the time serveFast took it up at and
+	// whether it found the URI stored.
+	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, began: ex.began, unstored: ex.unstored}
 	return ok
 }
 
@@ -40,7 +41,7 @@ func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reade
 		ex.remote = c.Remote
 		ex.clientIP()
 	}
-	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, addr: ex.addr, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, pass: &sl.p, rec: &sl.rec}
+	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, addr: ex.addr, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, unstored: ex.unstored, pass: &sl.p, rec: &sl.rec}
 	h.s.serve(ctx, ex)
 	// Cleared, an idle connection keeps no config generation, route or
 	// request body alive.

@@ -72,6 +72,9 @@ type exchange struct {
 	// which times the request from there instead of reading the clock
 	// again (a mono reading); zero otherwise.
 	began time.Duration
+	// unstored is the Outcome.Unstored of serveFast's look at the cache,
+	// passed on to serve's (cache.Request.Unstored).
+	unstored bool
 	// pass, when set, is the storage of serve's pass, which a front that
 	// reuses it saves an allocation per request with; serve makes one
 	// otherwise.
@@ -178,7 +181,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	p.client = ex.clientAddr()
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
-		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head}
+		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head, Unstored: ex.unstored}
 		out, err = s.cache.Serve(ctx, &p.creq, &route.Cache, p, cw)
 		result = out.Status
 	} else {
