@@ -43,8 +43,8 @@ func (c *Cache) evict(stored *object) {
 			misses++
 			continue
 		}
-		freed += objectBytes(oldest)
-		freedMeta += objectMeta(oldest)
+		freed += oldest.diskCost
+		freedMeta += oldest.memCost
 		victims = append(victims, oldest)
 		c.stats.evictions.Add(1)
 	}

@@ -256,6 +256,7 @@ func objectMeta(o *object) int64 {
 // insert indexes o and returns the objects it displaced: the old object
 // of its variant, or every variant when the Vary names changed.
 func (ix *index) insert(o *object) (displaced []*object) {
+	o.costed()
 	s := ix.shard(o.uri)
 	s.mu.Lock()
 	e := s.uris[o.uri]
@@ -286,8 +287,13 @@ func (ix *index) insert(o *object) (displaced []*object) {
 // account adds (sign 1) or removes (-1) o from the totals.
 func (ix *index) account(o *object, sign int64) {
 	ix.objects.Add(sign)
-	ix.bytes.Add(sign * objectBytes(o))
-	ix.meta.Add(sign * objectMeta(o))
+	ix.bytes.Add(sign * o.diskCost)
+	ix.meta.Add(sign * o.memCost)
+}
+
+// costed sets o's costs, before o is indexed and shared.
+func (o *object) costed() {
+	o.diskCost, o.memCost = objectBytes(o), objectMeta(o)
 }
 
 // tag adds o to its tags' sets and removes the displaced objects.
@@ -324,6 +330,7 @@ func (ix *index) untagLocked(objs []*object) {
 // replace indexes next in place of cur (same id: a 304 update or a soft
 // purge) if cur is still indexed.
 func (ix *index) replace(cur, next *object) bool {
+	next.costed()
 	s := ix.shard(cur.uri)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -334,8 +341,8 @@ func (ix *index) replace(cur, next *object) bool {
 	e.set(next)
 	s.uris[cur.uri] = e
 	s.reslotLocked(cur, next)
-	ix.bytes.Add(objectBytes(next) - objectBytes(cur))
-	ix.meta.Add(objectMeta(next) - objectMeta(cur))
+	ix.bytes.Add(next.diskCost - cur.diskCost)
+	ix.meta.Add(next.memCost - cur.memCost)
 	return true
 }
 

@@ -62,6 +62,12 @@ type object struct {
 	// slot is o's place in its shard's objs while indexed; the shard's
 	// lock guards it.
 	slot int
+	// diskCost and memCost are objectBytes and objectMeta, set when o
+	// is indexed (costed), before it is shared, and kept by a copy that
+	// takes its place as it is: what o adds to the index's totals is what
+	// it takes away, and an evicted object's fields, cold by then, are
+	// not read again to count it out.
+	diskCost, memCost int64
 }
 
 // age is the current_age of RFC 9111 §4.2.3.
@@ -80,7 +86,7 @@ func (o *object) clone() *object {
 		fields: o.fields, wire: o.wire, size: o.size, sum: o.sum, received: o.received, inserted: o.inserted,
 		initialAge: o.initialAge, lifetime: o.lifetime, swr: o.swr, sie: o.sie,
 		noCache: o.noCache, mustReval: o.mustReval, tags: o.tags, targeted: o.targeted, enc: o.enc, src: o.src, seg: o.seg, off: o.off,
-		checked: o.checked, place: o.place}
+		checked: o.checked, place: o.place, diskCost: o.diskCost, memCost: o.memCost}
 	n.used.Store(o.used.Load())
 	return n
 }
