@@ -222,8 +222,8 @@ type pass struct {
 	// server is set by fetch, for the log.
 	server   atomic.Pointer[upstreamUse]
 	bodySent atomic.Bool
-	// taken is set by the fetch that uses the storage below, or by end
-	// when none did.
+	// taken is set by the fetch that uses the answer's storage (bufs'
+	// and use), or by end when none did.
 	taken atomic.Bool
 	bufs  *headBufs
 

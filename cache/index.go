@@ -172,9 +172,10 @@ func (ix *index) shardIndex(uri string) uint64 {
 // and what the bans do to it. *sec holds the route's extras on entry and
 // the whole secondary key on return, built in place so that a hit with a
 // reused buffer allocates nothing. uriKnown distinguishes a vary-miss from
-// a uri-miss; vary is the known uri's Vary names. The bans are read under the shard's lock: a sweep retires a
-// ban only after taking that lock to remove the ban's objects, so an
-// object found here is never checked against too few.
+// a uri-miss; vary is the known uri's Vary names. The bans are read under
+// the shard's lock: a sweep retires a ban only after taking that lock to
+// remove the ban's objects, so an object found here is never checked
+// against too few.
 func (ix *index) lookup(uri string, sec *[]byte, fs parser.Fields) (o *object, vary []string, uriKnown bool, v verdict) {
 	s := ix.shard(uri)
 	s.mu.RLock()
