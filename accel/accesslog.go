@@ -67,7 +67,8 @@ type upstreamUse struct {
 }
 
 // logAccess writes the access log line and counts the request.
-func (s *Server) logAccess(st *state, ex *exchange, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
+func (s *Server) logAccess(st *state, sl *slot, target []byte, cw *countingWriter, result string, up *upstreamUse, err error, d time.Duration) {
+	ex := &sl.ex
 	var in int64
 	if ex.req.ContentLength > 0 {
 		in = ex.req.ContentLength
@@ -96,10 +97,7 @@ func (s *Server) logAccess(st *state, ex *exchange, target []byte, cw *countingW
 		return
 	}
 	req := ex.req
-	r := ex.rec
-	if r == nil {
-		r = new(accesslog.Record)
-	}
+	r := &sl.rec
 	*r = accesslog.Record{
 		End:          time.Now(),
 		Client:       ex.clientIP(),

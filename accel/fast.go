@@ -14,7 +14,8 @@ import (
 // false having written nothing otherwise, and the front then sets up what
 // waiting needs (a context, the watch for an aborting client) and calls
 // serve. Both fronts call it first for every request without a body.
-func (s *Server) serveFast(ex *exchange) bool {
+func (s *Server) serveFast(sl *slot) bool {
+	ex := &sl.ex
 	req := ex.req
 	if string(req.Method) != "GET" && string(req.Method) != "HEAD" || len(req.Target) == 0 || req.Target[0] != '/' {
 		return false
@@ -34,7 +35,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	ex.route = route
 	if route == nil {
 		writeErrorBody(cw, 404, noRouteBody, nil)
-		s.logAccess(st, ex, target, cw, "error", nil, nil, mono()-start)
+		s.logAccess(st, sl, target, cw, "error", nil, nil, mono()-start)
 		return true
 	}
 	if !route.Cache.Enabled || s.cache == nil {
@@ -50,7 +51,7 @@ func (s *Server) serveFast(ex *exchange) bool {
 	if err != nil {
 		cw.Abort()
 	}
-	s.logAccess(st, ex, target, cw, out.Status, nil, err, mono()-start)
+	s.logAccess(st, sl, target, cw, out.Status, nil, err, mono()-start)
 	return true
 }
 

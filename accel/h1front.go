@@ -21,10 +21,10 @@ var _ h1.Handler = h1Handler{}
 // (the request id) would keep the connection's read buffer, which h1
 // gives back between requests, from being collected.
 func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool {
-	sl := slotOf(c)
+	sl := slotIn(&c.Fast)
 	ex := &sl.ex
-	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, rec: &sl.rec}
-	ok := h.s.serveFast(ex)
+	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost}
+	ok := h.s.serveFast(sl)
 	// A request left to Serve keeps the time serveFast took it up at and
 	// whether it found the URI stored.
 	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, began: ex.began, unstored: ex.unstored}
@@ -35,14 +35,14 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 // connection's exchange and pass too: the cache's background work, which
 // may outlive the request, keeps no pointer to them (see pass).
 func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h1.Writer, c *h1.Conn) {
-	sl := slotOf(c)
+	sl := slotIn(&c.Fast)
 	ex := &sl.ex
 	if ex.client == "" {
 		ex.remote = c.Remote
 		ex.clientIP()
 	}
-	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, addr: ex.addr, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, unstored: ex.unstored, pass: &sl.p, rec: &sl.rec}
-	h.s.serve(ctx, ex)
+	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, addr: ex.addr, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, unstored: ex.unstored}
+	h.s.serve(ctx, sl)
 	// Cleared, an idle connection keeps no config generation, route or
 	// request body alive.
 	sl.p = pass{}
@@ -55,14 +55,4 @@ func (h h1Handler) Refused(remote net.Addr, status int, reason string) {
 	if status != 0 {
 		h.s.logRefused(remote, "h1", status, reason)
 	}
-}
-
-// slotOf is the slot the connection keeps from one request to the next.
-func slotOf(c *h1.Conn) *slot {
-	sl, _ := c.Fast.(*slot)
-	if sl == nil {
-		sl = &slot{}
-		c.Fast = sl
-	}
-	return sl
 }

@@ -18,21 +18,16 @@ var _ h2.Handler = h2Handler{}
 // (serveFast). The connection keeps one slot in c.Fast for the
 // requests answered so, which then allocate nothing.
 func (h h2Handler) ServeFast(req *parser.Request, w *h2.Writer, c *h2.Conn) bool {
-	sl, _ := c.Fast.(*slot)
-	if sl == nil {
-		sl = &slot{}
-		c.Fast = sl
-	}
+	sl := slotIn(&c.Fast)
 	ex := &sl.ex
-	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, rec: &sl.rec}
-	return h.s.serveFast(ex)
+	*ex = exchange{req: req, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost}
+	return h.s.serveFast(sl)
 }
 
 // Serve runs the pipeline for a request that must wait.
 func (h h2Handler) Serve(ctx context.Context, req *parser.Request, body io.Reader, w *h2.Writer, c h2.Conn) {
-	sl := &slot{}
-	sl.ex = exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w, pass: &sl.p, rec: &sl.rec}
-	h.s.serve(ctx, &sl.ex)
+	sl := &slot{ex: exchange{req: req, body: body, tls: c.TLS, proto: "h2", remote: c.Remote, w: w}}
+	h.s.serve(ctx, sl)
 }
 
 // Refused logs a stream the front turned away before the pipeline saw it

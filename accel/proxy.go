@@ -55,10 +55,6 @@ type exchange struct {
 	// access log writes it.
 	idBuf   [32]byte
 	logHost []byte
-	// rec, when set, is where logAccess writes the access log line:
-	// storage the front reuses, outside the exchange, which is reset by
-	// value twice a request; logAccess makes one otherwise.
-	rec *accesslog.Record
 	// cw and hostBuf are serveFast's, kept here so that a front which
 	// reuses its exchange answers a hit without allocating.
 	cw      countingWriter
@@ -75,18 +71,26 @@ type exchange struct {
 	// unstored is the Outcome.Unstored of serveFast's look at the cache,
 	// passed on to serve's (cache.Request.Unstored).
 	unstored bool
-	// pass, when set, is the storage of serve's pass, which a front that
-	// reuses it saves an allocation per request with; serve makes one
-	// otherwise.
-	pass *pass
 }
 
-// slot is an exchange with the storage of its pass and log line, in one
-// allocation.
+// slot is where a request runs: its exchange, with the storage of serve's
+// pass and of the access log line beside it, in one allocation that a
+// connection reuses from one request to the next. The two are outside the
+// exchange, which the fronts reset by value up to four times a request.
 type slot struct {
 	ex  exchange
 	p   pass
 	rec accesslog.Record
+}
+
+// slotIn is the slot a connection keeps in fast (its Conn's Fast).
+func slotIn(fast *any) *slot {
+	sl, _ := (*fast).(*slot)
+	if sl == nil {
+		sl = &slot{}
+		*fast = sl
+	}
+	return sl
 }
 
 // monoBase anchors mono.
@@ -125,7 +129,8 @@ func (ex *exchange) clientAddr() netip.Addr {
 }
 
 // serve is the pipeline: route, then cache or origin, then the answer.
-func (s *Server) serve(ctx context.Context, ex *exchange) {
+func (s *Server) serve(ctx context.Context, sl *slot) {
+	ex, p := &sl.ex, &sl.p
 	start := ex.began
 	if start == 0 {
 		start = mono()
@@ -138,10 +143,6 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	ex.hostBuf = appendRouteHost(ex.hostBuf[:0], req.Host)
 	host := parser.Alias(ex.hostBuf)
 	target := originForm(req.Target)
-	p := ex.pass
-	if p == nil {
-		p = new(pass)
-	}
 	*p = pass{s: s, st: st, reqBody: ex.body, bufs: getHeadBufs()}
 	cw := &p.cw
 	*cw = countingWriter{responseWriter: ex.w, head: string(req.Method) == "HEAD"}
@@ -149,7 +150,7 @@ func (s *Server) serve(ctx context.Context, ex *exchange) {
 	var err error
 	defer func() {
 		cw.finish()
-		s.logAccess(st, ex, target, cw, result, p.server.Load(), err, mono()-start)
+		s.logAccess(st, sl, target, cw, result, p.server.Load(), err, mono()-start)
 		p.end()
 	}()
 
