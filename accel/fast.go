@@ -45,7 +45,7 @@ func (s *Server) serveFast(sl *slot) bool {
 	cw.rules = responseRules(route, ex)
 	out, ok, err := s.cache.ServeFresh(&cache.Request{Scheme: schemeOf(ex), Head: req}, &route.Cache, cw)
 	if !ok {
-		ex.began, ex.unstored = start, out.Unstored
+		ex.began = start
 		return false
 	}
 	if err != nil {

@@ -25,9 +25,8 @@ func (h h1Handler) ServeFast(req *parser.Request, w *h1.Writer, c *h1.Conn) bool
 	ex := &sl.ex
 	*ex = exchange{req: req, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost}
 	ok := h.s.serveFast(sl)
-	// A request left to Serve keeps the time serveFast took it up at and
-	// whether it found the URI stored.
-	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, began: ex.began, unstored: ex.unstored}
+	// A request left to Serve keeps the time serveFast took it up at.
+	*ex = exchange{hostBuf: ex.hostBuf, client: ex.client, addr: ex.addr, logHost: ex.logHost, began: ex.began}
 	return ok
 }
 
@@ -41,7 +40,7 @@ func (h h1Handler) Serve(ctx context.Context, req *parser.Request, body io.Reade
 		ex.remote = c.Remote
 		ex.clientIP()
 	}
-	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, addr: ex.addr, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began, unstored: ex.unstored}
+	*ex = exchange{req: req, body: body, tls: c.TLS, proto: "h1", remote: c.Remote, w: w, client: ex.client, addr: ex.addr, hostBuf: ex.hostBuf[:0], logHost: ex.logHost[:0], began: ex.began}
 	h.s.serve(ctx, sl)
 	// Cleared, an idle connection keeps no config generation, route or
 	// request body alive.

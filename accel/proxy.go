@@ -68,9 +68,6 @@ type exchange struct {
 	// which times the request from there instead of reading the clock
 	// again (a mono reading); zero otherwise.
 	began time.Duration
-	// unstored is the Outcome.Unstored of serveFast's look at the cache,
-	// passed on to serve's (cache.Request.Unstored).
-	unstored bool
 }
 
 // slot is where a request runs: its exchange, with the storage of serve's
@@ -182,7 +179,7 @@ func (s *Server) serve(ctx context.Context, sl *slot) {
 	p.client = ex.clientAddr()
 	if route.Cache.Enabled && s.cache != nil {
 		var out cache.Outcome
-		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head, Unstored: ex.unstored}
+		p.creq = cache.Request{Scheme: schemeOf(ex), Head: head}
 		out, err = s.cache.Serve(ctx, &p.creq, &route.Cache, p, cw)
 		result = out.Status
 	} else {

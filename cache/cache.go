@@ -98,11 +98,6 @@ type Request struct {
 	// removed. It is valid only during Serve: the cache copies what it
 	// keeps.
 	Head *parser.Request
-	// Unstored passes on the Outcome.Unstored of a ServeFresh for the
-	// same request, moments before: Serve then does not look the URI up
-	// again before it fetches. (Were it stored meanwhile, the request
-	// fetches once more than it had to.)
-	Unstored bool
 }
 
 // Fetcher is a request's way to the origin: Fetch sends head there. The
@@ -155,9 +150,6 @@ type Outcome struct {
 	Stored bool
 	// Coalesced is set when the request waited on another's fetch.
 	Coalesced bool
-	// Unstored is set by a ServeFresh that answered nothing because
-	// nothing is stored under the request's URI (see Request.Unstored).
-	Unstored bool
 }
 
 // errClosed is returned by Serve after Close.

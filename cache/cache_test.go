@@ -1,15 +1,12 @@
 package cache
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/accel-proxy/accel/parser"
 )
 
 func TestHitMissAgeGrows(t *testing.T) {
@@ -154,45 +151,5 @@ func TestChunkedBodyKeptAtItsSize(t *testing.T) {
 	}
 	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > n*size*5/4 {
 		t.Errorf("the heap grew by %d bytes for %d bodies of %d bytes, want at most a quarter more than their %d", grown, n, size, n*size)
-	}
-}
-
-// ServeFresh says when nothing is stored under a URI, and Serve told so
-// skips its lookup: it fetches even what was stored meanwhile, the price
-// of a hint that went stale (Request.Unstored).
-func TestServeFreshUnstored(t *testing.T) {
-	e := newEnv(t, Config{}, serveBody("a", "Cache-Control", "max-age=60"))
-	fresh := func(target string) (Outcome, bool) {
-		h := &parser.Request{Method: []byte("GET"), Target: []byte(target), Host: []byte("example.com"), Major: 1, Minor: 1}
-		out, ok, err := e.c.ServeFresh(&Request{Scheme: "http", Head: h}, &e.rules, newRecorder())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out, ok
-	}
-	if out, ok := fresh("/x"); ok || !out.Unstored {
-		t.Fatalf("nothing stored: ok %v, Unstored %v; want false, true", ok, out.Unstored)
-	}
-	e.get("/x")
-	e.settle()
-	if out, ok := fresh("/x"); !ok || out.Unstored {
-		t.Fatalf("fresh and stored: ok %v, Unstored %v; want true, false", ok, out.Unstored)
-	}
-	e.clk.advance(2 * time.Minute)
-	if out, ok := fresh("/x"); ok || out.Unstored {
-		t.Fatalf("stored but stale: ok %v, Unstored %v; want false, false", ok, out.Unstored)
-	}
-	e.get("/y")
-	e.settle()
-	hits := e.o.hits.Load()
-	h := &parser.Request{Method: []byte("GET"), Target: []byte("/y"), Host: []byte("example.com"), Major: 1, Minor: 1}
-	if _, err := e.c.Serve(context.Background(), &Request{Scheme: "http", Head: h, Unstored: true}, &e.rules, e.fetch, newRecorder()); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.o.hits.Load() - hits; n != 1 {
-		t.Errorf("a stored URI served with Unstored set: %d origin fetches, want 1", n)
-	}
-	if r := e.get("/y"); !hasStatus(r, "hit") {
-		t.Errorf("without the hint: Cache-Status %q, want a hit", r.get("Cache-Status"))
 	}
 }

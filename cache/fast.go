@@ -74,9 +74,9 @@ func (c *Cache) ServeFresh(req *Request, rules *policy.CacheRules, w ResponseWri
 	}
 	// The index keeps no reference to the key it is asked for, so the
 	// string may alias the reused buffer for the length of the lookup.
-	o, _, known := c.find(parser.Alias(sc.uri), &sc.sec, h.Fields)
+	o, _, _ := c.find(parser.Alias(sc.uri), &sc.sec, h.Fields)
 	if o == nil {
-		return Outcome{Unstored: !known}, false, nil
+		return Outcome{}, false, nil
 	}
 	now := c.now()
 	if policy.Reuse(o.stored(now), cc) != policy.UseFresh || o.status == 206 {

@@ -19,12 +19,10 @@ type call struct {
 	ctx    context.Context
 	req    *parser.Request // the client's head; valid only during Serve
 	scheme string
-	// unstored is Request.Unstored: the first lookup is skipped.
-	unstored bool
-	rules    *policy.CacheRules
-	fetch    Fetcher
-	w        ResponseWriter
-	head     bool // HEAD: the stored GET's head, no body
+	rules  *policy.CacheRules
+	fetch  Fetcher
+	w      ResponseWriter
+	head   bool // HEAD: the stored GET's head, no body
 	// rng is the request's Range when hasRange: a GET's byte ranges,
 	// answered from a complete 200 (range.go).
 	rng      rangeSpec
@@ -56,7 +54,7 @@ func (c *Cache) Serve(ctx context.Context, req *Request, rules *policy.CacheRule
 	if c.closed.Load() {
 		return Outcome{}, errClosed
 	}
-	k := &call{c: c, ctx: ctx, req: req.Head, scheme: req.Scheme, unstored: req.Unstored, rules: rules.Full(), fetch: fetch, w: w}
+	k := &call{c: c, ctx: ctx, req: req.Head, scheme: req.Scheme, rules: rules.Full(), fetch: fetch, w: w}
 	switch string(req.Head.Method) {
 	case "GET", "HEAD":
 		return k.serveCached()
@@ -83,12 +81,7 @@ func (k *call) serveCached() (Outcome, error) {
 	// unless a fresh stored response answers them whole.
 	special := h.Fields.Has("if-match") || h.Fields.Has("if-unmodified-since")
 	for attempt := 0; attempt < 4; attempt++ {
-		var o *object
-		var vary []string
-		var uriKnown bool
-		if attempt > 0 || !k.unstored {
-			o, vary, uriKnown = c.lookup(k.uri, k.extras, h.Fields)
-		}
+		o, vary, uriKnown := c.lookup(k.uri, k.extras, h.Fields)
 		now := c.now()
 		if k.at.IsZero() {
 			k.at = now
