@@ -13,14 +13,16 @@
 #   SCENARIOS="h1-1k miss-nostore" SYSTEMS="accel haproxy" bench/run.sh
 #
 # Environment: ROUNDS, DURATION (seconds per measurement), SYSTEMS (subset
-# of "accel nginx haproxy varnish floor"; floor, bench/floor, is not in the
-# default: it is the least a Go server does for the HTTP/1 rows, the
-# reference for what accel costs above the Go runtime and the kernel),
+# of "accel nginx haproxy varnish floor accelmem"; floor, bench/floor, is
+# not in the default: it is the least a Go server does for the HTTP/1 rows,
+# the reference for what accel costs above the Go runtime and the kernel;
+# nor is accelmem, accel with its persistent tier off, memory only as
+# HAProxy's cache and Varnish's malloc storage: what persistence costs),
 # SCENARIOS (subset of the scenario
 # names below, with coalescing and idle; all by default), IDLE_CONNS
 # (10000), PIN (1: servers and load on separate cores, see below; 0:
 # shared), PORT_BASE (24000:
-# the run uses PORT_BASE..PORT_BASE+445), KEEP=1 keeps the work directory.
+# the run uses PORT_BASE..PORT_BASE+446), KEEP=1 keeps the work directory.
 # Progress goes to stderr, the tables to stdout. Not part of CI.
 set -euo pipefail
 
@@ -64,20 +66,23 @@ NGINX_HTTP=$((PORT_BASE + 81)) NGINX_H2C=$((PORT_BASE + 82)) NGINX_TLS=$((PORT_B
 HAPROXY_HTTP=$((PORT_BASE + 83)) HAPROXY_TLS=$((PORT_BASE + 445))
 VARNISH_HTTP=$((PORT_BASE + 84))
 FLOOR_HTTP=$((PORT_BASE + 85))
+ACCELMEM_HTTP=$((PORT_BASE + 86)) ACCELMEM_TLS=$((PORT_BASE + 446))
 
 # h1_port, h2c_port, tls_port SYSTEM: the port of that kind, or empty where
-# the system has none (Varnish has no TLS, floor only HTTP/1.1).
+# the system has none (Varnish has no TLS, floor only HTTP/1.1; accelmem
+# listens on TLS too, but its handshakes are accel's).
 h1_port() {
 	case $1 in
 	accel) echo "$ACCEL_HTTP" ;; nginx) echo "$NGINX_HTTP" ;;
 	haproxy) echo "$HAPROXY_HTTP" ;; varnish) echo "$VARNISH_HTTP" ;;
-	floor) echo "$FLOOR_HTTP" ;;
+	floor) echo "$FLOOR_HTTP" ;; accelmem) echo "$ACCELMEM_HTTP" ;;
 	esac
 }
 h2c_port() {
 	case $1 in
 	accel) echo "$ACCEL_HTTP" ;; nginx) echo "$NGINX_H2C" ;;
 	haproxy) echo "$HAPROXY_HTTP" ;; varnish) echo "$VARNISH_HTTP" ;;
+	accelmem) echo "$ACCELMEM_HTTP" ;;
 	esac
 }
 tls_port() {
@@ -121,7 +126,7 @@ ulimit -n "$(ulimit -Hn)" # 10 000 idle connections: the client and every server
 HAPROXY_MAXCONN=$((IDLE_CONNS + 100))
 [ $(((HAPROXY_MAXCONN * 2) + 40)) -le "$(ulimit -n)" ] || HAPROXY_MAXCONN=$((($(ulimit -n) - 40) / 2))
 
-for p in $ORIGIN $ACCEL_HTTP $ACCEL_TLS $NGINX_HTTP $NGINX_H2C $NGINX_TLS $HAPROXY_HTTP $HAPROXY_TLS $VARNISH_HTTP $FLOOR_HTTP; do
+for p in $ORIGIN $ACCEL_HTTP $ACCEL_TLS $NGINX_HTTP $NGINX_H2C $NGINX_TLS $HAPROXY_HTTP $HAPROXY_TLS $VARNISH_HTTP $FLOOR_HTTP $ACCELMEM_HTTP $ACCELMEM_TLS; do
 	[ -z "$(ss -Hltn "sport = :$p")" ] || die "port $p is in use (set PORT_BASE)"
 done
 
@@ -235,7 +240,15 @@ for s in "${systems[@]}"; do
 	floor)
 		start floor "${server_on[@]}" "$BIN/floor" -listen "127.0.0.1:$FLOOR_HTTP" -origin "127.0.0.1:$ORIGIN"
 		;;
-	*) die "unknown system $s (SYSTEMS: accel nginx haproxy varnish floor)" ;;
+	accelmem)
+		# accel.yaml on ports and directories of its own, cache.dir off.
+		mkdir -p "$RUN/accelmem"
+		ACCEL_HTTP=$ACCELMEM_HTTP ACCEL_TLS=$ACCELMEM_TLS fill "$bench/accel.yaml" |
+			sed -e "s|\"$RUN/accel/cache\"|off|" -e '/^  disk:/d' -e "s|$RUN/accel/|$RUN/accelmem/|" >"$RUN/accelmem.yaml"
+		grep -q '^  dir: off$' "$RUN/accelmem.yaml" || die "accelmem: bench/accel.yaml no longer names the cache directory as run.sh expects"
+		start accelmem "${server_on[@]}" "$BIN/accel" -config "$RUN/accelmem.yaml"
+		;;
+	*) die "unknown system $s (SYSTEMS: accel nginx haproxy varnish floor accelmem)" ;;
 	esac
 	for port in $(h1_port "$s") $(h2c_port "$s") $(tls_port "$s"); do wait_port "$port" "$s"; done
 done
