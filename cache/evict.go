@@ -1,6 +1,9 @@
 package cache
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"sync/atomic"
+)
 
 // evictSample is how many objects one eviction step compares: sampled LRU
 // keeps eviction O(1) per object without a global list to lock on hits.
@@ -38,15 +41,20 @@ func (c *Cache) evict(stored *object) {
 	defer c.evictMu.Unlock()
 	var victims []*object
 	for misses := 0; over(9) && misses < 4*shardCount; {
-		oldest := c.ix.oldestOfSample(stored)
-		if oldest == nil || !c.ix.shard(oldest.uri).remove(oldest) {
+		s, oldest := c.ix.oldestOfSample(stored)
+		if oldest == nil {
 			misses++
 			continue
 		}
-		freed += oldest.diskCost
-		freedMeta += oldest.memCost
-		victims = append(victims, oldest)
-		c.stats.evictions.Add(1)
+		switch s.evict(oldest) {
+		case evictGone:
+			misses++
+		case evictDone:
+			freed += oldest.diskCost
+			freedMeta += oldest.memCost
+			victims = append(victims, oldest)
+			c.stats.evictions.Add(1)
+		}
 	}
 	c.forget(victims)
 	if c.disk != nil {
@@ -54,26 +62,59 @@ func (c *Cache) evict(stored *object) {
 	}
 }
 
-// oldestOfSample returns the least recently used of evictSample objects
+// oldestOfSample returns the object with the oldest hint of evictSample
 // at random places in a random shard, skip aside (the object whose store
 // started the eviction: alone in its shard it would be its own sample),
-// or nil. One shard, not a sample across shards: one lock taken.
-func (ix *index) oldestOfSample(skip *object) *object {
+// and that shard; nil when the shard is empty. One shard, not a sample
+// across shards: one lock taken. The objects themselves are not read.
+func (ix *index) oldestOfSample(skip *object) (*shard, *object) {
 	var oldest *object
+	var oldestHint int64
 	s := &ix.shards[rand.IntN(shardCount)]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.objs) == 0 {
-		return nil
+		return s, nil
 	}
 	for range evictSample {
-		o := s.objs[rand.IntN(len(s.objs))]
-		if o == skip {
+		e := &s.objs[rand.IntN(len(s.objs))]
+		if e.o == skip {
 			continue
 		}
-		if oldest == nil || o.used.Load() < oldest.used.Load() {
-			oldest = o
+		if h := atomic.LoadInt64(&e.hint); oldest == nil || h < oldestHint {
+			oldest, oldestHint = e.o, h
 		}
 	}
-	return oldest
+	return s, oldest
+}
+
+// An evictResult says what shard.evict did.
+type evictResult int
+
+const (
+	evictDone    evictResult = iota // removed
+	evictGone                       // no longer indexed
+	evictTouched                    // used since its hint: kept, hint updated
+)
+
+// evict removes o, the object with the oldest hint of a sample, if it is
+// still indexed and was not used since its hint was set. Then its used is
+// the oldest of the sample: every other's is at least its hint. When it
+// was used since, its hint catches up and it stays, so that a sample
+// never evicts an object on a stale hint.
+func (s *shard) evict(o *object) evictResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.slot >= len(s.objs) || s.objs[o.slot].o != o {
+		return evictGone
+	}
+	e := &s.objs[o.slot]
+	if used := o.used.Load(); used > e.hint {
+		atomic.StoreInt64(&e.hint, used)
+		return evictTouched
+	}
+	if !s.removeLocked(o) {
+		return evictGone
+	}
+	return evictDone
 }
