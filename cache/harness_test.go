@@ -19,8 +19,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// origin is a real HTTP server on loopback whose handler a test sets,
-// counting the requests that reach it.
 // Fetch is a Fetcher that is a func, valid after Serve too.
 type Fetch func(ctx context.Context, head *parser.Request) (*Response, error)
 
@@ -30,6 +28,8 @@ func (f Fetch) Fetch(ctx context.Context, head *parser.Request) (*Response, erro
 
 func (f Fetch) Detach() Fetcher { return f }
 
+// origin is a real HTTP server on loopback whose handler a test sets,
+// counting the requests that reach it.
 type origin struct {
 	*httptest.Server
 	hits    atomic.Int32
